@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// Runs a TypeScript entry point (src/cli/*.ts) in Node through Vite's module runner, so sources, WGSL imports
+// and import.meta.glob resolve exactly as they do in the browser build and in the tests.
+//   node scripts/run.mjs src/cli/main.ts <args...>
+import { createServer, createServerModuleRunner } from 'vite';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const [entry, ...args] = process.argv.slice(2);
+if (!entry) {
+  console.error('usage: node scripts/run.mjs <entry.ts> [args...]');
+  process.exit(2);
+}
+process.argv = [process.argv[0], path.resolve(entry), ...args];
+const server = await createServer({
+  root,
+  configFile: false,
+  logLevel: 'error',
+  server: { middlewareMode: true, hmr: false, watch: null },
+  appType: 'custom',
+  optimizeDeps: { noDiscovery: true, include: [] },
+});
+const runner = createServerModuleRunner(server.environments.ssr, { hmr: false });
+let code = 0;
+try {
+  const mod = await runner.import(path.resolve(entry));
+  if (typeof mod.main === 'function') code = (await mod.main(args)) ?? 0;
+} catch (err) {
+  console.error(err instanceof Error ? (err.name.endsWith('Error') && err.code ? `${err.name}: ${err.message}` : err.stack) : err);
+  code = 1;
+} finally {
+  await runner.close();
+  await server.close();
+}
+process.exit(code);

@@ -1,0 +1,20 @@
+/**
+ * `llama-webgpu <command> [args]`: the Node command line. Each command lives in its own module with a
+ * `run(args): Promise<number>` that returns the exit status.
+ */
+type Command = { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> };
+
+const commands: Record<string, Command> = {
+  'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    console.log('usage: llama-webgpu <command> [options]\n\ncommands:');
+    for (const [n, c] of Object.entries(commands)) console.log(`  ${n.padEnd(16)} ${c.summary}`);
+    return name && name !== '--help' && name !== 'help' ? 2 : 0;
+  }
+  return (await command.load()).run(args);
+}

@@ -1,0 +1,215 @@
+/**
+ * The weight encodings the GPU kernels read, byte for byte (specified in shaders/README.md).
+ * Converters write tensors with `encodeWeights`; tests and tools read them back with `decodeWeights`.
+ *
+ * A 2-D weight has shape [rows, cols] (PyTorch's [out, in]); rows are independent, so a tensor can be split
+ * into row ranges that live in different GPU buffers.
+ *   f32: row-major float32.
+ *   f16: row-major IEEE half, little-endian; elements packed two per u32 (element i in the low half when i is even).
+ *   q8:  each row is ceil(cols/32) groups of 32 int8 (8 u32); value = q * scale; scale = max|w| / 127.
+ *   q4:  each row is ceil(cols/32) groups of 32 nibbles (4 u32): u32 j of a group holds elements 8j..8j+7, element
+ *        8j+i in bits 4i..4i+3; value = (nibble - 8) * scale; scale = m / -8 where m is the element of largest magnitude.
+ *   Padding elements at the end of a row (cols not a multiple of 32) are zero.
+ *   q8/q4 scales: one per (row, group), row-major [rows, groupsPerRow], f16 (default) or f32.
+ */
+
+export type WeightDtype = 'f32' | 'f16' | 'q8' | 'q4';
+export type ScaleDtype = 'f16' | 'f32';
+export const QUANT_GROUP = 32;
+
+export interface EncodedWeights {
+  /** The tensor's data bytes (w_q for q8/q4), length a multiple of 4. */
+  data: Uint8Array;
+  /** q8/q4 only: the scales bytes (w_s), length a multiple of 4. */
+  scales?: Uint8Array;
+}
+
+export function groupsPerRow(cols: number): number {
+  return Math.ceil(cols / QUANT_GROUP);
+}
+
+export function isQuantized(dtype: WeightDtype): dtype is 'q8' | 'q4' {
+  return dtype === 'q8' || dtype === 'q4';
+}
+
+/** Bytes of data and scales for a [rows, cols] tensor in `dtype`, each rounded up to 4. */
+export function encodedByteLengths(
+  dtype: WeightDtype,
+  rows: number,
+  cols: number,
+  scaleDtype: ScaleDtype = 'f16',
+): { data: number; scales: number } {
+  const pad4 = (n: number) => Math.ceil(n / 4) * 4;
+  const g = groupsPerRow(cols);
+  switch (dtype) {
+    case 'f32':
+      return { data: rows * cols * 4, scales: 0 };
+    case 'f16':
+      return { data: pad4(rows * cols * 2), scales: 0 };
+    case 'q8':
+      return { data: rows * g * 32, scales: pad4(rows * g * (scaleDtype === 'f16' ? 2 : 4)) };
+    case 'q4':
+      return { data: rows * g * 16, scales: pad4(rows * g * (scaleDtype === 'f16' ? 2 : 4)) };
+  }
+}
+
+// ---- IEEE half precision ----
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 -> IEEE half bits, round to nearest even, with overflow to infinity and subnormals. */
+export function f32ToF16Bits(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let h = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent, which is correct
+  return sign | h;
+}
+
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Rounds to the nearest half-precision value (what storing as f16 and reading back gives). */
+export function roundToF16(value: number): number {
+  return f16BitsToF32(f32ToF16Bits(value));
+}
+
+export function bf16BitsToF32(b: number): number {
+  u32[0] = (b & 0xffff) << 16;
+  return f32[0];
+}
+
+// ---- encode / decode ----
+
+function writeScale(view: DataView, index: number, scale: number, scaleDtype: ScaleDtype): number {
+  if (scaleDtype === 'f16') {
+    const bits = f32ToF16Bits(scale);
+    view.setUint16(index * 2, bits, true);
+    return f16BitsToF32(bits);
+  }
+  view.setFloat32(index * 4, scale, true);
+  return Math.fround(scale);
+}
+
+function readScale(view: DataView, index: number, scaleDtype: ScaleDtype): number {
+  return scaleDtype === 'f16' ? f16BitsToF32(view.getUint16(index * 2, true)) : view.getFloat32(index * 4, true);
+}
+
+/** Encodes a row-major [rows, cols] float tensor in `dtype` (1-D tensors: rows = 1). */
+export function encodeWeights(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  dtype: WeightDtype,
+  scaleDtype: ScaleDtype = 'f16',
+): EncodedWeights {
+  if (values.length !== rows * cols) throw new RangeError(`encodeWeights: ${values.length} values for shape [${rows}, ${cols}]`);
+  const sizes = encodedByteLengths(dtype, rows, cols, scaleDtype);
+  const data = new Uint8Array(sizes.data);
+  if (dtype === 'f32') {
+    new Float32Array(data.buffer).set(values);
+    return { data };
+  }
+  if (dtype === 'f16') {
+    const h = new Uint16Array(data.buffer, 0, rows * cols);
+    for (let i = 0; i < h.length; i++) h[i] = f32ToF16Bits(values[i]);
+    return { data };
+  }
+  const scales = new Uint8Array(sizes.scales);
+  const sv = new DataView(scales.buffer);
+  const g = groupsPerRow(cols);
+  for (let r = 0; r < rows; r++) {
+    for (let gi = 0; gi < g; gi++) {
+      const start = r * cols + gi * QUANT_GROUP;
+      const n = Math.min(QUANT_GROUP, cols - gi * QUANT_GROUP);
+      let amax = 0;
+      let m = 0;
+      for (let i = 0; i < n; i++) {
+        const v = values[start + i];
+        if (Math.abs(v) > amax) {
+          amax = Math.abs(v);
+          m = v;
+        }
+      }
+      const base = (r * g + gi) * (dtype === 'q8' ? 32 : 16);
+      if (dtype === 'q8') {
+        const d = writeScale(sv, r * g + gi, amax / 127, scaleDtype);
+        const inv = d ? 1 / d : 0;
+        for (let i = 0; i < n; i++) {
+          const q = Math.max(-127, Math.min(127, Math.round(values[start + i] * inv)));
+          data[base + i] = q & 0xff;
+        }
+      } else {
+        const d = writeScale(sv, r * g + gi, m / -8, scaleDtype);
+        const inv = d ? 1 / d : 0;
+        for (let i = 0; i < QUANT_GROUP; i++) {
+          const q = i < n ? Math.max(0, Math.min(15, Math.round(values[start + i] * inv) + 8)) : 8;
+          data[base + (i >> 1)] |= q << ((i & 1) * 4);
+        }
+      }
+    }
+  }
+  return { data, scales };
+}
+
+/** Decodes `encodeWeights` output back to float32 [rows, cols]. */
+export function decodeWeights(
+  enc: EncodedWeights,
+  rows: number,
+  cols: number,
+  dtype: WeightDtype,
+  scaleDtype: ScaleDtype = 'f16',
+): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const { data } = enc;
+  if (dtype === 'f32') {
+    out.set(new Float32Array(data.buffer, data.byteOffset, rows * cols));
+    return out;
+  }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (dtype === 'f16') {
+    for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(view.getUint16(i * 2, true));
+    return out;
+  }
+  if (!enc.scales) throw new RangeError(`decodeWeights: ${dtype} needs scales`);
+  const sv = new DataView(enc.scales.buffer, enc.scales.byteOffset, enc.scales.byteLength);
+  const g = groupsPerRow(cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const gi = c >> 5;
+      const i = c & 31;
+      const d = readScale(sv, r * g + gi, scaleDtype);
+      if (dtype === 'q8') {
+        out[r * cols + c] = view.getInt8((r * g + gi) * 32 + i) * d;
+      } else {
+        const byte = data[(r * g + gi) * 16 + (i >> 1)];
+        out[r * cols + c] = (((byte >> ((i & 1) * 4)) & 0xf) - 8) * d;
+      }
+    }
+  }
+  return out;
+}

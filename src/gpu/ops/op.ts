@@ -1,0 +1,17 @@
+/** A dispatch with its pipeline and bind group fixed at load time; encoding it per token allocates nothing. */
+export interface BoundOp {
+  /** Records the dispatch. `rows` (when the op takes it) is the number of tokens in this step. */
+  encode(pass: GPUComputePassEncoder, rows?: number): void;
+}
+
+/** Packs uniform fields (u32 and f32, in declaration order) into 4-byte slots. */
+export function uniformData(fields: ({ u32: number } | { f32: number } | { i32: number })[]): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const view = new DataView(buf);
+  fields.forEach((f, i) => {
+    if ('u32' in f) view.setUint32(i * 4, f.u32, true);
+    else if ('i32' in f) view.setInt32(i * 4, f.i32, true);
+    else view.setFloat32(i * 4, f.f32, true);
+  });
+  return buf;
+}
