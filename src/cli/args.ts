@@ -1,0 +1,37 @@
+/** A small, strict option parser for the CLI: `--name value` and `--flag`; unknown options are errors. */
+export class UsageError extends Error {}
+
+export interface ParsedArgs {
+  positional: string[];
+  options: Map<string, string | true>;
+}
+
+export function parseArgs(args: string[], spec: { values?: string[]; flags?: string[] }): ParsedArgs {
+  const values = new Set(spec.values ?? []);
+  const flags = new Set(spec.flags ?? []);
+  const positional: string[] = [];
+  const options = new Map<string, string | true>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith('--')) {
+      const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
+      if (flags.has(name)) options.set(name, true);
+      else if (values.has(name)) {
+        const v = inline ?? args[++i];
+        if (v === undefined) throw new UsageError(`--${name} needs a value`);
+        options.set(name, v);
+      } else throw new UsageError(`unknown option --${name}`);
+    } else positional.push(a);
+  }
+  return { positional, options };
+}
+
+export function numberOption(p: ParsedArgs, name: string, fallback: number): number;
+export function numberOption(p: ParsedArgs, name: string, fallback?: number): number | undefined;
+export function numberOption(p: ParsedArgs, name: string, fallback?: number): number | undefined {
+  const v = p.options.get(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v === true || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got ${String(v)}`);
+  return n;
+}

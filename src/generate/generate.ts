@@ -1,0 +1,184 @@
+/**
+ * The token generation loop. Decode steps are submitted ahead of the CPU: the sampled id of step i is read back
+ * (4 bytes, a mapAsync on a small ring of buffers) while steps i+1.. are already queued, so the GPU never waits
+ * for JavaScript and no readback blocks. Steps submitted past a stop are discarded.
+ */
+import { LlamaWebGpuError } from '../errors.ts';
+import type { SamplingParams } from '../gpu/ops/sampler.ts';
+import type { LlamaModel } from '../model/llama.ts';
+
+export interface SamplingOptions {
+  /** Softmax temperature; 0 = greedy (argmax). Default 1. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Added to the logit of each token id before sampling (e.g. -100 bans it). */
+  logitBias?: Record<number, number>;
+  /** Same seed, same prompt, same options: same output. */
+  seed?: number;
+}
+
+export interface GenerateIdsOptions extends SamplingOptions {
+  maxTokens?: number;
+  stopTokenIds?: number[];
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export class ContextOverflowError extends LlamaWebGpuError {
+  constructor(promptTokens: number, contextLength: number) {
+    super(
+      'CONTEXT_OVERFLOW',
+      `The prompt is ${promptTokens} tokens but the context holds ${contextLength}. ` +
+        'Shorten the prompt (or the conversation history), or load the model with a longer context.',
+    );
+  }
+}
+
+export function samplingParams(o: SamplingOptions): SamplingParams {
+  return {
+    temperature: o.temperature ?? 1,
+    topK: o.topK ?? 0,
+    topP: o.topP ?? 1,
+    minP: o.minP ?? 0,
+    repetitionPenalty: o.repetitionPenalty ?? 1,
+    frequencyPenalty: o.frequencyPenalty ?? 0,
+    presencePenalty: o.presencePenalty ?? 0,
+  };
+}
+
+/** A 32-bit mix of (seed, step) so every step draws independent bits from one user seed. */
+export function stepSeed(seed: number, step: number): number {
+  let h = (seed ^ Math.imul(step + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+const RING = 3;
+const readbackRings = new WeakMap<LlamaModel, GPUBuffer[]>();
+
+function ring(model: LlamaModel): GPUBuffer[] {
+  let r = readbackRings.get(model);
+  if (!r) {
+    r = Array.from({ length: RING }, (_, i) =>
+      model.gpu.device.createBuffer({ label: `readback.token${i}`, size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+    );
+    readbackRings.set(model, r);
+  }
+  return r;
+}
+
+export interface GenerateResult {
+  finishReason: FinishReason;
+  promptTokens: number;
+  generatedTokens: number;
+  prefillMs: number;
+  decodeMs: number;
+  /** Command-buffer submits, token readbacks, and readbacks the CPU waited on with no other step queued. */
+  submits: number;
+  readbacks: number;
+  stalls: number;
+  /** JavaScript time spent recording and submitting decode steps. */
+  encodeMs: number;
+}
+
+/**
+ * Generates token ids after `promptIds` (which include BOS). Yields each id as soon as it is known; returns why it
+ * stopped. Throws ContextOverflowError when the prompt does not fit; generation that reaches the end of the
+ * context stops with 'length'.
+ */
+export async function* generateIds(
+  model: LlamaModel,
+  promptIds: number[],
+  options: GenerateIdsOptions = {},
+): AsyncGenerator<number, GenerateResult> {
+  const P = promptIds.length;
+  if (P === 0) throw new LlamaWebGpuError('EMPTY_PROMPT', 'The prompt has no tokens; pass at least BOS.');
+  if (P > model.contextLength) throw new ContextOverflowError(P, model.contextLength);
+  for (const id of promptIds) {
+    if (!Number.isInteger(id) || id < 0 || id >= model.config.vocabSize) {
+      throw new LlamaWebGpuError('BAD_TOKEN', `Prompt token id ${id} is outside the vocabulary (0..${model.config.vocabSize - 1}).`);
+    }
+  }
+  const maxTokens = Math.min(options.maxTokens ?? 256, model.contextLength - P + 1);
+  const stopIds = new Set(options.stopTokenIds ?? [model.config.eosId]);
+  const seed = options.seed ?? ((Math.random() * 2 ** 32) >>> 0);
+  const bias = options.logitBias ? new Map(Object.entries(options.logitBias).map(([k, v]) => [Number(k), v])) : null;
+  model.sampler.setParams(samplingParams(options));
+  model.sampler.setLogitBias(bias);
+  model.sampler.resetCounts(promptIds);
+
+  const slots = ring(model);
+  const inflight: Promise<void>[] = [];
+  let submitted = 0;
+  let received = 0;
+  let emitted = 0;
+  let finishReason: FinishReason = 'length';
+  let stalls = 0;
+  let encodeMs = 0;
+  const submitsBefore = model.submits;
+  const t0 = performance.now();
+  let tFirst = t0;
+
+  const submitNext = () => {
+    const slot = slots[submitted % RING];
+    const te = performance.now();
+    if (submitted === 0) model.prefill(promptIds, 0, stepSeed(seed, 0), slot);
+    else model.decode(P + submitted - 1, stepSeed(seed, submitted), slot);
+    if (submitted > 0) encodeMs += performance.now() - te;
+    inflight.push(slot.mapAsync(GPUMapMode.READ));
+    submitted++;
+  };
+
+  try {
+    if (maxTokens <= 0) {
+      return { finishReason, promptTokens: P, generatedTokens: 0, prefillMs: 0, decodeMs: 0, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0 };
+    }
+    submitNext();
+    while (received < maxTokens) {
+      if (options.signal?.aborted) {
+        finishReason = 'abort';
+        break;
+      }
+      while (inflight.length < RING && submitted < maxTokens) submitNext();
+      if (inflight.length === 1 && received > 0) stalls++;
+      await inflight.shift();
+      const slot = slots[received % RING];
+      const id = new Uint32Array(slot.getMappedRange(0, 4))[0];
+      slot.unmap();
+      if (received === 0) tFirst = performance.now();
+      received++;
+      if (stopIds.has(id)) {
+        finishReason = 'stop';
+        break;
+      }
+      emitted++;
+      yield id;
+    }
+  } finally {
+    // Drain steps submitted past the stop, so the ring is unmapped and the GPU idle for the next request.
+    while (inflight.length > 0) {
+      await inflight.shift();
+      slots[received % RING].unmap();
+      received++;
+    }
+  }
+  const t1 = performance.now();
+  return {
+    finishReason,
+    promptTokens: P,
+    generatedTokens: emitted,
+    prefillMs: tFirst - t0,
+    decodeMs: t1 - tFirst,
+    submits: model.submits - submitsBefore,
+    readbacks: received,
+    stalls,
+    encodeMs,
+  };
+}

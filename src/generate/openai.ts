@@ -1,0 +1,111 @@
+/**
+ * `engine.chat.completions.create(...)` in the shape of OpenAI's chat completions API: a streamed sequence of
+ * chunks (`stream: true`) ending with one that carries usage, or a single completion object.
+ */
+import type { Engine, GenerateOptions } from '../engine.ts';
+import type { ChatMessage } from './chat-template.ts';
+import type { FinishReason } from './generate.ts';
+
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  stream?: boolean;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  max_tokens?: number;
+  stop?: string | string[];
+  seed?: number;
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  repetition_penalty?: number;
+  logit_bias?: Record<string, number>;
+  signal?: AbortSignal;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  extra: { prefill_tokens_per_s: number; decode_tokens_per_s: number };
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: OpenAiFinish | null }[];
+  usage?: Usage;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: OpenAiFinish }[];
+  usage: Usage;
+}
+
+type OpenAiFinish = 'stop' | 'length' | 'abort';
+
+export interface ChatApi {
+  completions: {
+    create(req: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+    create(req: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+    create(req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion>;
+  };
+}
+
+let counter = 0;
+
+function toOptions(req: ChatCompletionRequest): GenerateOptions {
+  return {
+    temperature: req.temperature ?? 1,
+    topP: req.top_p,
+    topK: req.top_k,
+    minP: req.min_p,
+    maxTokens: req.max_tokens,
+    stop: req.stop === undefined ? undefined : Array.isArray(req.stop) ? req.stop : [req.stop],
+    seed: req.seed,
+    frequencyPenalty: req.frequency_penalty,
+    presencePenalty: req.presence_penalty,
+    repetitionPenalty: req.repetition_penalty,
+    logitBias: req.logit_bias ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v])) : undefined,
+    signal: req.signal,
+  };
+}
+
+export function createChatApi(engine: Engine): ChatApi {
+  const create = async (req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> => {
+    const ids = engine.encodeChat(req.messages);
+    const run = engine.run(ids, toOptions(req));
+    const id = `chatcmpl-${Date.now().toString(36)}-${counter++}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = engine.modelId;
+    const usage = async (): Promise<Usage> => {
+      const s = await run.result;
+      return {
+        prompt_tokens: s.promptTokens,
+        completion_tokens: s.generatedTokens,
+        total_tokens: s.promptTokens + s.generatedTokens,
+        extra: { prefill_tokens_per_s: s.prefillTokensPerSecond, decode_tokens_per_s: s.decodeTokensPerSecond },
+      };
+    };
+    const finish = async (): Promise<OpenAiFinish> => ((await run.result).finishReason ?? 'stop') as FinishReason;
+    if (req.stream) {
+      return (async function* (): AsyncGenerator<ChatCompletionChunk> {
+        yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant' }, finish_reason: null }] };
+        for await (const d of run) {
+          if (d.text) yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: d.text }, finish_reason: null }] };
+        }
+        yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: await finish() }], usage: await usage() };
+      })();
+    }
+    let content = '';
+    for await (const d of run) content += d.text;
+    return { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: await finish() }], usage: await usage() };
+  };
+  return { completions: { create: create as ChatApi['completions']['create'] } };
+}
