@@ -11,7 +11,7 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 
 export class Cursor {
   pos: number;
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private view = new DataView(this.buf.buffer);
   private bufStart = 0;
 

@@ -10,8 +10,8 @@ export async function fileSource(file: string): Promise<ByteSource & { close(): 
   return {
     name,
     size,
-    async read(offset, length) {
-      checkRange(this, offset, length);
+    async read(offset: number, length: number): Promise<Uint8Array> {
+      checkRange({ name, size }, offset, length);
       const out = new Uint8Array(length);
       let done = 0;
       while (done < length) {

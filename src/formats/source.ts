@@ -28,7 +28,7 @@ export function blobSource(blob: Blob, name?: string): ByteSource {
     name: fileName,
     size: blob.size,
     async read(offset, length) {
-      checkRange(this, offset, length);
+      checkRange({ name: fileName, size: blob.size }, offset, length);
       return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
     },
   };
@@ -40,7 +40,7 @@ export function memorySource(bytes: Uint8Array, name: string): ByteSource {
     name,
     size: bytes.byteLength,
     async read(offset, length) {
-      checkRange(this, offset, length);
+      checkRange({ name, size: bytes.byteLength }, offset, length);
       return bytes.subarray(offset, offset + length);
     },
   };
