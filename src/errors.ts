@@ -45,3 +45,60 @@ export class ModelFormatError extends LlamaWebGpuError {
     this.field = field;
   }
 }
+
+/** Model storage failed: a bad model id or file name, a stored file that is missing, or an incomplete commit. */
+export class StorageError extends LlamaWebGpuError {
+  readonly modelId: string;
+  constructor(modelId: string, message: string, options?: { cause?: unknown }) {
+    super('STORAGE', `model "${modelId}": ${message}`, options);
+    this.modelId = modelId;
+  }
+}
+
+/** The browser's storage quota cannot hold the model. Raised before anything is downloaded. */
+export class StorageQuotaError extends LlamaWebGpuError {
+  readonly neededBytes: number;
+  readonly availableBytes: number;
+  constructor(message: string, neededBytes: number, availableBytes: number) {
+    super('STORAGE_QUOTA', message);
+    this.neededBytes = neededBytes;
+    this.availableBytes = availableBytes;
+  }
+}
+
+/** A model package was written by a newer llama-webgpu (formatVersion) or is not a llama-webgpu package at all. */
+export class PackageVersionError extends LlamaWebGpuError {
+  readonly file: string;
+  constructor(file: string, message: string) {
+    super('PACKAGE_VERSION', `${file}: ${message}`);
+    this.file = file;
+  }
+}
+
+/** A file of a model package could not be downloaded (HTTP status, or the connection failed). */
+export class DownloadError extends LlamaWebGpuError {
+  readonly url: string;
+  /** HTTP status, or 0 when no response arrived. */
+  readonly status: number;
+  constructor(url: string, status: number, message: string, options?: { cause?: unknown }) {
+    super('DOWNLOAD', message, options);
+    this.url = url;
+    this.status = status;
+  }
+}
+
+/** A downloaded shard's sha256 or size did not match the manifest, even after fetching it again. */
+export class ShardIntegrityError extends LlamaWebGpuError {
+  readonly file: string;
+  constructor(file: string, message: string) {
+    super('SHARD_INTEGRITY', `${file}: ${message}`);
+    this.file = file;
+  }
+}
+
+/** A conversion was asked for something impossible (e.g. a shard size smaller than one row of a tensor). */
+export class ConvertOptionsError extends LlamaWebGpuError {
+  constructor(message: string) {
+    super('CONVERT_OPTIONS', message);
+  }
+}
