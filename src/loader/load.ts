@@ -1,0 +1,184 @@
+/**
+ * Streams a package's shards from a store into GPU buffers, one buffer per tensor chunk (data and scales
+ * separately), in layer order, holding at most `maxInFlightBytes` of shard bytes in JS memory at a time: the next
+ * shard is read while the current one is copied, and each shard is released once the GPU has taken its bytes.
+ * Peak memory therefore depends on the shard size, not on the model size.
+ */
+import { GpuLimitError, LlamaWebGpuError, ModelFormatError } from '../errors.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { type GpuWeight, type GpuWeightChunk } from '../gpu/weights.ts';
+import type { ByteRange, Manifest } from '../formats/manifest.ts';
+import type { ModelStore } from '../storage/store.ts';
+
+export type { GpuWeight, GpuWeightChunk } from '../gpu/weights.ts';
+
+export interface LoadProgress {
+  phase: 'weights' | 'done';
+  /** Weight bytes copied to the GPU so far (the same measure as FitReport.weightBytes). */
+  loadedBytes: number;
+  totalBytes: number;
+  tensorsLoaded: number;
+  tensorCount: number;
+  /** Shard bytes the loader holds in memory now, and the most it has held during this load. */
+  heldBytes: number;
+  peakHeldBytes: number;
+}
+
+export interface LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** Shard bytes held at once (default two of the largest shard: one being copied, one being read). */
+  maxInFlightBytes?: number;
+}
+
+/** The GPU could not allocate a weight buffer. */
+export class GpuOutOfMemoryError extends LlamaWebGpuError {
+  constructor(message: string) {
+    super('GPU_OUT_OF_MEMORY', message);
+  }
+}
+
+interface ChunkJob {
+  tensor: GpuWeight;
+  index: number;
+  rowStart: number;
+  rows: number;
+  data: ByteRange;
+  scales?: ByteRange;
+}
+
+export async function loadWeights(
+  gpu: Gpu,
+  store: ModelStore,
+  id: string,
+  manifest: Manifest,
+  options: LoadOptions = {},
+): Promise<Map<string, GpuWeight>> {
+  const { signal, onProgress } = options;
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const weights = new Map<string, GpuWeight>();
+  const jobsByShard = new Map<number, ChunkJob[]>();
+  const remaining = new Map<GpuWeight, number>();
+  let totalBytes = 0;
+
+  for (const t of manifest.tensors) {
+    const matrix = t.shape.length === 2;
+    if (!matrix && (t.shape.length !== 1 || t.chunks.length !== 1 || t.dtype !== 'f32')) {
+      throw new ModelFormatError(`model "${id}" manifest`, `a vector tensor must be f32 in one chunk (got ${t.dtype}, ${t.chunks.length} chunks, shape [${t.shape}]); convert the model again`, t.name);
+    }
+    const w: GpuWeight = {
+      name: t.name,
+      dtype: t.dtype,
+      rows: matrix ? t.shape[0] : 1,
+      cols: matrix ? t.shape[1] : t.shape[0],
+      scaleDtype: t.scaleDtype ?? 'f16',
+      chunks: [],
+    };
+    weights.set(t.name, w);
+    remaining.set(w, t.chunks.length);
+    t.chunks.forEach((c, index) => {
+      for (const r of c.scales ? [c.data, c.scales] : [c.data]) {
+        if (r.byteLength > limit) {
+          throw new GpuLimitError(
+            `Tensor ${t.name} chunk ${index} needs a ${r.byteLength}-byte buffer, but this GPU allows ${limit} ` +
+              `(maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}, maxBufferSize ${gpu.limits.maxBufferSize}). ` +
+              'Convert the model with a smaller shard size, or use a GPU with higher limits.',
+          );
+        }
+        if (r.byteLength % 4 !== 0 || r.offset % 4 !== 0) {
+          throw new ModelFormatError(`model "${id}" manifest`, `chunk ${index} is not 4-byte aligned; convert the model again`, t.name);
+        }
+        totalBytes += r.byteLength;
+      }
+      if (c.scales && c.scales.shard !== c.data.shard) {
+        throw new ModelFormatError(`model "${id}" manifest`, `chunk ${index} has its data and scales in different shards; convert the model again`, t.name);
+      }
+      const jobs = jobsByShard.get(c.data.shard) ?? [];
+      jobs.push({ tensor: w, index, rowStart: c.rowStart, rows: c.rows, data: c.data, scales: c.scales });
+      jobsByShard.set(c.data.shard, jobs);
+    });
+  }
+  // Shards in the order their tensors appear in the manifest (layer order), each read exactly once.
+  const order = [...jobsByShard.keys()];
+  const shardSize = (i: number) => manifest.shards[i].byteSize;
+  const maxInFlight = options.maxInFlightBytes ?? 2 * Math.max(0, ...order.map(shardSize));
+
+  let heldBytes = 0;
+  let peakHeldBytes = 0;
+  let loadedBytes = 0;
+  let tensorsLoaded = 0;
+  const report = (phase: LoadProgress['phase']) =>
+    onProgress?.({ phase, loadedBytes, totalBytes, tensorsLoaded, tensorCount: weights.size, heldBytes, peakHeldBytes });
+  const read = (k: number) => {
+    // Counted from the moment the read starts: the store allocates the shard's buffer then.
+    heldBytes += shardSize(order[k]);
+    peakHeldBytes = Math.max(peakHeldBytes, heldBytes);
+    return store.readShard(id, manifest.shards[order[k]].file);
+  };
+
+  const created: GPUBuffer[] = [];
+  let next: Promise<Uint8Array> | null = null;
+  try {
+    report('weights');
+    if (order.length > 0) next = read(0);
+    for (let k = 0; k < order.length; k++) {
+      const shardIndex = order[k];
+      const shard = manifest.shards[shardIndex];
+      const bytes = await next!;
+      next = null;
+      signal?.throwIfAborted();
+      if (bytes.byteLength !== shard.byteSize) {
+        throw new ModelFormatError(`model "${id}" ${shard.file}`, `is ${bytes.byteLength} bytes, the manifest says ${shard.byteSize}; delete the model and install it again`);
+      }
+      // Read ahead only while both shards fit the in-flight budget.
+      if (k + 1 < order.length && heldBytes + shardSize(order[k + 1]) <= maxInFlight) next = read(k + 1);
+
+      gpu.device.pushErrorScope('out-of-memory');
+      let oom: GPUError | null;
+      try {
+        for (const job of jobsByShard.get(shardIndex)!) {
+          const label = `${job.tensor.name}[${job.index}]`;
+          const chunk: GpuWeightChunk = { rowStart: job.rowStart, rows: job.rows, data: upload(gpu, label, bytes, job.data, created) };
+          if (job.scales) chunk.scales = upload(gpu, `${label}.w_s`, bytes, job.scales, created);
+          job.tensor.chunks[job.index] = chunk;
+          loadedBytes += job.data.byteLength + (job.scales?.byteLength ?? 0);
+          const left = remaining.get(job.tensor)! - 1;
+          remaining.set(job.tensor, left);
+          if (left === 0) tensorsLoaded++;
+        }
+      } finally {
+        oom = await gpu.device.popErrorScope();
+      }
+      if (oom) {
+        throw new GpuOutOfMemoryError(
+          `The GPU ran out of memory loading ${shard.file} of model "${id}" after ${loadedBytes} of ${totalBytes} weight bytes: ${oom.message}. ` +
+            'Close other GPU-heavy tabs or apps, or choose a smaller or more quantized model.',
+        );
+      }
+      // writeBuffer has copied the bytes into the GPU's staging memory once the queue has run; waiting here also
+      // keeps the driver's staging memory from growing with the model.
+      await gpu.device.queue.onSubmittedWorkDone();
+      heldBytes -= shard.byteSize;
+      signal?.throwIfAborted();
+      report('weights');
+      if (k + 1 < order.length && !next) next = read(k + 1);
+    }
+  } catch (e) {
+    await next?.catch(() => {});
+    for (const b of created) b.destroy();
+    throw e;
+  }
+  report('done');
+  return weights;
+}
+
+function upload(gpu: Gpu, label: string, shard: Uint8Array, range: ByteRange, created: GPUBuffer[]): GPUBuffer {
+  const buffer = gpu.device.createBuffer({
+    label,
+    size: Math.max(4, range.byteLength),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+  });
+  created.push(buffer);
+  if (range.byteLength > 0) gpu.device.queue.writeBuffer(buffer, 0, shard, range.offset, range.byteLength);
+  return buffer;
+}
