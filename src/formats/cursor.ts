@@ -43,6 +43,9 @@ export class Cursor {
   i16(): number { return this.view.getInt16(this.at(2), true); }
   u32(): number { return this.view.getUint32(this.at(4), true); }
   i32(): number { return this.view.getInt32(this.at(4), true); }
+  /** Big-endian (msgpack). */
+  u16BE(): number { return this.view.getUint16(this.at(2), false); }
+  u32BE(): number { return this.view.getUint32(this.at(4), false); }
   f32(): number { return this.view.getFloat32(this.at(4), true); }
   f64(): number { return this.view.getFloat64(this.at(8), true); }
   /** A 64-bit unsigned as a number; values past 2^53 are a format error (no real file has them). */
