@@ -1,0 +1,70 @@
+// matvec_f32: y[row_offset + r] (+)= sum_c W[r, c] * x[c] for the rows r of one chunk of an f32 weight.
+//
+// Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q: the chunk's [rows, cols] floats as u32 bits;
+// y [>= row_offset + rows] f32.
+// Dispatch: ceil(rows / ROWS) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
+// threads. Thread t reads the 4-element blocks t, t + WG, ... of each of the workgroup's ROWS rows and the
+// matching vec4 of x once for all ROWS rows. The WG partial sums of each row are then added through workgroup
+// memory.
+
+override WG: u32 = 64u;
+const ROWS: u32 = 4u;
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  row_offset: u32,
+  accumulate: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w_q: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+var<workgroup> partial: array<vec4f, WG>;
+
+// W[r, 4k..4k+3].
+fn block(r: u32, k: u32) -> vec4f {
+  let i = r * params.cols + 4u * k;
+  return bitcast<vec4f>(vec4u(w_q[i], w_q[i + 1u], w_q[i + 2u], w_q[i + 3u]));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let first = (wg.y * nwg.x + wg.x) * ROWS;
+  let cols = params.cols;
+  // Rows past the chunk (the last workgroup) read the last row again and are not written.
+  let last = params.rows - 1u;
+  let r0 = min(first, last);
+  let r1 = min(first + 1u, last);
+  let r2 = min(first + 2u, last);
+  let r3 = min(first + 3u, last);
+  var acc = vec4f(0.0);
+  let full = cols / 4u;
+  for (var k = t; k < full; k += WG) {
+    let xv = x4[k];
+    acc += vec4f(dot(block(r0, k), xv), dot(block(r1, k), xv), dot(block(r2, k), xv), dot(block(r3, k), xv));
+  }
+  // The last cols % 4 elements, one at a time.
+  if (t == full % WG) {
+    for (var c = full * 4u; c < cols; c++) {
+      let xc = x[c];
+      acc += xc * bitcast<vec4f>(vec4u(w_q[r0 * cols + c], w_q[r1 * cols + c], w_q[r2 * cols + c], w_q[r3 * cols + c]));
+    }
+  }
+  partial[t] = acc;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (t < stride) {
+      partial[t] += partial[t + stride];
+    }
+    workgroupBarrier();
+  }
+  if (t < ROWS && first + t < params.rows) {
+    let i = params.row_offset + first + t;
+    let sum = partial[0][t];
+    y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+  }
+}

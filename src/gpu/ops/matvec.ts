@@ -1,0 +1,79 @@
+import { KernelShapeError } from '../../errors.ts';
+import { isQuantized } from '../../formats/quant.ts';
+import type { Gpu } from '../device.ts';
+import { checkWeight, type GpuWeight } from '../weights.ts';
+import { uniformData, type BoundOp } from './op.ts';
+
+/** Threads per workgroup; each workgroup computes ROWS rows (the ROWS constant of shaders/matvec_*.wgsl). */
+const WG = 64;
+const ROWS = 4;
+
+/**
+ * Matrix x vector for one token (decode): y[r] (+)= sum_c W[r, c] * x[c], x [cols] f32, y [rows] f32
+ * (shaders/matvec_<dtype>.wgsl). One dispatch per row chunk of the weight, each writing its rows of y.
+ */
+export class MatVec {
+  private readonly pipeline: GPUComputePipeline;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly weight: GpuWeight,
+  ) {
+    checkWeight('matvec', weight);
+    if (weight.cols < 4) {
+      throw new KernelShapeError('matvec', `weight ${weight.name} has ${weight.cols} cols; the kernel reads x as vec4s and needs cols >= 4`);
+    }
+    const constants: Record<string, number> = { WG };
+    if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
+    this.pipeline = gpu.pipeline(`matvec_${weight.dtype}`, constants);
+  }
+
+  /**
+   * x [cols] f32, y [rows] f32. With `accumulate`, adds into y (the residual stream) instead of overwriting it.
+   * encode(pass) records one dispatch per chunk; its `rows` argument is ignored (always one token).
+   */
+  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: { accumulate?: boolean } = {}): BoundOp {
+    const w = this.weight;
+    if (x.size < w.cols * 4) {
+      throw new KernelShapeError('matvec', `${label}: x (${x.label}) holds ${x.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] needs ${w.cols} floats`);
+    }
+    if (y.size < w.rows * 4) {
+      throw new KernelShapeError('matvec', `${label}: y (${y.label}) holds ${y.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] writes ${w.rows} floats`);
+    }
+    const accumulate = options.accumulate ? 1 : 0;
+    const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
+    const dispatches = w.chunks.map((chunk, i) => {
+      const params = this.gpu.uniform(
+        `${label}.params${i}`,
+        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: accumulate }])),
+      );
+      const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, x, chunk.data];
+      if (chunk.scales) resources.push(chunk.scales);
+      resources.push(y, params);
+      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, resources);
+      return { bindGroup, grid: grid(this.gpu, Math.ceil(chunk.rows / ROWS), `${label} (${w.name})`) };
+    });
+    const pipeline = this.pipeline;
+    return {
+      encode(pass) {
+        pass.setPipeline(pipeline);
+        for (const d of dispatches) {
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
+        }
+      },
+    };
+  }
+}
+
+/**
+ * Lays `count` workgroups out as (x, y) within the per-dimension limit; shaders index them as
+ * wg.y * num_workgroups.x + wg.x and ignore the few past `count`.
+ */
+export function grid(gpu: Gpu, count: number, what: string): [number, number] {
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (count <= max) return [count, 1];
+  const ny = Math.ceil(count / max);
+  if (ny > max) throw new KernelShapeError('dispatch', `${what} needs ${count} workgroups, more than this GPU can dispatch`);
+  return [Math.ceil(count / ny), ny];
+}

@@ -1,0 +1,177 @@
+// Matrix x vector kernels (shaders/matvec_{f32,f16,q8,q4}.wgsl) against the float64 reference.
+// The reference uses the DEQUANTIZED weights (decodeWeights), so the comparison isolates kernel error.
+// Tolerance per output row r: |got - want| <= 1e-5 * sum_c |W[r, c] x[c]| + 1e-6 (f32 accumulation: each thread sums
+// at most cols/256 + 8 products, then a 6-level tree; 2^-24 * (cols/256 + 16) <= 1e-5 for cols <= 32000).
+// Quantization error vs the original floats is checked separately: per element at most scale/2 for q8 (plus the
+// f16 rounding of the scale) and one scale step for q4 (the largest value of the opposite sign to m clamps).
+// SwiftShader (about 10x slower) runs two of the Llama 2 7B shapes; lavapipe runs all four, in several dtypes.
+import { describe, expect, it } from 'vitest';
+import { KernelShapeError } from '../../src/errors.ts';
+import { decodeWeights, encodeWeights, QUANT_GROUP, type ScaleDtype, type WeightDtype } from '../../src/formats/quant.ts';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { MatVec } from '../../src/gpu/ops/matvec.ts';
+import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
+import { randomArray, testGpus } from '../helpers/gpu.ts';
+import { absDotBound, matvecRef } from '../reference/linear.ts';
+
+const gpus = await testGpus();
+
+interface Case {
+  rows: number;
+  cols: number;
+  dtype: WeightDtype;
+  scaleDtype?: ScaleDtype;
+  accumulate?: boolean;
+  maxChunkBytes?: number;
+}
+
+const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
+  { dtype: 'f32' },
+  { dtype: 'f16' },
+  { dtype: 'q8', scaleDtype: 'f16' },
+  { dtype: 'q8', scaleDtype: 'f32' },
+  { dtype: 'q4', scaleDtype: 'f16' },
+  { dtype: 'q4', scaleDtype: 'f32' },
+];
+
+// stories260K (dim 64, hidden 172, vocab 512) and awkward sizes, every dtype, with and without accumulate.
+const SMALL: Case[] = VARIANTS.flatMap((v, i) =>
+  [
+    [64, 64],
+    [172, 64],
+    [64, 172],
+    [512, 64],
+    [1000, 1001],
+    [3, 37],
+    [37, 5],
+  ].map(([rows, cols], j) => ({ rows, cols, ...v, accumulate: (i + j) % 2 === 1 })),
+);
+
+// Split into row chunks by a small maxChunkBytes (chunks of unequal size: the last one is short).
+const SPLIT: Case[] = VARIANTS.map((v, i) => ({ rows: 1000, cols: 1001, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 }));
+
+const LLAMA7B_ALL: Case[] = [
+  { rows: 4096, cols: 4096, dtype: 'q4' },
+  { rows: 11008, cols: 4096, dtype: 'q4' },
+  { rows: 4096, cols: 11008, dtype: 'q4', accumulate: true },
+  { rows: 32000, cols: 4096, dtype: 'q4' },
+  { rows: 4096, cols: 4096, dtype: 'q4', scaleDtype: 'f32' },
+  { rows: 4096, cols: 11008, dtype: 'q8', accumulate: true },
+  { rows: 11008, cols: 4096, dtype: 'f16' },
+  // 262 MB in f16: over lavapipe's 128 MiB binding limit, so uploaded as several chunks.
+  { rows: 32000, cols: 4096, dtype: 'f16' },
+  { rows: 4096, cols: 4096, dtype: 'f32', accumulate: true },
+];
+const LLAMA7B_FEW: Case[] = [
+  { rows: 4096, cols: 4096, dtype: 'q4' },
+  { rows: 4096, cols: 11008, dtype: 'f16', accumulate: true },
+];
+
+/** Dequantized weights as the kernel sees them: encode then decode row-independent encodings. */
+function dequantized(values: Float32Array, c: Case): Float32Array {
+  if (c.dtype === 'f32') return values;
+  return decodeWeights(encodeWeights(values, c.rows, c.cols, c.dtype, c.scaleDtype), c.rows, c.cols, c.dtype, c.scaleDtype);
+}
+
+function expectWithinBound(got: Float32Array, want: Float64Array, bound: Float64Array, rel: number, what: string): void {
+  let worst = -1;
+  let worstRatio = 1;
+  for (let i = 0; i < want.length; i++) {
+    const tol = rel * bound[i] + 1e-6;
+    const ratio = Math.abs(got[i] - want[i]) / tol;
+    if (!(ratio <= worstRatio)) {
+      worst = i;
+      worstRatio = Number.isNaN(ratio) ? Infinity : ratio;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(`${what}: row ${worst} is ${got[worst]}, expected ${want[worst]} (error ${worstRatio.toFixed(2)}x the tolerance)`);
+  }
+}
+
+async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
+  const values = randomArray(c.rows * c.cols, seed, 1 / Math.sqrt(c.cols));
+  const x = randomArray(c.cols, seed + 1, 1);
+  const y0 = randomArray(c.rows, seed + 2, 1);
+  const weight = uploadWeight(gpu, 'w', values, c.rows, c.cols, c.dtype, { scaleDtype: c.scaleDtype, maxChunkBytes: c.maxChunkBytes });
+  if (c.maxChunkBytes) expect(weight.chunks.length).toBeGreaterThan(2);
+  const xb = gpu.storage('x', x);
+  const yb = gpu.storage('y', c.accumulate ? y0 : new Float32Array(c.rows).fill(Number.NaN));
+  try {
+    const op = new MatVec(gpu, weight).bind('matvec.test', xb, yb, { accumulate: c.accumulate });
+    await gpu.run('matvec', (pass) => op.encode(pass));
+    const got = await gpu.readF32(yb);
+    const w = dequantized(values, c);
+    const want = matvecRef(w, x, c.rows, c.cols, c.accumulate ? y0 : undefined);
+    const bound = absDotBound(w, x, c.rows, c.cols);
+    if (c.accumulate) for (let r = 0; r < c.rows; r++) bound[r] += Math.abs(y0[r]);
+    expectWithinBound(got, want, bound, 1e-5, `matvec ${c.dtype} [${c.rows}, ${c.cols}]`);
+  } finally {
+    destroyWeight(weight);
+    xb.destroy();
+    yb.destroy();
+  }
+}
+
+const name = (c: Case) =>
+  `${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+
+describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
+  const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;
+  it.each([...SMALL, ...SPLIT].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+    await check(gpu, c, c.rows * 31 + c.cols);
+  });
+  it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {
+    await check(gpu, c, c.rows + c.cols);
+  });
+
+  it('rejects bad shapes when built or bound', () => {
+    const w = uploadWeight(gpu, 'wq', randomArray(64 * 64, 1), 64, 64, 'q4');
+    const small = gpu.storage('small', 32 * 4);
+    const ok = gpu.storage('ok', 64 * 4);
+    expect(() => new MatVec(gpu, w).bind('x too small', small, ok)).toThrow(KernelShapeError);
+    expect(() => new MatVec(gpu, w).bind('y too small', ok, small)).toThrow(KernelShapeError);
+    expect(() => new MatVec(gpu, { ...w, rows: 0 })).toThrow(KernelShapeError);
+    expect(() => new MatVec(gpu, { ...w, cols: 0 })).toThrow(KernelShapeError);
+    expect(() => new MatVec(gpu, { ...w, rows: 65 })).toThrow(/chunks cover 64 rows/);
+    expect(() => new MatVec(gpu, { ...w, chunks: [] })).toThrow(KernelShapeError);
+    expect(() => new MatVec(gpu, { ...w, chunks: [{ ...w.chunks[0], scales: undefined }] })).toThrow(/lacks scales/);
+    expect(() => uploadWeight(gpu, 'w', new Float32Array(10), 3, 4, 'f32')).toThrow(KernelShapeError);
+    expect(() => uploadWeight(gpu, 'w', new Float32Array(0), 0, 4, 'f32')).toThrow(KernelShapeError);
+    expect(() => uploadWeight(gpu, 'w', new Float32Array(4096), 1, 4096, 'f32', { maxChunkBytes: 1024 })).toThrow(/one row/);
+    destroyWeight(w);
+  });
+});
+
+describe('quantization error vs the original floats', () => {
+  it.each([
+    { dtype: 'q8' as const, scaleDtype: 'f16' as const },
+    { dtype: 'q8' as const, scaleDtype: 'f32' as const },
+    { dtype: 'q4' as const, scaleDtype: 'f16' as const },
+    { dtype: 'q4' as const, scaleDtype: 'f32' as const },
+  ])('$dtype with $scaleDtype scales', ({ dtype, scaleDtype }) => {
+    const rows = 64;
+    const cols = 172;
+    const values = randomArray(rows * cols, 7, 0.5);
+    const deq = decodeWeights(encodeWeights(values, rows, cols, dtype, scaleDtype), rows, cols, dtype, scaleDtype);
+    // f16 scales are within a relative 2^-11 of the exact scale; the clamped q8 end loses at most that much too.
+    const slack = scaleDtype === 'f16' ? 2 ** -11 : 2 ** -23;
+    let worstSeen = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let g = 0; g * QUANT_GROUP < cols; g++) {
+        const start = r * cols + g * QUANT_GROUP;
+        const end = Math.min(start + QUANT_GROUP, (r + 1) * cols);
+        let amax = 0;
+        for (let i = start; i < end; i++) amax = Math.max(amax, Math.abs(values[i]));
+        // q8: half a step of amax/127; q4: one step of amax/8 (the value opposite in sign to m may clamp).
+        const bound = dtype === 'q8' ? (amax / 127) * (0.5 + slack * 128) : (amax / 8) * (1 + slack * 16);
+        for (let i = start; i < end; i++) {
+          const err = Math.abs(deq[i] - values[i]);
+          worstSeen = Math.max(worstSeen, err / bound);
+          expect(err).toBeLessThanOrEqual(bound);
+        }
+      }
+    }
+    expect(worstSeen).toBeGreaterThan(0.1); // the bound is not vacuous: some errors come close to it
+  });
+});
