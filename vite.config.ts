@@ -1,6 +1,29 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { modelsPlugin } from './scripts/models-plugin.ts';
+import { pwaPlugin, SW_ENTRY, SW_FILE } from './scripts/pwa-plugin.ts';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
 
 export default defineConfig({
+  // The chat page (index.html) and its service worker; the library build is vite.lib.config.ts.
+  plugins: [modelsPlugin({ root }), pwaPlugin()],
+  resolve: {
+    // The examples import the package by name, as an app that installed it would.
+    alias: { 'llama-webgpu': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+  },
+  worker: { format: 'es' },
+  build: {
+    outDir: 'dist/app',
+    emptyOutDir: true,
+    target: 'es2022',
+    rolldownOptions: {
+      input: { index: fileURLToPath(new URL('./index.html', import.meta.url)), sw: fileURLToPath(new URL(SW_ENTRY, import.meta.url)) },
+      output: { entryFileNames: (chunk) => (chunk.name === 'sw' ? SW_FILE : 'assets/[name]-[hash].js') },
+    },
+  },
+  server: { host: '127.0.0.1', port: 5173 },
+  preview: { host: '127.0.0.1', port: 4173 },
   // Shaders live in shaders/ and are pulled in with import.meta.glob(..., { query: '?raw' }).
   test: {
     include: ['test/**/*.test.ts'],

@@ -1,0 +1,90 @@
+/**
+ * The chat page: checks WebGPU, lists and installs models, loads the chosen one into a worker engine, and chats.
+ */
+import { createIdbStore } from '../storage/idb-store.ts';
+import { createWorkerEngine, type WorkerEngine } from '../worker/client.ts';
+import { StoreWorkerClient } from '../worker/store-client.ts';
+import { ChatView } from './chat-view.ts';
+import { byId, formatBytes, ProgressRow } from './dom.ts';
+import { describeError, hideBanner, showBanner } from './errors-view.ts';
+import { checkWebGpu } from './gpu-check.ts';
+import { ModelManager } from './model-manager.ts';
+import { registerServiceWorker } from './register-sw.ts';
+
+const LAST_MODEL_KEY = 'llama-webgpu.lastModel';
+
+async function main(): Promise<void> {
+  registerServiceWorker();
+  const store = createIdbStore();
+  const chat = new ChatView();
+  let engine: WorkerEngine | null = null;
+  let loading: AbortController | null = null;
+  let gpuOk = false;
+
+  const unload = async () => {
+    loading?.abort();
+    const e = engine;
+    engine = null;
+    chat.setEngine(null);
+    manager.setActive(null);
+    await e?.unload().catch(() => e.terminate());
+  };
+
+  const use = async (id: string) => {
+    if (!gpuOk) return;
+    await unload();
+    hideBanner();
+    const status = byId('load-status');
+    status.replaceChildren();
+    const row = new ProgressRow(status, `Loading ${id} onto the GPU…`, 'gpu-progress');
+    const controller = new AbortController();
+    loading = controller;
+    try {
+      const e = await createWorkerEngine({
+        model: id,
+        signal: controller.signal,
+        onProgress: (p) => row.update(p.fraction, `Loading ${id} onto the GPU: ${p.phase} ${Math.round(p.fraction * 100)}% of ${formatBytes(p.totalBytes)}`),
+      });
+      if (controller.signal.aborted) {
+        e.terminate();
+        return;
+      }
+      engine = e;
+      const template = manager.models.find((m) => m.id === id)?.manifest.config.chatTemplate ?? 'none';
+      chat.setEngine(e, template);
+      manager.setActive(id);
+      localStorage.setItem(LAST_MODEL_KEY, id);
+      row.update(1, `${id} is ready (loaded in ${(e.stats().loadMs / 1000).toFixed(1)} s).`);
+      status.dataset.ready = id;
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      row.fail(`Loading ${id} failed.`);
+      showBanner(describeError(err));
+    } finally {
+      if (loading === controller) loading = null;
+    }
+  };
+
+  const manager = new ModelManager(store, new StoreWorkerClient(), {
+    onUse: (id) => void use(id),
+    onInstalled: (id) => {
+      if (gpuOk && !engine && !loading) void use(id);
+    },
+    onDeleted: () => void unload(),
+  });
+
+  const gpu = await checkWebGpu();
+  gpuOk = gpu.ok;
+  byId('gpu-status').textContent = gpu.ok ? gpu.adapter : 'WebGPU unavailable';
+  if (!gpu.ok) {
+    showBanner(gpu.message);
+    document.body.dataset.webgpu = 'missing';
+  } else document.body.dataset.webgpu = 'ok';
+
+  await Promise.all([manager.refresh(), manager.loadSamples()]);
+  const last = localStorage.getItem(LAST_MODEL_KEY);
+  if (gpuOk && last && manager.models.some((m) => m.id === last)) void use(last);
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((e) => showBanner(`The page failed to start: ${describeError(e)}`));

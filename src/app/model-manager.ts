@@ -1,0 +1,189 @@
+/**
+ * The model manager panel: installed models with their sizes, storage used against the browser's quota, delete,
+ * and the three ways to install (a sample model the server offers, a package URL, a dropped checkpoint file).
+ */
+import type { InstalledModel, ModelStore } from '../storage/store.ts';
+import type { StoreWorkerClient, TaskProgress } from '../worker/store-client.ts';
+import { byId, el, formatBytes, ProgressRow } from './dom.ts';
+import { describeError, showBanner } from './errors-view.ts';
+
+/** A model the server offers as a package under /models/<id>/ (see scripts/models-plugin.ts). */
+export interface SampleModel {
+  id: string;
+  name: string;
+  source: string;
+}
+
+export interface ModelManagerEvents {
+  onUse(id: string): void;
+  onDeleted(id: string): void;
+  onInstalled(id: string): void;
+}
+
+export class ModelManager {
+  private active: string | null = null;
+  private installed: InstalledModel[] = [];
+  private readonly list = byId<HTMLUListElement>('installed');
+  private readonly tasks = byId('tasks');
+
+  constructor(
+    private readonly store: ModelStore,
+    private readonly installer: StoreWorkerClient,
+    private readonly events: ModelManagerEvents,
+  ) {
+    byId<HTMLFormElement>('url-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const input = byId<HTMLInputElement>('url-input');
+      if (input.value) void this.installUrl(input.value, input.value);
+    });
+    const drop = byId('drop-zone');
+    const picker = byId<HTMLInputElement>('file-input');
+    picker.addEventListener('change', () => {
+      if (picker.files?.length) void this.convert([...picker.files]);
+      picker.value = '';
+    });
+    drop.addEventListener('dragover', (ev) => {
+      ev.preventDefault();
+      drop.classList.add('over');
+    });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (ev) => {
+      ev.preventDefault();
+      drop.classList.remove('over');
+      const files = [...(ev.dataTransfer?.files ?? [])];
+      if (files.length) void this.convert(files);
+    });
+  }
+
+  get models(): InstalledModel[] {
+    return this.installed;
+  }
+
+  setActive(id: string | null): void {
+    this.active = id;
+    this.render();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.installed = await this.store.list();
+    } catch (e) {
+      showBanner(`The model store could not be read: ${describeError(e)}`);
+      this.installed = [];
+    }
+    this.render();
+    await this.renderStorage();
+  }
+
+  private render(): void {
+    this.list.replaceChildren();
+    if (this.installed.length === 0) {
+      this.list.append(el('li', { class: 'muted', text: 'No models installed yet.' }));
+      return;
+    }
+    for (const m of this.installed) {
+      const use = el('button', { type: 'button', text: this.active === m.id ? 'Loaded' : 'Use', 'data-action': 'use' });
+      use.disabled = this.active === m.id;
+      use.addEventListener('click', () => this.events.onUse(m.id));
+      const del = el('button', { type: 'button', class: 'secondary', text: 'Delete', 'data-action': 'delete' });
+      del.addEventListener('click', () => void this.remove(m));
+      const quant = m.manifest.tensors.find((t) => t.name.endsWith('.wq'))?.dtype ?? '';
+      this.list.append(
+        el(
+          'li',
+          { 'data-model-id': m.id, class: this.active === m.id ? 'active' : undefined },
+          el('span', { class: 'name', text: m.name === m.id ? m.id : `${m.name} (${m.id})` }),
+          el('span', { class: 'muted', text: `${formatBytes(m.bytes)} ${quant}` }),
+          use,
+          del,
+        ),
+      );
+    }
+  }
+
+  private async renderStorage(): Promise<void> {
+    const used = this.installed.reduce((n, m) => n + m.bytes, 0);
+    const line = byId('storage');
+    const bar = byId<HTMLProgressElement>('storage-bar');
+    const est = await navigator.storage?.estimate?.().catch(() => undefined);
+    if (est?.quota) {
+      line.textContent = `Models use ${formatBytes(used)}; this site stores ${formatBytes(est.usage ?? 0)} of ${formatBytes(est.quota)} available.`;
+      bar.value = Math.min(1, (est.usage ?? 0) / est.quota);
+    } else {
+      line.textContent = `Models use ${formatBytes(used)}.`;
+      bar.hidden = true;
+    }
+  }
+
+  private async remove(m: InstalledModel): Promise<void> {
+    if (!confirm(`Delete ${m.id} (${formatBytes(m.bytes)}) from this browser?`)) return;
+    try {
+      if (this.active === m.id) this.events.onDeleted(m.id);
+      await this.store.delete(m.id);
+    } catch (e) {
+      showBanner(`Deleting ${m.id} failed: ${describeError(e)}`);
+    }
+    await this.refresh();
+  }
+
+  /** Lists the sample models the serving machine offers; nothing is shown when offline or on a plain static host. */
+  async loadSamples(): Promise<void> {
+    const box = byId('samples');
+    let samples: SampleModel[] = [];
+    try {
+      const res = await fetch('/models/index.json', { cache: 'no-store' });
+      if (res.ok) samples = ((await res.json()) as { models: SampleModel[] }).models ?? [];
+    } catch {
+      samples = [];
+    }
+    box.replaceChildren();
+    if (samples.length === 0) return;
+    box.append(el('p', { class: 'muted', text: 'Sample models from this server:' }));
+    for (const s of samples) {
+      const b = el('button', { type: 'button', class: 'secondary', text: `Install ${s.name}`, 'data-sample': s.id });
+      b.addEventListener('click', () => void this.installUrl(`/models/${encodeURIComponent(s.id)}/`, s.name, s.id));
+      box.append(el('div', { class: 'row' }, b));
+    }
+  }
+
+  private track(title: string, testId: string): { row: ProgressRow; onProgress: (p: TaskProgress) => void } {
+    const row = new ProgressRow(this.tasks, title, testId);
+    const onProgress = (p: TaskProgress) => {
+      const verb = p.phase === 'download' ? 'Downloading' : 'Converting';
+      row.update(p.fraction, `${verb} ${title}: ${Math.round(p.fraction * 100)}% (${formatBytes(p.bytes)}) ${p.detail}`);
+    };
+    return { row, onProgress };
+  }
+
+  async installUrl(url: string, title: string, modelId?: string): Promise<void> {
+    const { row, onProgress } = this.track(title, 'download-progress');
+    try {
+      const id = await this.installer.installFromUrl(url, { modelId, onProgress });
+      row.remove();
+      await this.refresh();
+      this.events.onInstalled(id);
+    } catch (e) {
+      row.fail(`Installing ${title} failed: ${describeError(e)}`);
+      await this.refresh();
+    }
+  }
+
+  async convert(files: File[]): Promise<void> {
+    const title = files.map((f) => f.name).join(' + ');
+    const { row, onProgress } = this.track(title, 'convert-progress');
+    try {
+      const id = await this.installer.convertFiles(files, { onProgress, quant: quantChoice() });
+      row.remove();
+      await this.refresh();
+      this.events.onInstalled(id);
+    } catch (e) {
+      row.fail(`Converting ${title} failed: ${describeError(e)}`);
+      await this.refresh();
+    }
+  }
+}
+
+function quantChoice(): 'f32' | 'f16' | 'q8' | 'q4' {
+  const v = (document.getElementById('quant') as HTMLSelectElement | null)?.value;
+  return v === 'f32' || v === 'f16' || v === 'q4' ? v : 'q8';
+}

@@ -1,0 +1,54 @@
+/**
+ * The app's service worker: after one online visit the app shell (HTML, scripts, workers, styles, icons) loads
+ * offline. Model packages are not cached here: installed models live in IndexedDB and the engine reads them from
+ * there, so they keep working offline without a second copy in the Cache API.
+ *
+ * __PRECACHE_MANIFEST__ is replaced at build time (scripts/pwa-plugin.ts) with the build's files and a version
+ * derived from their content, so every new build installs a new cache and drops the old one.
+ */
+/// <reference lib="webworker" />
+declare const __PRECACHE_MANIFEST__: { version: string; files: string[] };
+
+const sw = self as unknown as ServiceWorkerGlobalScope;
+const { version, files } = __PRECACHE_MANIFEST__;
+const CACHE_PREFIX = 'llama-webgpu-shell-';
+const CACHE = CACHE_PREFIX + version;
+const base = new URL(sw.registration.scope);
+const shellUrls = files.map((f) => new URL(f, base).href);
+const indexUrl = new URL('index.html', base).href;
+
+sw.addEventListener('install', (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      await cache.addAll(shellUrls.map((u) => new Request(u, { cache: 'reload' })));
+      await sw.skipWaiting();
+    })(),
+  );
+});
+
+sw.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const key of await caches.keys()) if (key.startsWith(CACHE_PREFIX) && key !== CACHE) await caches.delete(key);
+      await sw.clients.claim();
+    })(),
+  );
+});
+
+sw.addEventListener('fetch', (event) => {
+  const req = event.request;
+  const url = new URL(req.url);
+  if (req.method !== 'GET' || url.origin !== base.origin) return;
+  if (req.mode === 'navigate') {
+    // Network first so an online visit always gets the newest page; the cached shell when offline.
+    event.respondWith(
+      fetch(req).catch(async () => (await caches.match(req, { ignoreSearch: true })) ?? (await caches.match(indexUrl)) ?? Response.error()),
+    );
+    return;
+  }
+  if (shellUrls.includes(url.href)) {
+    // Build files have content hashes in their names: the cached copy is always the right one.
+    event.respondWith(caches.match(req).then((hit) => hit ?? fetch(req)));
+  }
+});

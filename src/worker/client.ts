@@ -1,0 +1,254 @@
+/**
+ * createWorkerEngine(): the engine API of createEngine(), backed by a Web Worker so a page never blocks while a
+ * model loads or generates.
+ *
+ *   const engine = await createWorkerEngine({ model: 'stories260K', onProgress });
+ *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
+ *   const stream = await engine.chat.completions.create({ messages, stream: true, signal });
+ */
+import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
+import { LlamaWebGpuError } from '../errors.ts';
+import type { ChatApi, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../generate/openai.ts';
+import type { FromWorker, ToWorker, WireError, WireLoadOptions } from './protocol.ts';
+
+export interface WorkerEngineOptions extends WireLoadOptions {
+  onProgress?: (p: EngineProgress) => void;
+  /** Aborts the load (the worker is terminated). */
+  signal?: AbortSignal;
+  /** A worker running engine-worker.ts; by default one is started from the bundled script. */
+  worker?: Worker;
+}
+
+export class WorkerEngineTerminatedError extends LlamaWebGpuError {
+  constructor() {
+    super('WORKER_TERMINATED', 'The engine worker was terminated; create a new engine with createWorkerEngine().');
+  }
+}
+
+/** Rebuilds an error that crossed postMessage, keeping its class name, code and message. */
+function fromWire(w: WireError): Error {
+  if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
+  const e = new LlamaWebGpuError(w.code ?? 'WORKER_ERROR', w.message);
+  e.name = w.name;
+  return e;
+}
+
+interface Pending {
+  onEvent(m: FromWorker): void;
+}
+
+/** An async queue that a message handler pushes into and a `for await` drains. */
+class Channel<T> implements AsyncIterable<T> {
+  private items: T[] = [];
+  private waiting: ((r: IteratorResult<T>) => void) | null = null;
+  private failWaiting: ((e: unknown) => void) | null = null;
+  private closed = false;
+  private error: unknown = null;
+
+  /** `onCancel` runs when the consumer stops iterating early (break in a for await). */
+  constructor(private readonly onCancel: () => void = () => {}) {}
+
+  push(item: T): void {
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = this.failWaiting = null;
+      w({ value: item, done: false });
+    } else this.items.push(item);
+  }
+
+  close(error?: unknown): void {
+    this.closed = true;
+    if (error !== undefined) this.error = error;
+    if (this.waiting) {
+      const [w, f] = [this.waiting, this.failWaiting!];
+      this.waiting = this.failWaiting = null;
+      if (this.error !== null) f(this.error);
+      else w({ value: undefined, done: true });
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => {
+        if (this.items.length) return Promise.resolve({ value: this.items.shift()!, done: false });
+        if (this.closed) return this.error !== null ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve, reject) => {
+          this.waiting = resolve;
+          this.failWaiting = reject;
+        });
+      },
+      return: () => {
+        if (!this.closed) this.onCancel();
+        this.items = [];
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+export class WorkerEngine {
+  readonly chat: ChatApi;
+  private nextId = 1;
+  private pending = new Map<number, Pending>();
+  private last: EngineStats;
+  private terminated = false;
+
+  /** @internal Use createWorkerEngine(). */
+  constructor(
+    private readonly worker: Worker,
+    readonly modelId: string,
+    stats: EngineStats,
+  ) {
+    this.last = stats;
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => this.pending.get(ev.data.id)?.onEvent(ev.data);
+    worker.onerror = (ev) => this.failAll(new LlamaWebGpuError('WORKER_ERROR', `The engine worker crashed: ${ev.message || 'unknown error'}. Reload the page.`));
+    const create = (req: ChatCompletionRequest) => this.chatCreate(req);
+    this.chat = { completions: { create: create as ChatApi['completions']['create'] } };
+  }
+
+  private send(msg: ToWorker): void {
+    if (this.terminated) throw new WorkerEngineTerminatedError();
+    this.worker.postMessage(msg);
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.pending.values()) p.onEvent({ type: 'error', id: 0, error: { name: e.name, code: (e as LlamaWebGpuError).code, message: e.message } });
+    this.pending.clear();
+  }
+
+  /** Sends a request; `onEvent` sees its progress/delta/chunk events; the promise settles on done or error. */
+  private request(
+    build: (id: number) => ToWorker,
+    onEvent: (m: FromWorker) => void,
+    signal?: AbortSignal,
+  ): Promise<Extract<FromWorker, { type: 'done' }>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+      const finish = () => {
+        this.pending.delete(id);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.pending.set(id, {
+        onEvent: (m) => {
+          if (m.type === 'done') {
+            finish();
+            this.last = m.stats;
+            resolve(m);
+          } else if (m.type === 'error') {
+            finish();
+            reject(fromWire(m.error));
+          } else onEvent(m);
+        },
+      });
+      try {
+        this.send(build(id));
+      } catch (e) {
+        finish();
+        reject(e);
+        return;
+      }
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Streams the continuation of `prompt` as text deltas, like Engine.generate(). An aborted `signal` ends the
+   * stream early with finishReason 'abort'.
+   */
+  generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+    const { signal, ...wire } = options;
+    const cancel = new AbortController();
+    const deltas = new Channel<TextDelta>(() => cancel.abort());
+    const result = this.request(
+      (id) => ({ type: 'generate', id, prompt, options: wire }),
+      (m) => m.type === 'delta' && deltas.push(m.delta),
+      signal ? AbortSignal.any([signal, cancel.signal]) : cancel.signal,
+    ).then(
+      (m) => {
+        deltas.close();
+        return m.stats;
+      },
+      (e) => {
+        deltas.close(e);
+        throw e;
+      },
+    );
+    result.catch(() => {});
+    return Object.assign(deltas, { result });
+  }
+
+  private async chatCreate(req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
+    const { signal, ...wire } = req;
+    if (!req.stream) {
+      const done = await this.request((id) => ({ type: 'chat', id, request: { ...wire, stream: false } }), () => {}, signal);
+      return done.completion!;
+    }
+    const cancel = new AbortController();
+    const chunks = new Channel<ChatCompletionChunk>(() => cancel.abort());
+    this.request(
+      (id) => ({ type: 'chat', id, request: { ...wire, stream: true } }),
+      (m) => m.type === 'chunk' && chunks.push(m.chunk),
+      signal ? AbortSignal.any([signal, cancel.signal]) : cancel.signal,
+    ).then(
+      () => chunks.close(),
+      (e) => chunks.close(e),
+    );
+    return chunks;
+  }
+
+  /** Counters of the last finished request (as Engine.stats()). */
+  stats(): EngineStats {
+    return { ...this.last };
+  }
+
+  /** Frees the model's GPU memory and stops the worker. */
+  async unload(): Promise<void> {
+    if (this.terminated) return;
+    try {
+      await this.request((id) => ({ type: 'unload', id }), () => {});
+    } finally {
+      this.terminate();
+    }
+  }
+
+  /** Stops the worker at once (a running request is dropped). */
+  terminate(): void {
+    if (this.terminated) return;
+    this.terminated = true;
+    this.worker.terminate();
+    this.failAll(new WorkerEngineTerminatedError());
+  }
+}
+
+/** Starts a worker, loads an installed model from the IndexedDB store into it, and returns the engine. */
+export async function createWorkerEngine(options: WorkerEngineOptions): Promise<WorkerEngine> {
+  const { onProgress, signal, worker: given, ...load } = options;
+  const worker = given ?? new Worker(new URL('./engine-worker.ts', import.meta.url), { type: 'module', name: 'llama-webgpu-engine' });
+  const id = 0;
+  const done = new Promise<Extract<FromWorker, { type: 'done' }>>((resolve, reject) => {
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      const m = ev.data;
+      if (m.id !== id) return;
+      if (m.type === 'progress') onProgress?.(m.progress);
+      else if (m.type === 'done') resolve(m);
+      else if (m.type === 'error') reject(fromWire(m.error));
+    };
+    worker.onerror = (ev) => {
+      ev.preventDefault();
+      reject(new LlamaWebGpuError('WORKER_ERROR', `The engine worker failed to start: ${ev.message || 'script error'}. Check that the page is served over http(s) and the worker script is reachable.`));
+    };
+    const onAbort = () => reject(signal!.reason ?? new DOMException('Loading was aborted.', 'AbortError'));
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  worker.postMessage({ type: 'load', id, options: load } satisfies ToWorker);
+  try {
+    const m = await done;
+    return new WorkerEngine(worker, m.load!.modelId, m.load!.stats);
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The page's side of the store worker: install a model package from a URL, or convert picked files, without
+ * blocking the page. Both write into the IndexedDB model store that createIdbStore() and the engine read.
+ */
+import { LlamaWebGpuError } from '../errors.ts';
+import type { WireError } from './protocol.ts';
+import type { FromStoreWorker, TaskProgress, ToStoreWorker } from './store-protocol.ts';
+
+export type { TaskProgress } from './store-protocol.ts';
+
+export interface StoreTaskOptions {
+  storeName?: string;
+  /** Model id in the store; default derived from the URL or file name. */
+  modelId?: string;
+  onProgress?: (p: TaskProgress) => void;
+  signal?: AbortSignal;
+}
+
+function fromWire(w: WireError): Error {
+  if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
+  const e = new LlamaWebGpuError(w.code ?? 'WORKER_ERROR', w.message);
+  e.name = w.name;
+  return e;
+}
+
+export class StoreWorkerClient {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private pending = new Map<number, (m: FromStoreWorker) => void>();
+
+  private get w(): Worker {
+    if (!this.worker) {
+      this.worker = new Worker(new URL('./store-worker.ts', import.meta.url), { type: 'module', name: 'llama-webgpu-store' });
+      this.worker.onmessage = (ev: MessageEvent<FromStoreWorker>) => this.pending.get(ev.data.id)?.(ev.data);
+      this.worker.onerror = (ev) => {
+        ev.preventDefault();
+        for (const done of this.pending.values()) {
+          done({ type: 'error', id: 0, error: { name: 'LlamaWebGpuError', code: 'WORKER_ERROR', message: `The install worker crashed: ${ev.message || 'script error'}. Reload the page.` } });
+        }
+        this.pending.clear();
+        this.worker?.terminate();
+        this.worker = null;
+      };
+    }
+    return this.worker;
+  }
+
+  private run(build: (id: number) => ToStoreWorker, options: StoreTaskOptions): Promise<string> {
+    const id = this.nextId++;
+    const worker = this.w;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => worker.postMessage({ type: 'abort', id } satisfies ToStoreWorker);
+      this.pending.set(id, (m) => {
+        if (m.type === 'progress') return options.onProgress?.(m.progress);
+        this.pending.delete(id);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (m.type === 'done') resolve(m.modelId);
+        else reject(fromWire(m.error));
+      });
+      worker.postMessage(build(id));
+      if (options.signal?.aborted) onAbort();
+      else options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Downloads a model package into the store: `url` is the package folder or its manifest.json. Resolves to the
+   * installed model id.
+   */
+  installFromUrl(url: string, options: StoreTaskOptions = {}): Promise<string> {
+    const abs = new URL(url.replace(/manifest\.json([?#].*)?$/, ''), location.href).href;
+    return this.run((id) => ({ type: 'install-url', id, url: abs, storeName: options.storeName, modelId: options.modelId }), options);
+  }
+
+  /** Converts a checkpoint (with its companion files) into a package in the store; resolves to the model id. */
+  convertFiles(files: File[], options: StoreTaskOptions & { quant?: 'f32' | 'f16' | 'q8' | 'q4' } = {}): Promise<string> {
+    return this.run(
+      (id) => ({ type: 'convert-files', id, files, storeName: options.storeName, modelId: options.modelId, quant: options.quant }),
+      options,
+    );
+  }
+}
