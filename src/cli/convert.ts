@@ -1,0 +1,66 @@
+/**
+ * llama-webgpu convert <input> <out-dir> [--quant q4|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]
+ * <input>: a .gguf file, a llama2.c .bin (with --tokenizer), a Hugging Face safetensors folder, or a Flax folder or
+ * flax_model.msgpack. Writes the package atomically: <out-dir> appears only when the whole package is written.
+ */
+import { LlamaWebGpuError } from '../errors.ts';
+import { openCheckpoint } from '../formats/detect.ts';
+import { directorySink } from '../formats/node-sink.ts';
+import { convertCheckpoint } from '../formats/package-writer.ts';
+import type { WeightDtype } from '../formats/quant.ts';
+import { numberOption, parseArgs, UsageError } from './args.ts';
+
+const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
+
+export async function run(args: string[]): Promise<number> {
+  let input: string, out: string, quant: WeightDtype, shardMb: number;
+  let p;
+  try {
+    p = parseArgs(args, { values: ['quant', 'tokenizer', 'shard-mb', 'name'] });
+    if (p.positional.length !== 2) throw new UsageError('expected <input> and <out-dir>');
+    [input, out] = p.positional;
+    quant = String(p.options.get('quant') ?? 'q4') as WeightDtype;
+    if (!['q4', 'q8', 'f16', 'f32'].includes(quant)) throw new UsageError(`--quant must be q4, q8, f16 or f32, got ${quant}`);
+    shardMb = numberOption(p, 'shard-mb', 64);
+    if (!(shardMb > 0)) throw new UsageError('--shard-mb must be positive');
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const tokenizer = p.options.get('tokenizer');
+  const name = p.options.get('name');
+  const started = performance.now();
+  try {
+    const ckpt = await openCheckpoint(input, { tokenizer: typeof tokenizer === 'string' ? tokenizer : undefined });
+    try {
+      const c = ckpt.config;
+      console.error(`${ckpt.format}: dim ${c.dim}, ${c.nLayers} layers, ${c.nHeads}/${c.nKvHeads} heads, vocab ${c.vocabSize} -> ${quant}`);
+      let lastPct = -1;
+      const manifest = await convertCheckpoint(ckpt, await directorySink(out), {
+        quant,
+        shardBytes: Math.round(shardMb * 1024 * 1024),
+        name: typeof name === 'string' ? name : undefined,
+        onProgress: ({ tensor, done, total, bytes }) => {
+          const pct = Math.floor((100 * done) / total);
+          if (pct !== lastPct) {
+            lastPct = pct;
+            process.stderr.write(`\r${String(pct).padStart(3)}%  ${(bytes / 1e6).toFixed(1)} MB  ${tensor.padEnd(24)}`);
+          }
+        },
+      });
+      const bytes = manifest.shards.reduce((a, s) => a + s.byteSize, 0);
+      process.stderr.write('\n');
+      console.log(`wrote ${out}: ${manifest.tensors.length} tensors, ${manifest.shards.length} shards, ${(bytes / 1e6).toFixed(1)} MB in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      return 0;
+    } finally {
+      await ckpt.close();
+    }
+  } catch (e) {
+    process.stderr.write('\n');
+    if (e instanceof LlamaWebGpuError) {
+      console.error(`convert failed: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
