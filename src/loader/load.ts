@@ -113,7 +113,10 @@ export async function loadWeights(
     // Counted from the moment the read starts: the store allocates the shard's buffer then.
     heldBytes += shardSize(order[k]);
     peakHeldBytes = Math.max(peakHeldBytes, heldBytes);
-    return store.readShard(id, manifest.shards[order[k]].file);
+    const bytes = store.readShard(id, manifest.shards[order[k]].file);
+    // A read-ahead may fail before it is awaited; the failure is reported when it is (not as an unhandled rejection).
+    bytes.catch(() => {});
+    return bytes;
   };
 
   const created: GPUBuffer[] = [];
@@ -124,7 +127,7 @@ export async function loadWeights(
     for (let k = 0; k < order.length; k++) {
       const shardIndex = order[k];
       const shard = manifest.shards[shardIndex];
-      const bytes = await next!;
+      let bytes: Uint8Array | null = await next!;
       next = null;
       signal?.throwIfAborted();
       if (bytes.byteLength !== shard.byteSize) {
@@ -158,6 +161,7 @@ export async function loadWeights(
       // writeBuffer has copied the bytes into the GPU's staging memory once the queue has run; waiting here also
       // keeps the driver's staging memory from growing with the model.
       await gpu.device.queue.onSubmittedWorkDone();
+      bytes = null;
       heldBytes -= shard.byteSize;
       signal?.throwIfAborted();
       report('weights');

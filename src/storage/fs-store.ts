@@ -42,7 +42,9 @@ export function createFsStore(root: string): ModelStore {
 
   async function read(id: string, name: string): Promise<Uint8Array> {
     try {
-      return new Uint8Array(await readFile(file(id, name)));
+      const b = await readFile(file(id, name));
+      // A view of the Buffer's own memory rather than a copy: a shard is held once, not twice.
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new StorageError(id, `${name} is not stored in ${dir(id)}. Install or convert the model again.`, { cause: e });
