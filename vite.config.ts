@@ -10,7 +10,10 @@ export default defineConfig({
   plugins: [modelsPlugin({ root }), pwaPlugin()],
   resolve: {
     // The examples import the package by name, as an app that installed it would.
-    alias: { 'llama-webgpu': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+    alias: [
+      { find: /^llama-webgpu$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+      { find: /^llama-webgpu\/worker$/, replacement: fileURLToPath(new URL('./src/worker/index.ts', import.meta.url)) },
+    ],
   },
   worker: { format: 'es' },
   build: {
@@ -18,7 +21,11 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     rolldownOptions: {
-      input: { index: fileURLToPath(new URL('./index.html', import.meta.url)), sw: fileURLToPath(new URL(SW_ENTRY, import.meta.url)) },
+      input: {
+        index: fileURLToPath(new URL('./index.html', import.meta.url)),
+        embed: fileURLToPath(new URL('./examples/embed.html', import.meta.url)),
+        sw: fileURLToPath(new URL(SW_ENTRY, import.meta.url)),
+      },
       output: { entryFileNames: (chunk) => (chunk.name === 'sw' ? SW_FILE : 'assets/[name]-[hash].js') },
     },
   },

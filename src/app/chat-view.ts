@@ -81,6 +81,7 @@ export class ChatView {
   private addMessage(role: 'user' | 'assistant' | 'error', text: string): { body: HTMLSpanElement; meta: HTMLSpanElement } {
     const body = el('span', { class: 'body', text });
     const meta = el('span', { class: 'meta' });
+    this.messages.querySelector('.empty-hint')?.remove();
     this.messages.append(el('div', { class: `message ${role}`, 'data-role': role }, body, meta));
     this.messages.scrollTop = this.messages.scrollHeight;
     return { body, meta };
@@ -129,9 +130,11 @@ export class ChatView {
         this.history.push({ role: 'user', content: text }, { role: 'assistant', content: out });
       } else {
         const run = engine.generate(text, { topP: s.topP, maxTokens: s.maxTokens, signal: controller.signal, ...sampling });
+        const ids: number[] = [];
         for await (const d of run) {
           out += d.text;
           tokens += d.tokenIds.length;
+          ids.push(...d.tokenIds);
           reply.body.textContent = out;
           this.showLive(tokens, started);
         }
@@ -139,6 +142,8 @@ export class ChatView {
         tokens = stats.generatedTokens;
         decodeRate = stats.decodeTokensPerSecond;
         finish = stats.finishReason;
+        // The generated token ids, for inspecting how the tokenizer split the text.
+        reply.body.parentElement!.dataset.tokenIds = ids.join(',');
       }
       const seconds = (performance.now() - started) / 1000;
       const line = `${tokens} tokens in ${seconds.toFixed(1)} s, ${decodeRate.toFixed(1)} tokens/s${finish === 'abort' ? ' (stopped)' : finish === 'length' ? ' (max tokens reached)' : ''}`;

@@ -1,0 +1,147 @@
+/**
+ * The chat page end to end on stories260K in headless Chromium (SwiftShader WebGPU): install the sample model
+ * from the local server, generate llama2.c's documented greedy story, stop a generation midway, generate again
+ * from IndexedDB with the network off, and import the GGUF by drag and drop.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
+import { haveChromium, launch, openApp, screenshot, startApp, watchErrors, type AppServer } from './harness.ts';
+
+const GGUF = 'stories260K/stories260Ktok512.gguf';
+
+/** Sets the sampling fields, sends `prompt`, and waits for the reply to finish; returns the reply's element data. */
+async function generate(page: Page, settings: { temperature: number; maxTokens: number; seed?: number }, prompt = '') {
+  await page.fill('#temperature', String(settings.temperature));
+  await page.fill('#max-tokens', String(settings.maxTokens));
+  await page.fill('#seed', settings.seed === undefined ? '' : String(settings.seed));
+  const before = await page.locator('[data-role="assistant"]').count();
+  await page.fill('#prompt', prompt);
+  await page.click('#send');
+  const reply = page.locator('[data-role="assistant"]').nth(before);
+  await reply.and(page.locator('[data-finish]')).waitFor({ timeout: 120_000 });
+  return {
+    text: (await reply.locator('.body').textContent()) ?? '',
+    meta: (await reply.locator('.meta').textContent()) ?? '',
+    finish: await reply.getAttribute('data-finish'),
+    ids: ((await reply.getAttribute('data-token-ids')) ?? '').split(',').filter(Boolean).map(Number),
+  };
+}
+
+async function waitLoaded(page: Page, id: string): Promise<void> {
+  await page.waitForSelector(`#load-status[data-ready="${id}"]`, { timeout: 120_000 });
+  expect(await page.isEnabled('#send')).toBe(true);
+}
+
+describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end on stories260K', () => {
+  let app: AppServer;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let errors: string[];
+
+  beforeAll(async () => {
+    app = await startApp();
+    browser = await launch();
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    errors = watchErrors(page);
+    await page.goto(app.url);
+    await page.waitForSelector('body[data-ready="true"]');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+  });
+
+  test('installs stories260K from the local server (converted on first use) and loads it onto the GPU', async () => {
+    await page.click('[data-sample="stories260K"]');
+    await page.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
+    const row = await page.textContent('[data-model-id="stories260K"]');
+    expect(row).toContain('stories260K');
+    expect(row).toMatch(/\d+(\.\d)? MB/);
+    expect(await page.textContent('#storage')).toMatch(/^Models use 1\.\d MB;/);
+    // The first install of a model on a page with WebGPU loads it straight away.
+    await waitLoaded(page, 'stories260K');
+    expect(await page.textContent('#load-status')).toContain('stories260K is ready');
+    expect(errors).toEqual([]);
+  });
+
+  test('generates the documented greedy story from BOS, streamed, with tokens per second', async () => {
+    const r = await generate(page, { temperature: 0, maxTokens: 40 });
+    expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+    expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    expect(r.finish).toBe('length');
+    expect(r.meta).toMatch(/^40 tokens in [\d.]+ s, [\d.]+ tokens\/s \(max tokens reached\)$/);
+    expect(await page.textContent('#stats')).toMatch(/tokens\/s/);
+    const shot = await screenshot(page, 'chat-after-generation.png');
+    expect(readFileSync(shot).byteLength).toBeGreaterThan(10_000);
+    expect(errors).toEqual([]);
+  });
+
+  test('the stop button ends a generation midway', async () => {
+    // Click Stop from inside the page the moment the first text arrives, so the abort always lands mid-stream.
+    await page.evaluate(() => {
+      const messages = document.getElementById('messages')!;
+      const seen = messages.querySelectorAll('[data-role="assistant"]').length;
+      const obs = new MutationObserver(() => {
+        const replies = messages.querySelectorAll('[data-role="assistant"]');
+        if (replies.length > seen && replies[replies.length - 1].querySelector('.body')!.textContent) {
+          obs.disconnect();
+          document.getElementById('stop')!.click();
+        }
+      });
+      obs.observe(messages, { subtree: true, childList: true, characterData: true });
+    });
+    const r = await generate(page, { temperature: 0.8, maxTokens: 120, seed: 7 });
+    expect(r.finish).toBe('abort');
+    expect(r.meta).toContain('(stopped)');
+    expect(r.ids.length).toBeGreaterThan(0);
+    expect(r.ids.length).toBeLessThan(120);
+    expect(await page.isDisabled('#stop')).toBe(true);
+    expect(await page.isEnabled('#send')).toBe(true);
+  });
+
+  test('with the network off, a reload loads the shell and the stored model and generates again', async () => {
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      if (!navigator.serviceWorker.controller) await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+    });
+    await context.setOffline(true);
+    try {
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]');
+      // The last used model comes back from IndexedDB by itself.
+      await waitLoaded(page, 'stories260K');
+      const r = await generate(page, { temperature: 0, maxTokens: 40 });
+      expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+      expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    } finally {
+      await context.setOffline(false);
+    }
+  });
+
+  test('imports the GGUF by drag and drop, converts it in a worker, and generates from it', async () => {
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, app.url);
+    await p.selectOption('#quant', 'f32');
+    const b64 = readFileSync(sharedModel(GGUF)).toString('base64');
+    const dataTransfer = await p.evaluateHandle((data) => {
+      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'stories260Ktok512.gguf'));
+      return dt;
+    }, b64);
+    await p.dispatchEvent('#drop-zone', 'dragover', { dataTransfer });
+    await p.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+    await p.waitForSelector('[data-model-id="stories260Ktok512"]', { timeout: 120_000 });
+    expect(await p.textContent('[data-model-id="stories260Ktok512"]')).toContain('f32');
+    await waitLoaded(p, 'stories260Ktok512');
+    const r = await generate(p, { temperature: 0, maxTokens: 40 });
+    expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+    expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    await fresh.close();
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * Browser test harness: builds the chat page with the real vite.config.ts, serves it with `vite preview` (which
+ * also serves the sample models through scripts/models-plugin.ts) on 127.0.0.1, and drives the system Chromium
+ * through playwright-core with WebGPU on (SwiftShader in headless Chromium).
+ *
+ * Chromium is never downloaded: /usr/bin/chromium comes from scripts/setup-system.sh. In CI (CI=true) a missing
+ * Chromium fails the run; elsewhere its tests are skipped with a loud warning.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type LaunchOptions, type Page } from 'playwright-core';
+import { build, preview, type PreviewServer } from 'vite';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+export const CHROMIUM = process.env.LLAMA_WEBGPU_CHROMIUM ?? '/usr/bin/chromium';
+export const SAMPLE_MODELS = path.resolve(ROOT, '../shared/models');
+
+export const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+/** True when Chromium is installed; in CI its absence throws, elsewhere it warns loudly and the tests skip. */
+export function haveChromium(): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  const msg = `Chromium not found at ${CHROMIUM} (run scripts/setup-system.sh)`;
+  if (process.env.CI) throw new Error(`${msg}; in CI the browser tests must run.`);
+  console.warn(`\n!!!!!!!! SKIPPING BROWSER TESTS: ${msg} !!!!!!!!\n`);
+  return false;
+}
+
+export function launch(options: { webgpu?: boolean } = {}): Promise<Browser> {
+  const args = options.webgpu === false ? CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu') : CHROMIUM_ARGS;
+  const launchOptions: LaunchOptions = { executablePath: CHROMIUM, args, headless: true };
+  return chromium.launch(launchOptions);
+}
+
+export interface AppServer {
+  url: string;
+  /** Where the server keeps converted sample packages (a fresh temporary folder per server). */
+  packagesDir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the app into a temporary folder and serves it with the preview server, whose models plugin converts
+ * the sample models into a fresh temporary packages folder on first request.
+ */
+export async function startApp(): Promise<AppServer> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'llama-webgpu-app-'));
+  const outDir = path.join(work, 'app');
+  const packagesDir = path.join(work, 'models');
+  process.env.LLAMA_WEBGPU_MODELS_DIR = packagesDir;
+  process.env.LLAMA_WEBGPU_SAMPLE_MODELS ??= SAMPLE_MODELS;
+  await build({ root: ROOT, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  const server: PreviewServer = await preview({ root: ROOT, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0, strictPort: false } });
+  const address = server.httpServer.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${address.port}/`,
+    packagesDir,
+    async close() {
+      await server.close();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Collects page errors and console errors, so a test can assert the page ran cleanly. */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  return errors;
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, name);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Opens the page and waits until it has checked WebGPU and listed the models. */
+export async function openApp(context: BrowserContext, url: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  return page;
+}

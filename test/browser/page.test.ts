@@ -1,0 +1,89 @@
+/**
+ * The chat page without a model: it loads cleanly, says clearly when WebGPU is missing, and after one online
+ * visit its shell loads from the service worker with the network off.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { haveChromium, launch, openApp, startApp, watchErrors, type AppServer } from './harness.ts';
+
+describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
+  let app: AppServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    app = await startApp();
+    browser = await launch();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+  });
+
+  test('loads with a WebGPU adapter, the sample models on offer and no errors', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    await page.goto(app.url);
+    await page.waitForSelector('body[data-ready="true"]');
+    expect(await page.title()).toBe('llama-webgpu chat');
+    expect(await page.getAttribute('body', 'data-webgpu')).toBe('ok');
+    expect(await page.textContent('#gpu-status')).toMatch(/^WebGPU: /);
+    expect(await page.isHidden('#banner')).toBe(true);
+    expect(await page.textContent('[data-sample="stories260K"]')).toBe('Install stories260K');
+    expect(await page.textContent('#installed')).toContain('No models installed yet.');
+    expect(await page.textContent('#storage')).toMatch(/Models use 0 B; this site stores .* of .* available\./);
+    expect(await page.isDisabled('#send')).toBe(true);
+    const manifest = await page.evaluate(async () => (await fetch('/manifest.webmanifest')).json());
+    expect(manifest.name).toBe('llama-webgpu chat');
+    expect(manifest.icons.some((i: { sizes: string }) => i.sizes === '512x512')).toBe(true);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  test('a browser without WebGPU gets a clear message and can still manage models', async () => {
+    const context = await browser.newContext();
+    // As in a browser that ships no WebGPU: navigator.gpu does not exist.
+    await context.addInitScript(() => {
+      delete (Navigator.prototype as { gpu?: unknown }).gpu;
+    });
+    const page = await openApp(context, app.url);
+    expect(await page.getAttribute('body', 'data-webgpu')).toBe('missing');
+    expect(await page.isVisible('#banner')).toBe(true);
+    const banner = await page.textContent('#banner');
+    expect(banner).toContain('WebGPU is not available in this browser');
+    expect(banner).toContain('Models can still be installed and managed here.');
+    expect(await page.textContent('#gpu-status')).toBe('WebGPU unavailable');
+    expect(await page.isDisabled('#send')).toBe(true);
+    expect(await page.isVisible('[data-sample="stories260K"]')).toBe(true);
+    await context.close();
+  });
+
+  test('after one online visit the app shell loads offline from the service worker', async () => {
+    const context = await browser.newContext();
+    const page = await openApp(context, app.url);
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      if (!navigator.serviceWorker.controller) await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+    });
+    const cached = await page.evaluate(async () => {
+      const keys = await caches.keys();
+      const cache = await caches.open(keys.find((k) => k.startsWith('llama-webgpu-shell-'))!);
+      return (await cache.keys()).map((r) => new URL(r.url).pathname);
+    });
+    expect(cached).toContain('/index.html');
+    expect(cached).toContain('/manifest.webmanifest');
+    expect(cached.some((p) => /\/assets\/engine-worker-.*\.js$/.test(p))).toBe(true);
+    expect(cached.some((p) => /\/assets\/store-worker-.*\.js$/.test(p))).toBe(true);
+
+    await context.setOffline(true);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    expect(await page.textContent('h1')).toBe('llama-webgpu');
+    expect(await page.getAttribute('body', 'data-webgpu')).toBe('ok');
+    // The server's sample list needs the network; offline it is simply not offered.
+    expect(await page.locator('[data-sample]').count()).toBe(0);
+    await context.setOffline(false);
+    await context.close();
+  });
+});

@@ -1,0 +1,39 @@
+/**
+ * The library build (`npm run build`): src/index.ts as an ES module in dist/lib/, with the engine and store workers
+ * as separate files beside it, and type declarations in dist/types/ (tsconfig.lib.json).
+ *
+ * Node-only modules (src/gpu/node.ts with the `webgpu` package, node:fs) are reached only through dynamic imports
+ * under Node, so they land in chunks that a browser never loads; `webgpu` and node: builtins stay external.
+ */
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+import pkg from './package.json' with { type: 'json' };
+
+const external = [/^node:/, 'webgpu', ...Object.keys(pkg.dependencies ?? {})];
+
+export default defineConfig({
+  configFile: false,
+  publicDir: false,
+  worker: { format: 'es' },
+  build: {
+    outDir: 'dist/lib',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+    minify: false,
+    // Workers and WGSL stay files or strings of their own; nothing is inlined as a data: URL (a data: worker has an
+    // opaque origin and could not open the IndexedDB model store).
+    assetsInlineLimit: 0,
+    lib: {
+      entry: {
+        index: fileURLToPath(new URL('./src/index.ts', import.meta.url)),
+        worker: fileURLToPath(new URL('./src/worker/index.ts', import.meta.url)),
+      },
+      formats: ['es'],
+    },
+    rolldownOptions: {
+      external: (id) => external.some((e) => (typeof e === 'string' ? id === e || id.startsWith(`${e}/`) : e.test(id))),
+      output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
+    },
+  },
+});
