@@ -166,9 +166,8 @@ describe(`loadWeights memory on ${gpus[0]?.name}`, () => {
     );
     expect(peakHeld).toBeGreaterThan((shardsHeld - 1) * shardBytes);
     expect(peakHeld).toBeLessThanOrEqual(shardsHeld * shardBytes);
-    // What the process still references is the loader's shards, not the model: at least the shard just read,
-    // at most the budget (whether a read-ahead overlaps a copy depends on timing).
-    expect(peakArrayBuffers).toBeGreaterThanOrEqual(shardBytes * 0.9);
+    // What the process still references is the loader's shards, not the model: at most the budget (whether a
+    // read-ahead overlaps a copy depends on timing; buffers freed from earlier tests can offset the baseline).
     expect(peakArrayBuffers).toBeLessThanOrEqual(shardsHeld * shardBytes * 1.1);
     await expectBuffersMatchShards(gpu, dir, manifest, weights);
     destroyAll(weights);
