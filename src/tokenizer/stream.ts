@@ -17,7 +17,8 @@ export interface TokenDecoder {
 }
 
 const REPLACEMENT = '\uFFFD';
-const utf8 = new TextDecoder('utf-8');
+// ignoreBOM: a U+FEFF at the start of a byte run is text like any other (the default decoder would drop it).
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export class StreamDecoder implements TokenDecoder {
   private pending: number[] = [];
