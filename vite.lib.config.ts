@@ -4,15 +4,16 @@
  *
  * Node-only modules (src/gpu/node.ts with the `webgpu` package, node:fs) are reached only through dynamic imports
  * under Node, so they land in chunks that a browser never loads; `webgpu` and node: builtins stay external.
+ * The small browser dependencies (idb-keyval, msgpack, the SentencePiece wasm) are bundled: module workers cannot
+ * use import maps, so a bare import left in a worker would only resolve under a bundler, and the built files are
+ * meant to work from any static host as they are.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
-import pkg from './package.json' with { type: 'json' };
 
-const external = [/^node:/, 'webgpu', ...Object.keys(pkg.dependencies ?? {})];
+const isExternal = (id: string) => id.startsWith('node:') || id === 'webgpu' || id.startsWith('webgpu/');
 
 export default defineConfig({
-  configFile: false,
   publicDir: false,
   worker: { format: 'es' },
   build: {
@@ -32,7 +33,7 @@ export default defineConfig({
       formats: ['es'],
     },
     rolldownOptions: {
-      external: (id) => external.some((e) => (typeof e === 'string' ? id === e || id.startsWith(`${e}/`) : e.test(id))),
+      external: isExternal,
       output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
     },
   },

@@ -62,7 +62,7 @@ export async function startApp(): Promise<AppServer> {
   const packagesDir = path.join(work, 'models');
   process.env.LLAMA_WEBGPU_MODELS_DIR = packagesDir;
   process.env.LLAMA_WEBGPU_SAMPLE_MODELS ??= SAMPLE_MODELS;
-  await build({ root: ROOT, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  await build({ root: ROOT, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   const server: PreviewServer = await preview({ root: ROOT, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0, strictPort: false } });
   const address = server.httpServer.address() as AddressInfo;
   return {
