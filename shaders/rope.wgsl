@@ -1,0 +1,72 @@
+// rope: rotary position embedding, interleaved pairs (shaders/README.md), in place on q and k.
+//
+// For token t of the step (position p = pos + t) and pair i of every head:
+//   (x[2i], x[2i+1]) <- (x[2i] cos a - x[2i+1] sin a, x[2i] sin a + x[2i+1] cos a),
+//   a = (p / rope_scale) * theta^(-2i / head_dim).
+// The angle is reduced modulo one turn exactly: freq[i] holds (theta^(-2i/head_dim) / (rope_scale * 2 pi)) mod 1
+// as a 64-bit fixed-point fraction (hi, lo words), so p * freq[i] mod 1 is an integer product mod 2^64 and the
+// angle handed to cos/sin lies in [-pi, pi) at full f32 accuracy whatever the position (a plain f32 product
+// p * freq loses ~2e-4 rad near position 4096, and sin/cos of large arguments are not accurate in WGSL).
+//
+// Shapes: freq [head_dim / 2] vec2<u32>; q [n, n_heads * head_dim] f32; k [n, n_kv_heads * head_dim] f32.
+// Dispatch: (ceil((n_heads + n_kv_heads) * head_dim / 2 / WG), n, 1) workgroups of WG threads; one thread per pair.
+
+override WG: u32 = 64u;
+
+struct Params {
+  n_heads: u32,
+  n_kv_heads: u32,
+  half_dim: u32, // head_dim / 2
+}
+
+struct Step {
+  pos: u32,
+  n_tokens: u32,
+  seed: u32,
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> freq: array<vec2u>;
+@group(0) @binding(1) var<storage, read_write> q: array<vec2f>;
+@group(0) @binding(2) var<storage, read_write> k: array<vec2f>;
+@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(4) var<uniform> step: Step;
+
+// High 32 bits of the 64-bit product a * b, from 16-bit halves (WGSL has no 64-bit integers).
+fn mul_hi(a: u32, b: u32) -> u32 {
+  let a0 = a & 0xffffu;
+  let a1 = a >> 16u;
+  let b0 = b & 0xffffu;
+  let b1 = b >> 16u;
+  let p01 = a0 * b1;
+  let p10 = a1 * b0;
+  let mid = ((a0 * b0) >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let q_pairs = params.n_heads * params.half_dim;
+  let k_pairs = params.n_kv_heads * params.half_dim;
+  let pair = gid.x;
+  if (pair >= q_pairs + k_pairs) {
+    return;
+  }
+  let t = gid.y;
+  let p = step.pos + t;
+  let f = freq[pair % params.half_dim];
+  // Top 32 bits of the fraction of a turn, (p * f) mod 2^64 >> 32, read as signed: a turn in [-1/2, 1/2).
+  let turn = p * f.x + mul_hi(p, f.y);
+  let angle = f32(bitcast<i32>(turn)) * 1.4629180792671596e-9; // 2 pi / 2^32
+  let c = cos(angle);
+  let s = sin(angle);
+  if (pair < q_pairs) {
+    let i = t * q_pairs + pair;
+    let x = q[i];
+    q[i] = vec2f(x.x * c - x.y * s, x.x * s + x.y * c);
+  } else {
+    let i = t * k_pairs + pair - q_pairs;
+    let x = k[i];
+    k[i] = vec2f(x.x * c - x.y * s, x.x * s + x.y * c);
+  }
+}

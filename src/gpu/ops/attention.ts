@@ -1,0 +1,150 @@
+import { KernelShapeError } from '../../errors.ts';
+import type { Gpu } from '../device.ts';
+import type { KvCache } from './kv-cache.ts';
+import { uniformData, type BoundOp } from './op.ts';
+
+/** Keys per chunk of attention.wgsl (its workgroup size): head_dim / 4 <= WG, so head_dim <= 256. */
+const WG = 64;
+/** Query rows per workgroup at most (MAX_ROWS in attention.wgsl). */
+const MAX_ROWS = 8;
+/** Workgroups worth keeping busy: the keys are split until pass 1 has about this many. */
+const TARGET_WORKGROUPS = 512;
+const MERGE_WG = 64;
+
+export interface AttentionOptions {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Longest context the op serves (at most the cache's maxSeqLen). */
+  maxSeqLen: number;
+  /** Most tokens one step may carry. */
+  maxTokens: number;
+}
+
+interface Scratch {
+  acc: GPUBuffer;
+  ml: GPUBuffer;
+}
+
+/**
+ * Partial results live only between the two dispatches of one layer's attention, and layers run one after another,
+ * so every Attention on a device with the same sizes shares one pair of scratch buffers (a 70B model would
+ * otherwise hold 80 copies).
+ */
+const scratchByDevice = new WeakMap<GPUDevice, Map<string, Scratch>>();
+
+function sharedScratch(gpu: Gpu, accBytes: number, mlBytes: number): Scratch {
+  let byKey = scratchByDevice.get(gpu.device);
+  if (!byKey) scratchByDevice.set(gpu.device, (byKey = new Map()));
+  const key = `${accBytes}/${mlBytes}`;
+  let s = byKey.get(key);
+  if (!s) {
+    s = { acc: gpu.storage(`attention.partAcc.${key}`, accBytes), ml: gpu.storage(`attention.partMl.${key}`, mlBytes) };
+    byKey.set(key, s);
+  }
+  return s;
+}
+
+/**
+ * Causal grouped-query attention over the KV cache (flash-decoding): pass 1 (shaders/attention*.wgsl) splits the
+ * keys across workgroups, each keeping a running max and sum; pass 2 (shaders/attention_merge.wgsl) combines the
+ * splits. The number of splits adapts to the step (pos and n are read from the step uniform), so the dispatch
+ * is valid and busy at every position without the CPU knowing pos.
+ */
+export class Attention {
+  private readonly decodePipeline: GPUComputePipeline;
+  private readonly prefillPipeline: GPUComputePipeline;
+  private readonly mergePipeline: GPUComputePipeline;
+  private readonly params: GPUBuffer;
+  private readonly splitTable: GPUBuffer;
+  private readonly scratch: Scratch;
+  /** Splits of the keys for a step of n tokens (index n). */
+  readonly splits: Uint32Array;
+  private readonly kvMul: number;
+  private readonly decodeRows: number;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly o: AttentionOptions,
+    readonly cache: KvCache,
+    label = 'attention',
+  ) {
+    const { nHeads, nKvHeads, headDim, maxSeqLen, maxTokens } = o;
+    const shape = `nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim}`;
+    for (const [name, v] of Object.entries({ nHeads, nKvHeads, headDim, maxSeqLen, maxTokens })) {
+      if (!Number.isInteger(v) || v <= 0) throw new KernelShapeError('attention', `${name} must be a positive integer, got ${v} (${shape})`);
+    }
+    if (nHeads % nKvHeads !== 0) {
+      throw new KernelShapeError('attention', `nHeads must be a multiple of nKvHeads for grouped-query attention (${shape}); check the model config`);
+    }
+    if (headDim % 4 !== 0 || headDim > 4 * WG) {
+      throw new KernelShapeError('attention', `headDim must be a multiple of 4 and at most ${4 * WG} (${shape}); this kernel cannot serve the model`);
+    }
+    if (cache.kvDim !== nKvHeads * headDim) {
+      throw new KernelShapeError('attention', `the KV cache rows hold ${cache.kvDim} values, expected nKvHeads*headDim = ${nKvHeads * headDim} (${shape})`);
+    }
+    if (maxSeqLen > cache.maxSeqLen) {
+      throw new KernelShapeError('attention', `maxSeqLen ${maxSeqLen} exceeds the KV cache's ${cache.maxSeqLen} positions; build the cache as long as the context`);
+    }
+    if (cache.f16 && !gpu.f16) throw new KernelShapeError('attention', 'the KV cache is f16 but this device has no shader-f16; create the cache on this device');
+    if (maxTokens > maxSeqLen) throw new KernelShapeError('attention', `maxTokens ${maxTokens} exceeds maxSeqLen ${maxSeqLen}`);
+
+    const hd4 = headDim / 4;
+    this.kvMul = nHeads / nKvHeads;
+    this.decodeRows = Math.min(MAX_ROWS, this.kvMul);
+    const workgroupBytes = MAX_ROWS * hd4 * 16 + MAX_ROWS * WG * 4 + MAX_ROWS * 4 + WG * 20;
+    gpu.requireLimit('maxComputeWorkgroupStorageSize', workgroupBytes, `Attention with headDim ${headDim}`);
+    const shader = cache.f16 ? 'attention_f16' : 'attention';
+    this.decodePipeline = gpu.pipeline(shader, { WG, ROWS: this.decodeRows, HD4: hd4 });
+    this.prefillPipeline = gpu.pipeline(shader, { WG, ROWS: MAX_ROWS, HD4: hd4 });
+    this.mergePipeline = gpu.pipeline('attention_merge', { WG: MERGE_WG, CHUNK: WG, HD4: hd4 });
+    this.params = gpu.uniform(
+      `${label}.params`,
+      new Uint8Array(uniformData([{ u32: nHeads }, { u32: this.kvMul }, { u32: cache.kvDim / 4 }, { f32: 1 / Math.sqrt(headDim) }])),
+    );
+
+    this.splits = new Uint32Array(maxTokens + 1);
+    let partialRows = 0;
+    for (let n = 1; n <= maxTokens; n++) {
+      const tiles = nKvHeads * Math.ceil((n * this.kvMul) / this.rows(n));
+      this.splits[n] = Math.min(Math.ceil(maxSeqLen / WG), Math.max(1, Math.ceil(TARGET_WORKGROUPS / tiles)));
+      partialRows = Math.max(partialRows, n * nHeads * this.splits[n]);
+    }
+    this.splits[0] = 1;
+    this.splitTable = gpu.storage(`${label}.splits`, this.splits);
+    this.scratch = sharedScratch(gpu, partialRows * headDim * 4, partialRows * 8);
+  }
+
+  private rows(n: number): number {
+    return n === 1 ? this.decodeRows : MAX_ROWS;
+  }
+
+  /**
+   * q [maxTokens, nHeads*headDim] (after RoPE), out [maxTokens, nHeads*headDim]; `step` is the StepUniform buffer.
+   * encode(pass, n): n == 1 decodes one query against cache rows 0..pos, n > 1 is a causal prefill of positions
+   * pos..pos+n-1 (their k and v already written to the cache).
+   */
+  bind(label: string, q: GPUBuffer, out: GPUBuffer, step: GPUBuffer): BoundOp {
+    const { keyCache, valueCache } = this.cache;
+    const { acc, ml } = this.scratch;
+    const pass1 = (pipeline: GPUComputePipeline, kind: string) =>
+      this.gpu.bindGroup(`${label}.${kind}`, pipeline, [q, keyCache, valueCache, acc, ml, this.params, step]);
+    const decodeGroup = pass1(this.decodePipeline, 'decode');
+    const prefillGroup = pass1(this.prefillPipeline, 'prefill');
+    const mergeGroup = this.gpu.bindGroup(`${label}.merge`, this.mergePipeline, [acc, ml, this.splitTable, out, this.params, step]);
+    const { decodePipeline, prefillPipeline, mergePipeline, splits, kvMul, decodeRows } = this;
+    const { nHeads, nKvHeads, headDim, maxTokens } = this.o;
+    return {
+      encode(pass, n = 1) {
+        if (n > maxTokens) throw new KernelShapeError('attention', `${n} tokens in one step, but the op was built for maxTokens=${maxTokens}`);
+        const rows = n === 1 ? decodeRows : MAX_ROWS;
+        pass.setPipeline(n === 1 ? decodePipeline : prefillPipeline);
+        pass.setBindGroup(0, n === 1 ? decodeGroup : prefillGroup);
+        pass.dispatchWorkgroups(splits[n], Math.ceil((n * kvMul) / rows), nKvHeads);
+        pass.setPipeline(mergePipeline);
+        pass.setBindGroup(0, mergeGroup);
+        pass.dispatchWorkgroups(Math.ceil((n * nHeads * headDim) / 4 / MERGE_WG));
+      },
+    };
+  }
+}

@@ -1,0 +1,78 @@
+import { KernelShapeError } from '../../errors.ts';
+import type { Gpu } from '../device.ts';
+import { uniformData, type BoundOp } from './op.ts';
+
+const WG = 64;
+
+export interface RopeOptions {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Base frequency (10000 for Llama 2). */
+  theta: number;
+  /** Linear scaling: positions are divided by it (1 = none). */
+  scale: number;
+  /** Most tokens one step may carry. */
+  maxTokens: number;
+}
+
+/**
+ * Per-pair rotation speed in turns per position, (theta^(-2i/headDim) / (scale * 2 pi)) mod 1, as a 64-bit
+ * fixed-point fraction [hi, lo] per pair: the shader reduces pos * freq modulo one turn exactly (shaders/rope.wgsl).
+ */
+export function ropeTurns(headDim: number, theta: number, scale: number): Uint32Array {
+  const out = new Uint32Array(headDim);
+  for (let i = 0; i < headDim / 2; i++) {
+    const turns = Math.pow(theta, (-2 * i) / headDim) / (scale * 2 * Math.PI);
+    const frac = (turns - Math.floor(turns)) * 2 ** 32;
+    const hi = Math.floor(frac);
+    out[2 * i] = hi;
+    out[2 * i + 1] = Math.floor((frac - hi) * 2 ** 32);
+  }
+  return out;
+}
+
+/** Rotary position embedding, interleaved pairs, in place on q and k (shaders/rope.wgsl). */
+export class Rope {
+  private readonly pipeline: GPUComputePipeline;
+  private readonly params: GPUBuffer;
+  private readonly freq: GPUBuffer;
+  private readonly groupsX: number;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly o: RopeOptions,
+    label = 'rope',
+  ) {
+    const { nHeads, nKvHeads, headDim, theta, scale, maxTokens } = o;
+    const shape = `nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim}`;
+    for (const [name, v] of Object.entries({ nHeads, nKvHeads, headDim, maxTokens })) {
+      if (!Number.isInteger(v) || v <= 0) throw new KernelShapeError('rope', `${name} must be a positive integer (${shape}, maxTokens=${maxTokens})`);
+    }
+    if (headDim % 2 !== 0) throw new KernelShapeError('rope', `headDim must be even to rotate pairs (${shape}); check the model's dim / nHeads`);
+    if (!(theta > 1) || !Number.isFinite(theta)) throw new KernelShapeError('rope', `theta must be a finite number > 1, got ${theta}`);
+    if (!(scale > 0) || !Number.isFinite(scale)) throw new KernelShapeError('rope', `scale must be a positive finite number, got ${scale}`);
+    this.pipeline = gpu.pipeline('rope', { WG });
+    this.params = gpu.uniform(`${label}.params`, new Uint8Array(uniformData([{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }])));
+    this.freq = gpu.storage(`${label}.freq`, ropeTurns(headDim, theta, scale));
+    this.groupsX = Math.ceil(((nHeads + nKvHeads) * headDim) / 2 / WG);
+  }
+
+  /**
+   * q [maxTokens, nHeads*headDim] and k [maxTokens, nKvHeads*headDim], rotated in place; `step` is the StepUniform
+   * buffer (positions pos..pos+n-1). encode(pass, n) rotates the first n rows.
+   */
+  bind(label: string, q: GPUBuffer, k: GPUBuffer, step: GPUBuffer): BoundOp {
+    const bindGroup = this.gpu.bindGroup(label, this.pipeline, [this.freq, q, k, this.params, step]);
+    const { pipeline, groupsX } = this;
+    const maxTokens = this.o.maxTokens;
+    return {
+      encode(pass, n = 1) {
+        if (n > maxTokens) throw new KernelShapeError('rope', `${n} tokens in one step, but the op was built for maxTokens=${maxTokens}`);
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(groupsX, n);
+      },
+    };
+  }
+}
