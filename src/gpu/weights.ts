@@ -51,6 +51,27 @@ export function uploadWeight(
     throw new KernelShapeError('uploadWeight', `tensor ${name} has ${values.length} values, but shape [${rows}, ${cols}] needs ${rows * cols}`);
   }
   const maxBytes = options.maxChunkBytes ?? gpu.limits.maxStorageBufferBindingSize;
+  const chunks: GpuWeightChunk[] = [];
+  const plan = planChunks(name, dtype, rows, cols, scaleDtype, maxBytes);
+  for (const { rowStart, rows: n } of plan) {
+    const enc = encodeWeights(values.subarray(rowStart * cols, (rowStart + n) * cols), n, cols, dtype, scaleDtype);
+    const label = plan.length === 1 ? name : `${name}.rows${rowStart}`;
+    const chunk: GpuWeightChunk = { rowStart, rows: n, data: gpu.storage(`${label}.w_q`, enc.data) };
+    if (enc.scales) chunk.scales = gpu.storage(`${label}.w_s`, enc.scales);
+    chunks.push(chunk);
+  }
+  return { name, dtype, rows, cols, scaleDtype, chunks };
+}
+
+/** Row ranges of at most maxBytes of data and of scales each, in order. */
+export function planChunks(
+  name: string,
+  dtype: WeightDtype,
+  rows: number,
+  cols: number,
+  scaleDtype: ScaleDtype,
+  maxBytes: number,
+): { rowStart: number; rows: number }[] {
   const rowsPerChunk = rowsThatFit(dtype, cols, scaleDtype, maxBytes);
   if (rowsPerChunk < 1) {
     throw new KernelShapeError(
@@ -58,16 +79,9 @@ export function uploadWeight(
       `one row of tensor ${name} ([${rows}, ${cols}] ${dtype}) needs more than ${maxBytes} bytes; use a GPU with a larger maxStorageBufferBindingSize or a smaller dtype`,
     );
   }
-  const chunks: GpuWeightChunk[] = [];
-  for (let rowStart = 0; rowStart < rows; rowStart += rowsPerChunk) {
-    const n = Math.min(rowsPerChunk, rows - rowStart);
-    const enc = encodeWeights(values.subarray(rowStart * cols, (rowStart + n) * cols), n, cols, dtype, scaleDtype);
-    const label = chunks.length === 0 && rowStart + n === rows ? name : `${name}.rows${rowStart}`;
-    const chunk: GpuWeightChunk = { rowStart, rows: n, data: gpu.storage(`${label}.w_q`, enc.data) };
-    if (enc.scales) chunk.scales = gpu.storage(`${label}.w_s`, enc.scales);
-    chunks.push(chunk);
-  }
-  return { name, dtype, rows, cols, scaleDtype, chunks };
+  const out: { rowStart: number; rows: number }[] = [];
+  for (let rowStart = 0; rowStart < rows; rowStart += rowsPerChunk) out.push({ rowStart, rows: Math.min(rowsPerChunk, rows - rowStart) });
+  return out;
 }
 
 /** The largest row count whose data and scales each fit in maxBytes. */

@@ -1,0 +1,79 @@
+import { KernelShapeError } from '../../errors.ts';
+import type { WeightDtype } from '../../formats/quant.ts';
+import type { Gpu } from '../device.ts';
+import { checkWeight, type GpuWeight } from '../weights.ts';
+import { uniformData, type BoundOp } from './op.ts';
+
+/** Tokens and rows per workgroup tile (TILE in shaders/matmul.wgsl). */
+const TILE = 32;
+const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
+
+/**
+ * Matrix x matrix for prefill: Y[t, r] (+)= sum_c W[r, c] * X[t, c], X [n, cols] f32, Y [n, rows] f32, for
+ * 1 <= n <= maxTokens (shaders/matmul.wgsl, tiled through workgroup memory). One dispatch per row chunk.
+ */
+export class MatMul {
+  private readonly pipeline: GPUComputePipeline;
+  /** Bound in the scales slot for f32/f16 weights, which have no scales. */
+  private readonly noScales: GPUBuffer | undefined;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly weight: GpuWeight,
+    readonly maxTokens: number,
+  ) {
+    checkWeight('matmul', weight);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+      throw new KernelShapeError('matmul', `maxTokens for weight ${weight.name} must be a positive integer, got ${maxTokens}`);
+    }
+    const maxGroups = gpu.limits.maxComputeWorkgroupsPerDimension;
+    const widest = Math.max(...weight.chunks.map((c) => c.rows));
+    if (Math.ceil(widest / TILE) + TILE > maxGroups || Math.ceil(maxTokens / TILE) > maxGroups) {
+      throw new KernelShapeError('matmul', `weight ${weight.name} [${weight.rows}, ${weight.cols}] with ${maxTokens} tokens needs more workgroups than this GPU dispatches; split it into smaller row chunks`);
+    }
+    this.pipeline = gpu.pipeline('matmul', { DTYPE: DTYPE[weight.dtype], SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
+    this.noScales = weight.chunks[0].scales ? undefined : gpu.storage(`${weight.name}.noScales`, 4);
+  }
+
+  /**
+   * x [maxTokens, cols] f32, y [maxTokens, rows] f32 (at least). With `accumulate`, adds into y (the residual
+   * stream). encode(pass, n) multiplies the first n rows of x.
+   */
+  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: { accumulate?: boolean } = {}): BoundOp {
+    const w = this.weight;
+    const maxTokens = this.maxTokens;
+    if (x.size < maxTokens * w.cols * 4) {
+      throw new KernelShapeError('matmul', `${label}: x (${x.label}) holds ${x.size} bytes, but ${maxTokens} tokens x ${w.cols} cols of weight ${w.name} need ${maxTokens * w.cols * 4}`);
+    }
+    if (y.size < maxTokens * w.rows * 4) {
+      throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${w.rows} rows of weight ${w.name} need ${maxTokens * w.rows * 4}`);
+    }
+    const accumulate = options.accumulate ? 1 : 0;
+    const dispatches = w.chunks.map((chunk, i) => {
+      const params = this.gpu.uniform(
+        `${label}.params${i}`,
+        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: w.rows }, { u32: accumulate }])),
+      );
+      const scales = chunk.scales ?? this.noScales!;
+      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, [x, chunk.data, scales, y, params]);
+      return { bindGroup, rowTiles: Math.ceil(chunk.rows / TILE) };
+    });
+    const pipeline = this.pipeline;
+    const name = w.name;
+    return {
+      encode(pass, n = 1) {
+        if (!(n >= 1 && n <= maxTokens)) {
+          throw new KernelShapeError('matmul', `${label}: ${n} tokens for weight ${name}, but it was built for 1..${maxTokens}`);
+        }
+        // The token count rides in the dispatch size (shaders/matmul.wgsl).
+        const tokenTiles = Math.ceil(n / TILE);
+        const extra = (n - 1) % TILE;
+        pass.setPipeline(pipeline);
+        for (const d of dispatches) {
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.rowTiles + extra, tokenTiles);
+        }
+      },
+    };
+  }
+}

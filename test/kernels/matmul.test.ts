@@ -1,0 +1,132 @@
+// Matrix x matrix kernel (shaders/matmul.wgsl, every dtype) against the float64 reference on the DEQUANTIZED
+// weights, so the comparison isolates kernel error from quantization error (checked in matvec.test.ts).
+// Tolerance per output Y[t, r]: |got - want| <= 2^-24 * (cols + 2) * sum_c |W[r, c] X[t, c]| + 1e-6: each output is
+// a sequential f32 sum of cols products (the worst-case bound of recursive summation), plus the accumulated y.
+// SwiftShader (about 10x slower) runs one Llama 2 7B shape; lavapipe runs three.
+import { describe, expect, it } from 'vitest';
+import { KernelShapeError } from '../../src/errors.ts';
+import { decodeWeights, encodeWeights, type ScaleDtype, type WeightDtype } from '../../src/formats/quant.ts';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { MatMul } from '../../src/gpu/ops/matmul.ts';
+import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
+import { randomArray, testGpus } from '../helpers/gpu.ts';
+import { matmulRef } from '../reference/linear.ts';
+
+const gpus = await testGpus();
+
+interface Case {
+  rows: number;
+  cols: number;
+  n: number;
+  dtype: WeightDtype;
+  scaleDtype?: ScaleDtype;
+  accumulate?: boolean;
+  maxChunkBytes?: number;
+  /** Tokens the op is built for (default n); larger than n checks only n rows are touched. */
+  maxTokens?: number;
+}
+
+const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
+  { dtype: 'f32' },
+  { dtype: 'f16' },
+  { dtype: 'q8', scaleDtype: 'f16' },
+  { dtype: 'q8', scaleDtype: 'f32' },
+  { dtype: 'q4', scaleDtype: 'f16' },
+  { dtype: 'q4', scaleDtype: 'f32' },
+];
+
+// stories260K shapes, awkward sizes and n = 1, 7, 64, 130 across every dtype.
+const SMALL: Case[] = VARIANTS.flatMap((v, i) =>
+  [
+    { rows: 64, cols: 64, n: 1 },
+    { rows: 172, cols: 64, n: 7, maxTokens: 40 },
+    { rows: 64, cols: 172, n: 64 },
+    { rows: 512, cols: 64, n: 130 },
+    { rows: 1000, cols: 1001, n: 7 },
+    { rows: 3, cols: 37, n: 33 },
+  ].map((s, j) => ({ ...s, ...v, accumulate: (i + j) % 2 === 1 })),
+);
+const SPLIT: Case[] = VARIANTS.map((v, i) => ({ rows: 1000, cols: 1001, n: 35, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 }));
+
+const LLAMA7B_ALL: Case[] = [
+  { rows: 4096, cols: 4096, n: 16, dtype: 'q4' },
+  { rows: 11008, cols: 4096, n: 7, dtype: 'q8' },
+  { rows: 4096, cols: 11008, n: 7, dtype: 'f16', accumulate: true },
+];
+const LLAMA7B_FEW: Case[] = [{ rows: 4096, cols: 4096, n: 7, dtype: 'q4' }];
+
+function dequantized(values: Float32Array, c: Case): Float32Array {
+  if (c.dtype === 'f32') return values;
+  return decodeWeights(encodeWeights(values, c.rows, c.cols, c.dtype, c.scaleDtype), c.rows, c.cols, c.dtype, c.scaleDtype);
+}
+
+async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
+  const maxTokens = c.maxTokens ?? c.n;
+  const values = randomArray(c.rows * c.cols, seed, 1 / Math.sqrt(c.cols));
+  const x = randomArray(maxTokens * c.cols, seed + 1, 1);
+  const y0 = randomArray(maxTokens * c.rows, seed + 2, 1);
+  const weight = uploadWeight(gpu, 'w', values, c.rows, c.cols, c.dtype, { scaleDtype: c.scaleDtype, maxChunkBytes: c.maxChunkBytes });
+  if (c.maxChunkBytes) expect(weight.chunks.length).toBeGreaterThan(2);
+  const xb = gpu.storage('x', x);
+  // Without accumulate, y starts as NaN so any output the kernel fails to write shows up.
+  const yInit = c.accumulate ? y0 : new Float32Array(maxTokens * c.rows).fill(Number.NaN);
+  const yb = gpu.storage('y', yInit);
+  try {
+    const op = new MatMul(gpu, weight, maxTokens).bind('matmul.test', xb, yb, { accumulate: c.accumulate });
+    await gpu.run('matmul', (pass) => op.encode(pass, c.n));
+    const got = await gpu.readF32(yb);
+    const w = dequantized(values, c);
+    const want = matmulRef(w, x, c.n, c.rows, c.cols, c.accumulate ? y0 : undefined);
+    let worst = 0;
+    let worstAt = -1;
+    for (let t = 0; t < c.n; t++) {
+      for (let r = 0; r < c.rows; r++) {
+        let s = 0;
+        for (let k = 0; k < c.cols; k++) s += Math.abs(w[r * c.cols + k] * x[t * c.cols + k]);
+        const i = t * c.rows + r;
+        if (c.accumulate) s += Math.abs(y0[i]);
+        const ratio = Math.abs(got[i] - want[i]) / (2 ** -24 * (c.cols + 2) * s + 1e-6);
+        if (!(ratio <= worst)) {
+          worst = Number.isNaN(ratio) ? Infinity : ratio;
+          worstAt = i;
+        }
+      }
+    }
+    if (worst > 1) {
+      throw new Error(`matmul ${c.dtype} [${c.rows}, ${c.cols}] n=${c.n}: Y[${worstAt}] is ${got[worstAt]}, expected ${want[worstAt]} (${worst.toFixed(2)}x the tolerance)`);
+    }
+    // Rows past n are left as they were.
+    for (let i = c.n * c.rows; i < maxTokens * c.rows; i++) expect(Object.is(got[i], yInit[i])).toBe(true);
+  } finally {
+    destroyWeight(weight);
+    xb.destroy();
+    yb.destroy();
+  }
+}
+
+const name = (c: Case) =>
+  `${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}] n=${c.n}${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+
+describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
+  const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;
+  it.each([...SMALL, ...SPLIT].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+    await check(gpu, c, c.rows * 17 + c.cols + c.n);
+  });
+  it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {
+    await check(gpu, c, c.rows + c.cols + c.n);
+  });
+
+  it('rejects bad shapes when built, bound or encoded', async () => {
+    const w = uploadWeight(gpu, 'w1', randomArray(172 * 64, 3), 172, 64, 'q8');
+    const x = gpu.storage('x', 4 * 64 * 4);
+    const y = gpu.storage('y', 4 * 172 * 4);
+    expect(() => new MatMul(gpu, w, 0)).toThrow(KernelShapeError);
+    expect(() => new MatMul(gpu, { ...w, cols: 0 }, 4)).toThrow(KernelShapeError);
+    expect(() => new MatMul(gpu, { ...w, rows: 100 }, 4)).toThrow(KernelShapeError);
+    expect(() => new MatMul(gpu, w, 5).bind('x too small', x, y)).toThrow(/x \(x\) holds/);
+    expect(() => new MatMul(gpu, w, 4).bind('y too small', x, x)).toThrow(/y \(x\) holds/);
+    const op = new MatMul(gpu, w, 4).bind('ok', x, y);
+    await expect(gpu.run('too many tokens', (pass) => op.encode(pass, 5))).rejects.toThrow(KernelShapeError);
+    destroyWeight(w);
+  });
+});
