@@ -15,6 +15,8 @@ const isExternal = (id: string) => id.startsWith('node:') || id === 'webgpu' || 
 
 export default defineConfig({
   publicDir: false,
+  // Worker URLs relative to the importing module (new URL('…', import.meta.url)), wherever dist/lib is hosted.
+  base: './',
   worker: { format: 'es' },
   build: {
     outDir: 'dist/lib',
