@@ -5,6 +5,7 @@
 type Command = { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> };
 
 const commands: Record<string, Command> = {
+  tokenize: { summary: 'print the token ids of a text (no BOS) as JSON', load: () => import('./tokenize.ts') },
   'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },
 };
 
