@@ -9,7 +9,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import path from 'node:path';
 import { StorageError } from '../errors.ts';
 import type { Manifest } from '../formats/manifest.ts';
-import { checkFileName, checkModelId, parseManifest } from './package-check.ts';
+import { checkFileName, checkModelId, isModelId, parseManifest } from './package-check.ts';
 import type { PackageSink, ShardWriter } from './sink.ts';
 import { packageBytes, type InstalledModel, type ModelStore } from './store.ts';
 import { checkCommit } from './commit-check.ts';
@@ -121,7 +121,8 @@ export function createFsStore(root: string): ModelStore {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw e;
       }
-      const models = await Promise.all(names.filter((n) => !n.startsWith('.')).map((n) => installed(n)));
+      // Other directories (a converter's temporary output, names that are not model ids) are not models.
+      const models = await Promise.all(names.filter(isModelId).map((n) => installed(n)));
       return models.filter((m): m is InstalledModel => m !== null).sort((a, b) => a.id.localeCompare(b.id));
     },
     async getManifest(id) {

@@ -9,8 +9,12 @@ import { validateManifest } from '../formats/validate.ts';
 /** Letters, digits, '.', '_' and '-', not starting with '.': safe as a directory name and a key part. */
 const SAFE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
+export function isModelId(id: string): boolean {
+  return typeof id === 'string' && SAFE_NAME.test(id);
+}
+
 export function checkModelId(id: string): void {
-  if (typeof id !== 'string' || !SAFE_NAME.test(id)) {
+  if (!isModelId(id)) {
     throw new StorageError(
       String(id),
       'is not a valid model id. Use 1-128 letters, digits, ".", "_" or "-", not starting with ".".',

@@ -1,4 +1,6 @@
 /** The IndexedDB store and the directory store keep one contract: installed means committed, and commit is last. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
 import type { ModelStore } from '../../src/storage/store.ts';
@@ -98,6 +100,22 @@ describe.each(STORE_KINDS)('%s store', (_kind, make) => {
     expect(() => t.store.sink('../evil')).toThrow(StorageError);
     await expect(t.store.readShard('a.b', '../manifest.json')).rejects.toThrow(/file name "..\/manifest.json" is not allowed/);
     await expect(t.store.sink('a.b').openShard('manifest.json')).rejects.toThrow(StorageError);
+  });
+});
+
+describe('fs store', () => {
+  it('lists only directories holding a committed manifest, whatever else the folder holds', async () => {
+    const [, make] = STORE_KINDS.find(([k]) => k === 'fs')!;
+    const t = await make();
+    try {
+      await writeAll(t.store, 'tiny', await buildPackage(tinyConfig(), { shardBytes: 64 * 1024 }));
+      await mkdir(path.join(t.root!, 'not a model id'));
+      await mkdir(path.join(t.root!, 'tiny.partial-123-abc'));
+      await writeFile(path.join(t.root!, 'stray-file.txt'), 'x');
+      expect((await t.store.list()).map((m) => m.id)).toEqual(['tiny']);
+    } finally {
+      await t.cleanup();
+    }
   });
 });
 

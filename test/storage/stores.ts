@@ -9,6 +9,8 @@ import type { ModelStore } from '../../src/storage/store.ts';
 
 export interface TestStore {
   store: ModelStore;
+  /** The directory store's folder. */
+  root?: string;
   cleanup(): Promise<void>;
 }
 
@@ -19,7 +21,7 @@ export const STORE_KINDS: [string, () => Promise<TestStore>][] = [
     'fs',
     async () => {
       const root = await mkdtemp(path.join(os.tmpdir(), 'llama-webgpu-store-'));
-      return { store: createFsStore(root), cleanup: () => rm(root, { recursive: true, force: true }) };
+      return { store: createFsStore(root), root, cleanup: () => rm(root, { recursive: true, force: true }) };
     },
   ],
   [
