@@ -22,12 +22,19 @@ export interface OpenCheckpointOptions {
 
 export type CheckpointKind = 'gguf' | 'llama2c' | 'safetensors' | 'flax';
 
+/** tokenizer.model, tokenizer.bin, tok512.bin: tokenizers that travel beside llama2.c checkpoints. */
+const TOKENIZER_FILE = /^tok[\w-]*\.(bin|model)$/;
+const isSideFile = (n: string) => n.endsWith('.json') || TOKENIZER_FILE.test(n);
+
 /** Which reader a set of files needs, from names and the first bytes. */
 export async function detectKind(files: FileSet, label: string): Promise<CheckpointKind> {
   const names = [...files.keys()];
   if (names.some((n) => n === 'flax_model.msgpack' || n === 'flax_model.msgpack.index.json' || n.endsWith('.msgpack'))) return 'flax';
   if (names.some((n) => n.endsWith('.safetensors') || n === 'model.safetensors.index.json')) return 'safetensors';
-  const weights = names.filter((n) => !n.endsWith('.json') && n !== 'tokenizer.model' && !/^tokenizer.*\.bin$/.test(n));
+  if (names.some((n) => /^pytorch_model.*\.bin$/.test(n))) {
+    throw new ModelFormatError(label, 'PyTorch pickle checkpoints (pytorch_model*.bin) are not supported; download the safetensors files of the model', 'input');
+  }
+  const weights = names.filter((n) => !isSideFile(n));
   if (weights.length === 1) {
     const src = files.get(weights[0])!;
     if (src.size >= 4) {
@@ -59,8 +66,8 @@ async function openKind(files: FileSet, label: string, tokenizer?: Closable): Pr
   switch (kind) {
     case 'gguf':
     case 'llama2c': {
-      const weights = [...files.entries()].find(([n]) => !n.endsWith('.json') && n !== 'tokenizer.model' && !/^tokenizer.*\.bin$/.test(n))!;
-      const tok = tokenizer ?? files.get('tokenizer.model') ?? [...files.entries()].find(([n]) => /^tokenizer.*\.bin$/.test(n))?.[1];
+      const weights = [...files.entries()].find(([n]) => !isSideFile(n))!;
+      const tok = tokenizer ?? [...files.entries()].find(([n]) => TOKENIZER_FILE.test(n))?.[1];
       return kind === 'gguf' ? openGguf(weights[1]) : openLlama2c(weights[1], { tokenizer: tok });
     }
     case 'safetensors':

@@ -98,7 +98,7 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
       const n = c.u64(key);
       const minBytes = et === VT.STRING ? 8 : et === VT.ARRAY ? 12 : (SCALAR_BYTES[et] ?? 0);
       if (minBytes === 0) throw new ModelFormatError(file, `unknown array element type ${et}`, key);
-      if (n * minBytes > remaining()) throw new ModelFormatError(file, `array of ${n} elements does not fit in the rest of the file; the header is corrupt`, key);
+      if (n * minBytes > remaining()) throw new ModelFormatError(file, `array of ${n} elements does not fit in the rest of the file; the file is truncated or corrupt`, key);
       const out: unknown[] = new Array(n);
       if (et !== VT.STRING && et !== VT.ARRAY) {
         await c.need(n * minBytes, key);

@@ -10,8 +10,8 @@ import type { ByteSource } from './source.ts';
 
 type Closable = ByteSource & { close?(): Promise<void> };
 
-/** Files a reader may need from a model folder; others (PyTorch .bin shards, READMEs) are left unopened. */
-const RELEVANT = /(\.json|\.safetensors|\.msgpack|\.gguf|^tokenizer\.model)$/;
+/** Files a reader may need from a model folder; others (READMEs, images) are left unopened. */
+const RELEVANT = /(\.json|\.safetensors|\.msgpack|\.gguf|\.bin|^tokenizer\.model)$/;
 
 async function closeAll(files: Iterable<Closable>) {
   for (const f of files) await f.close?.().catch(() => undefined);
