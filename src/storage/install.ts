@@ -9,7 +9,7 @@
  */
 import { DownloadError, LlamaWebGpuError, ShardIntegrityError, StorageQuotaError } from '../errors.ts';
 import type { Manifest } from '../formats/manifest.ts';
-import { modelIdFrom, parseManifest } from './package-check.ts';
+import { checkFileName, checkModelId, modelIdFrom, parseManifest } from './package-check.ts';
 import { packageBytes, type InstalledModel, type ModelStore } from './store.ts';
 
 export interface InstallProgress {
@@ -33,6 +33,7 @@ export async function installFromUrl(store: ModelStore, baseUrl: string, options
   const { signal, onProgress } = options;
   const base = new URL(baseUrl.endsWith('/') ? baseUrl : baseUrl + '/', (globalThis as { location?: Location }).location?.href);
   const id = options.id ?? modelIdFrom(base.pathname.split('/').filter(Boolean).pop() ?? '');
+  checkModelId(id);
 
   onProgress?.({ phase: 'manifest', loadedBytes: 0, totalBytes: 0 });
   const manifestUrl = new URL('manifest.json', base).href;
@@ -50,6 +51,8 @@ export async function installFromUrl(store: ModelStore, baseUrl: string, options
   }
 
   const files = [...manifest.shards, manifest.tokenizer];
+  // File names come from the server; each becomes a path or key in the store.
+  for (const f of files) checkFileName(id, f.file);
   const stored = await Promise.all(files.map((f) => store.fileSize(id, f.file)));
   const missingBytes = files.reduce((n, f, i) => n + (stored[i] === f.byteSize ? 0 : f.byteSize), 0);
   await checkQuota(id, missingBytes);

@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DownloadError, PackageVersionError, ShardIntegrityError, StorageQuotaError } from '../../src/errors.ts';
+import { DownloadError, PackageVersionError, ShardIntegrityError, StorageError, StorageQuotaError } from '../../src/errors.ts';
 import { MANIFEST_VERSION } from '../../src/formats/manifest.ts';
 import { installFromUrl, type InstallProgress } from '../../src/storage/install.ts';
 import { buildPackage, tinyConfig, type BuiltPackage } from '../helpers/package.ts';
@@ -189,6 +189,16 @@ describe.each(STORE_KINDS)('installFromUrl into the %s store', (_kind, make) => 
     serve({ ...pkg.manifest, format: 'something-else' });
     await expect(installFromUrl(t.store, server.url)).rejects.toThrow(/not a llama-webgpu model package/);
     expect(shardRequests()).toEqual([]);
+    expect(await t.store.list()).toEqual([]);
+  });
+
+  it('refuses unsafe file names from the server and bad model ids before downloading', async () => {
+    const evil = structuredClone(pkg.manifest);
+    evil.tokenizer.file = '..';
+    serve(evil);
+    await expect(installFromUrl(t.store, server.url)).rejects.toThrow(/model "pkg": file name ".." is not allowed/);
+    await expect(installFromUrl(t.store, server.url, { id: '../x' })).rejects.toThrow(StorageError);
+    expect(server.requests).toEqual(['manifest.json']);
     expect(await t.store.list()).toEqual([]);
   });
 
