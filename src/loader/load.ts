@@ -27,7 +27,10 @@ export interface LoadProgress {
 export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
-  /** Shard bytes held at once (default two of the largest shard: one being copied, one being read). */
+  /**
+   * Shard bytes held at once (default two of the largest shard: one being copied, one being read). One shard is
+   * always held, so a budget below the shard size means one shard at a time with no read-ahead.
+   */
   maxInFlightBytes?: number;
 }
 
@@ -158,8 +161,8 @@ export async function loadWeights(
             'Close other GPU-heavy tabs or apps, or choose a smaller or more quantized model.',
         );
       }
-      // writeBuffer has copied the bytes into the GPU's staging memory once the queue has run; waiting here also
-      // keeps the driver's staging memory from growing with the model.
+      // writeBuffer copies the bytes when called; waiting for the queue before the next shard keeps the driver's
+      // staging copies from piling up, so memory outside JS is also bounded by about a shard.
       await gpu.device.queue.onSubmittedWorkDone();
       bytes = null;
       heldBytes -= shard.byteSize;
