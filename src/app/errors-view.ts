@@ -5,8 +5,9 @@ export function describeError(e: unknown): string {
   const code = (e as { code?: unknown })?.code;
   const name = (e as { name?: unknown })?.name;
   const message = e instanceof Error ? e.message : String(e);
-  if (name === 'QuotaExceededError' || code === 'STORAGE_QUOTA') {
-    return `Storage is full: ${message} Delete a model in the model manager or free disk space, then try again.`;
+  if (code === 'STORAGE_QUOTA') return `Storage is full. ${message}`;
+  if (name === 'QuotaExceededError') {
+    return `Storage is full: the browser refused to store more data${message ? ` (${message})` : ''}. Delete a model in the model manager or free disk space, then try again.`;
   }
   if (code === 'MODEL_DOES_NOT_FIT') return `${message} Choose a smaller or more strongly quantized model (q4).`;
   if (code === 'WEBGPU_UNAVAILABLE') return message;

@@ -75,6 +75,7 @@ async function main(): Promise<void> {
 
   const gpu = await checkWebGpu();
   gpuOk = gpu.ok;
+  manager.gpuAvailable = gpu.ok;
   byId('gpu-status').textContent = gpu.ok ? gpu.adapter : 'WebGPU unavailable';
   if (!gpu.ok) {
     showBanner(gpu.message);

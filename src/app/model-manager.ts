@@ -22,6 +22,8 @@ export interface ModelManagerEvents {
 
 export class ModelManager {
   private active: string | null = null;
+  /** Without WebGPU models can be installed and deleted but not loaded. */
+  gpuAvailable = true;
   private installed: InstalledModel[] = [];
   private readonly list = byId<HTMLUListElement>('installed');
   private readonly tasks = byId('tasks');
@@ -83,7 +85,8 @@ export class ModelManager {
     }
     for (const m of this.installed) {
       const use = el('button', { type: 'button', text: this.active === m.id ? 'Loaded' : 'Use', 'data-action': 'use' });
-      use.disabled = this.active === m.id;
+      use.disabled = this.active === m.id || !this.gpuAvailable;
+      if (!this.gpuAvailable) use.title = 'This browser has no WebGPU, so models cannot run here.';
       use.addEventListener('click', () => this.events.onUse(m.id));
       const del = el('button', { type: 'button', class: 'secondary', text: 'Delete', 'data-action': 'delete' });
       del.addEventListener('click', () => void this.remove(m));
@@ -163,7 +166,8 @@ export class ModelManager {
       await this.refresh();
       this.events.onInstalled(id);
     } catch (e) {
-      row.fail(`Installing ${title} failed: ${describeError(e)}`);
+      row.fail(`Installing ${title} failed.`);
+      showBanner(describeError(e));
       await this.refresh();
     }
   }
@@ -177,7 +181,8 @@ export class ModelManager {
       await this.refresh();
       this.events.onInstalled(id);
     } catch (e) {
-      row.fail(`Converting ${title} failed: ${describeError(e)}`);
+      row.fail(`Converting ${title} failed.`);
+      showBanner(describeError(e));
       await this.refresh();
     }
   }

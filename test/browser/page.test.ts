@@ -59,6 +59,23 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     await context.close();
   });
 
+  test('a full storage quota gets a clear message and nothing is installed', async () => {
+    const context = await browser.newContext();
+    const page = await openApp(context, app.url);
+    // Chromium's DevTools protocol can shrink this origin's quota, as on a nearly full disk.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(app.url).origin, quotaSize: 100_000 });
+    await page.click('[data-sample="stories260K"]');
+    await page.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
+    const banner = (await page.textContent('#banner')) ?? '';
+    // Depending on when the browser applies the quota, the install's own check or IndexedDB refuses the write.
+    expect(banner).toMatch(/^Storage is full/);
+    expect(banner).toMatch(/Delete (installed models you no longer need|a model in the model manager)/);
+    expect(await page.textContent('#tasks')).toContain('Installing stories260K failed.');
+    expect(await page.textContent('#installed')).toContain('No models installed yet.');
+    await context.close();
+  });
+
   test('after one online visit the app shell loads offline from the service worker', async () => {
     const context = await browser.newContext();
     const page = await openApp(context, app.url);
