@@ -4,6 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { ModelFormatError } from '../errors.ts';
 import { readGguf } from '../formats/gguf.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { readAll } from '../formats/source.ts';
@@ -16,7 +17,13 @@ const MAX_TOKENIZER_BYTES = 64 << 20;
 const GGUF_MAGIC = [0x47, 0x47, 0x55, 0x46]; // "GGUF"
 
 export async function loadTokenizerFile(file: string): Promise<Tokenizer> {
-  if ((await stat(file)).isDirectory()) file = path.join(file, 'tokenizer.model');
+  if ((await stat(file)).isDirectory()) {
+    const dir = file;
+    file = path.join(dir, 'tokenizer.model');
+    if (!(await stat(file).catch(() => undefined))?.isFile()) {
+      throw new ModelFormatError(path.basename(dir), 'package directory has no tokenizer.model; give the tokenizer file itself (tokenizer.model, tokenizer.bin or .gguf) or rebuild the package');
+    }
+  }
   const source = await fileSource(file);
   try {
     const head = await source.read(0, Math.min(4, source.size));

@@ -1,5 +1,5 @@
 /** Bad tokenizer files: each is a ModelFormatError that names the file. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,13 @@ describe('bad tokenizer files', () => {
     const types = vocab.types.map((t, i) => (t === PieceType.BYTE && i !== 3 ? PieceType.NORMAL : t));
     const e = await expectFormatError(Tokenizer.fromModelProto(encodeModelProto({ ...vocab, types }), 'odd.model'), 'odd.model');
     expect(e.message).toMatch(/256 byte pieces/);
+  });
+
+  it('rejects a package directory without tokenizer.model', async () => {
+    const pkg = path.join(dir, 'empty-package');
+    mkdirSync(pkg);
+    const e = await expectFormatError(loadTokenizerFile(pkg), 'empty-package');
+    expect(e.message).toMatch(/no tokenizer\.model/);
   });
 
   it('rejects a truncated or garbage llama2.c tokenizer.bin', async () => {
