@@ -162,6 +162,10 @@ flaxCodec.register({
   decode: () => null,
 });
 
+export function flaxArray(shape: number[], dtype: string, data: Uint8Array): unknown {
+  return new NdArray(shape, dtype, data);
+}
+
 export function flaxMsgpackBytes(tree: unknown): Uint8Array {
   return encode(tree, { extensionCodec: flaxCodec });
 }
