@@ -5,6 +5,8 @@
 type Command = { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> };
 
 const commands: Record<string, Command> = {
+  convert: { summary: 'convert a GGUF, llama2.c, safetensors or Flax checkpoint into a model package', load: () => import('./convert.ts') },
+  info: { summary: 'config, tensor count and bytes by dtype of a package or checkpoint', load: () => import('./info.ts') },
   tokenize: { summary: 'print the token ids of a text (no BOS) as JSON', load: () => import('./tokenize.ts') },
   'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },
 };
