@@ -42,6 +42,10 @@ class ProtoWriter {
   /** Unsigned varint; negative int32 values are written as their 64-bit two's complement (10 bytes), as protobuf does. */
   varint(v: number): void {
     this.reserve(10);
+    if (v >= 0 && v < 0x80) {
+      this.buf[this.len++] = v; // keys, lengths of short strings, types, flags: almost every varint
+      return;
+    }
     let x = BigInt.asUintN(64, BigInt(v));
     while (x >= 0x80n) {
       this.buf[this.len++] = Number(x & 0x7fn) | 0x80;
@@ -162,6 +166,7 @@ class ProtoReader {
     return this.pos >= this.end;
   }
   varint(): bigint {
+    if (this.pos < this.end && this.bytes[this.pos] < 0x80) return BigInt(this.bytes[this.pos++]);
     let result = 0n;
     for (let shift = 0n; shift < 70n; shift += 7n) {
       if (this.pos >= this.end) this.fail('varint runs past the end of its message');

@@ -90,11 +90,16 @@ describe('Llama 2 tokenizer', () => {
   let referenceVocab: Vocab;
   let referenceBytes: Uint8Array;
   let native: NativeSentencePiece;
+  const errorHandlers = () => [process.listenerCount('uncaughtException'), process.listenerCount('unhandledRejection')];
+  let handlersBefore: number[];
+  let handlersAfter: number[];
 
   beforeAll(async () => {
     referenceBytes = bytesOf(LLAMA2_MODEL);
     referenceVocab = decodeModelProto(referenceBytes, 'tokenizer.model');
+    handlersBefore = errorHandlers();
     reference = await Tokenizer.fromModelProto(referenceBytes, 'tokenizer.model');
+    handlersAfter = errorHandlers();
     native = await NativeSentencePiece.load(referenceBytes, 'tokenizer.model');
   });
 
@@ -108,6 +113,10 @@ describe('Llama 2 tokenizer', () => {
     expect(reference.encode('Hello world')).toEqual([15043, 3186]);
     expect([reference.vocabSize, reference.bosId, reference.eosId]).toEqual([32000, 1, 2]);
     expect([reference.piece(15043), reference.piece(1), reference.piece(13)]).toEqual(['\u2581Hello', '<s>', '<0x0A>']);
+  });
+
+  it("leaves the process's error handlers as they were (the wasm runtime's Node glue adds its own)", () => {
+    expect(handlersAfter).toEqual(handlersBefore);
   });
 
   it("matches llama.cpp's reference ids for the llama-spm vocab", () => {
