@@ -67,14 +67,23 @@ const BAND_BYTES = 16 << 20;
  * Rows of the transpose are columns of the stored matrix, so reads go in bands of stored rows and a block of
  * columns is transposed and cached; the converter reads rows in order, so each band is read about once.
  */
-export function transposedTensor(source: ByteSource, name: string, offset: number, storedShape: [number, number], dtype: DenseDtype): CheckpointTensor {
+export function transposedTensor(
+  source: ByteSource,
+  name: string,
+  offset: number,
+  storedShape: [number, number],
+  dtype: DenseDtype,
+  limits: { cacheElements?: number; bandBytes?: number } = {},
+): CheckpointTensor {
   const [inDim, outDim] = storedShape;
+  const cacheElements = limits.cacheElements ?? TRANSPOSE_CACHE_ELEMENTS;
+  const bandBytes = limits.bandBytes ?? BAND_BYTES;
   const item = DENSE_ITEM_BYTES[dtype];
   let cache: { c0: number; c1: number; data: Float32Array } | null = null;
   const load = async (c0: number, c1: number) => {
     const w = c1 - c0;
     const data = new Float32Array(w * inDim);
-    const band = Math.max(1, Math.floor(BAND_BYTES / (outDim * item)));
+    const band = Math.max(1, Math.floor(bandBytes / (outDim * item)));
     for (let k0 = 0; k0 < inDim; k0 += band) {
       const k1 = Math.min(inDim, k0 + band);
       const span = ((k1 - k0 - 1) * outDim + w) * item;
@@ -95,7 +104,7 @@ export function transposedTensor(source: ByteSource, name: string, offset: numbe
       checkRows(name, rowStart, rows, outDim);
       let c = cache;
       if (!c || rowStart < c.c0 || rowStart + rows > c.c1) {
-        const width = Math.max(rows, Math.floor(TRANSPOSE_CACHE_ELEMENTS / inDim));
+        const width = Math.max(rows, Math.floor(cacheElements / inDim));
         c = await load(rowStart, Math.min(outDim, rowStart + width));
       }
       return c.data.slice((rowStart - c.c0) * inDim, (rowStart - c.c0 + rows) * inDim);
