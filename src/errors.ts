@@ -102,3 +102,10 @@ export class ConvertOptionsError extends LlamaWebGpuError {
     super('CONVERT_OPTIONS', message);
   }
 }
+
+/** Sampling options out of range (a negative temperature, top-p outside (0, 1], a bias for a token id not in the vocabulary...). */
+export class SamplingParamsError extends LlamaWebGpuError {
+  constructor(message: string) {
+    super('SAMPLING_PARAMS', message);
+  }
+}
