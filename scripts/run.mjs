@@ -17,7 +17,7 @@ const server = await createServer({
   root,
   configFile: false,
   logLevel: 'error',
-  server: { middlewareMode: true, hmr: false, watch: null },
+  server: { middlewareMode: true, hmr: false, ws: false, watch: null },
   appType: 'custom',
   optimizeDeps: { noDiscovery: true, include: [] },
 });

@@ -1,0 +1,57 @@
+/**
+ * llama-webgpu generate <package-dir> --prompt <text> [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
+ *   [--seed S] [--chat] [--system <text>] [--json]
+ * Temperature 0 is greedy. With --json, prints one object: prompt_ids (with BOS), ids, text, timings.
+ */
+import { numberOption, parseArgs, UsageError } from './args.ts';
+import { openPackageDir } from './open-model.ts';
+
+export async function run(args: string[]): Promise<number> {
+  let p;
+  try {
+    p = parseArgs(args, { values: ['prompt', 'max-tokens', 'temperature', 'top-p', 'top-k', 'seed', 'system', 'context'], flags: ['chat', 'json'] });
+    if (p.positional.length !== 1) throw new UsageError('expected one <package-dir>');
+  } catch (e) {
+    console.error(`${(e as Error).message}\nusage: llama-webgpu generate <package-dir> --prompt <text> [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system <text>] [--json]`);
+    return 2;
+  }
+  const prompt = String(p.options.get('prompt') ?? '');
+  const json = p.options.has('json');
+  const engine = await openPackageDir(p.positional[0], { contextLength: numberOption(p, 'context') });
+  try {
+    const promptIds = p.options.has('chat')
+      ? engine.encodeChat([
+          ...(p.options.has('system') ? [{ role: 'system' as const, content: String(p.options.get('system')) }] : []),
+          { role: 'user' as const, content: prompt },
+        ])
+      : engine.encode(prompt);
+    const stream = engine.generate(promptIds, {
+      maxTokens: numberOption(p, 'max-tokens', 256),
+      temperature: numberOption(p, 'temperature', 0.8),
+      topP: numberOption(p, 'top-p', 0.95),
+      topK: numberOption(p, 'top-k', 0),
+      seed: numberOption(p, 'seed'),
+    });
+    const ids: number[] = [];
+    let text = '';
+    if (!json) process.stdout.write(prompt);
+    for await (const d of stream) {
+      ids.push(...d.tokenIds);
+      text += d.text;
+      if (!json) process.stdout.write(d.text);
+    }
+    const stats = await stream.result;
+    if (json) {
+      console.log(JSON.stringify({ prompt_ids: promptIds, ids, text, finish_reason: stats.finishReason, timings: stats }));
+    } else {
+      process.stdout.write('\n');
+      console.error(
+        `[${stats.promptTokens} prompt tokens at ${stats.prefillTokensPerSecond.toFixed(1)} tok/s, ` +
+          `${stats.generatedTokens} generated at ${stats.decodeTokensPerSecond.toFixed(1)} tok/s, load ${stats.loadMs.toFixed(0)} ms]`,
+      );
+    }
+    return 0;
+  } finally {
+    await engine.unload();
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The engine: one loaded model, its tokenizer, and a queue so requests run one at a time in arrival order.
+ *
+ *   const engine = await createEngine({ model: 'stories260K', onProgress });
+ *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
+ *   const reply = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
+ */
+import { LlamaWebGpuError, WebGpuUnavailableError } from './errors.ts';
+import { Gpu } from './gpu/device.ts';
+import { llama2ChatPromptIds, type ChatMessage } from './generate/chat-template.ts';
+import { generateIds, type FinishReason, type GenerateIdsOptions, type GenerateResult } from './generate/generate.ts';
+import { StopMatcher } from './generate/stop.ts';
+import { checkFit } from './loader/fit.ts';
+import { loadWeights, type LoadProgress } from './loader/load.ts';
+import type { Manifest } from './formats/manifest.ts';
+import { LlamaModel } from './model/llama.ts';
+import type { ModelStore } from './storage/store.ts';
+import { Tokenizer } from './tokenizer/tokenizer.ts';
+import { createChatApi, type ChatApi } from './generate/openai.ts';
+
+export interface EngineProgress {
+  phase: 'tokenizer' | 'weights' | 'compile' | 'ready';
+  loadedBytes: number;
+  totalBytes: number;
+  /** 0..1 over the whole load. */
+  fraction: number;
+}
+
+export interface EngineOptions {
+  /** The installed model's id in `store`. */
+  model: string;
+  /** Where the model package lives: the IndexedDB store in browsers, a directory store in Node. */
+  store: ModelStore;
+  /** A ready GPU; by default one is created from navigator.gpu (browser) or Dawn (Node). */
+  gpu?: Gpu;
+  /** KV cache length; default the model's maxSeqLen, reduced to what fits the GPU. */
+  contextLength?: number;
+  /** Prompt tokens per prefill step (default 64). */
+  prefillChunk?: number;
+  onProgress?: (p: EngineProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerateOptions extends GenerateIdsOptions {
+  /** Generation ends before any of these strings; they are not part of the output. */
+  stop?: string[];
+  /** Prepend BOS to a text prompt (default true). */
+  addBos?: boolean;
+}
+
+export interface TextDelta {
+  text: string;
+  tokenIds: number[];
+}
+
+export interface EngineStats {
+  loadMs: number;
+  promptTokens: number;
+  generatedTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  finishReason: FinishReason | null;
+  /** Per-request counters of the decode loop: submits, token readbacks, readbacks that stalled, JS encode time. */
+  submits: number;
+  readbacks: number;
+  stalls: number;
+  encodeMs: number;
+}
+
+export class EngineUnloadedError extends LlamaWebGpuError {
+  constructor() {
+    super('ENGINE_UNLOADED', 'The engine was unloaded; create a new one with createEngine().');
+  }
+}
+
+export class Engine {
+  readonly chat: ChatApi;
+  private queue: Promise<unknown> = Promise.resolve();
+  private unloaded = false;
+  private last: EngineStats;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly model: LlamaModel,
+    readonly tokenizer: Tokenizer,
+    readonly manifest: Manifest,
+    readonly modelId: string,
+    loadMs: number,
+  ) {
+    this.last = {
+      loadMs, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0, finishReason: null,
+      submits: 0, readbacks: 0, stalls: 0, encodeMs: 0,
+    };
+    this.chat = createChatApi(this);
+  }
+
+  get config() {
+    return this.model.config;
+  }
+
+  /** Token ids of a text prompt (with BOS unless addBos is false). */
+  encode(text: string, addBos = true): number[] {
+    const ids = this.tokenizer.encode(text);
+    return addBos ? [this.model.config.bosId, ...ids] : ids;
+  }
+
+  /** Token ids of a Llama 2 chat conversation, ready for the assistant's reply. */
+  encodeChat(messages: ChatMessage[]): number[] {
+    return llama2ChatPromptIds(messages, (t) => this.tokenizer.encode(t), this.model.config.bosId, this.model.config.eosId);
+  }
+
+  /**
+   * Streams the continuation of `prompt` (text, or token ids including BOS) as text deltas with their token ids.
+   * Requests queue: a second call waits until the first finishes.
+   */
+  generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+    const ids = typeof prompt === 'string' ? this.encode(prompt, options.addBos ?? true) : prompt;
+    return this.run(ids, options);
+  }
+
+  /** @internal Runs a request in the queue. */
+  run(promptIds: number[], options: GenerateOptions): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+    if (this.unloaded) throw new EngineUnloadedError();
+    let resolveResult!: (s: EngineStats) => void;
+    let rejectResult!: (e: unknown) => void;
+    const result = new Promise<EngineStats>((res, rej) => {
+      resolveResult = res;
+      rejectResult = rej;
+    });
+    result.catch(() => {});
+    const self = this;
+    let release!: () => void;
+    const turn = new Promise<void>((r) => (release = r));
+    const waitFor = this.queue;
+    this.queue = waitFor.then(() => turn);
+
+    async function* stream(): AsyncGenerator<TextDelta> {
+      await waitFor;
+      try {
+        if (self.unloaded) throw new EngineUnloadedError();
+        const decoder = self.tokenizer.createDecoder();
+        const stops = new StopMatcher(options.stop ?? []);
+        const it = generateIds(self.model, promptIds, options);
+        let r: IteratorResult<number, GenerateResult>;
+        let pendingIds: number[] = [];
+        while (!(r = await it.next()).done) {
+          pendingIds.push(r.value);
+          const text = stops.push(decoder.push(r.value));
+          if (stops.stopped) {
+            if (text) yield { text, tokenIds: pendingIds };
+            await it.return(undefined as never);
+            break;
+          }
+          if (text) {
+            yield { text, tokenIds: pendingIds };
+            pendingIds = [];
+          }
+        }
+        const tail = stops.push(decoder.flush()) + stops.flush();
+        if (tail || (pendingIds.length && !stops.stopped)) yield { text: tail, tokenIds: stops.stopped ? [] : pendingIds };
+        const g = r.done ? r.value : undefined;
+        const stats: EngineStats = {
+          loadMs: self.last.loadMs,
+          promptTokens: promptIds.length,
+          generatedTokens: g?.generatedTokens ?? 0,
+          prefillTokensPerSecond: g && g.prefillMs > 0 ? (promptIds.length / g.prefillMs) * 1000 : 0,
+          decodeTokensPerSecond: g && g.decodeMs > 0 ? ((g.generatedTokens - 1) / g.decodeMs) * 1000 : 0,
+          finishReason: stops.stopped ? 'stop' : (g?.finishReason ?? 'stop'),
+          submits: g?.submits ?? 0,
+          readbacks: g?.readbacks ?? 0,
+          stalls: g?.stalls ?? 0,
+          encodeMs: g?.encodeMs ?? 0,
+        };
+        self.last = stats;
+        resolveResult(stats);
+      } catch (e) {
+        rejectResult(e);
+        throw e;
+      } finally {
+        release();
+      }
+    }
+    const s = stream();
+    return Object.assign(s, { result });
+  }
+
+  stats(): EngineStats {
+    return { ...this.last };
+  }
+
+  /** Frees every GPU buffer; the engine cannot be used afterwards. Waits for a running request to finish. */
+  async unload(): Promise<void> {
+    this.unloaded = true;
+    await this.queue.catch(() => {});
+    this.model.destroy();
+  }
+}
+
+async function defaultGpu(): Promise<Gpu> {
+  const nav = (globalThis as { navigator?: Navigator }).navigator;
+  if (nav?.gpu) {
+    const adapter = await nav.gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) throw new WebGpuUnavailableError('This browser exposes WebGPU but no GPU adapter is available. Check that hardware acceleration is on, or try another browser.');
+    return Gpu.create(adapter);
+  }
+  if (typeof process !== 'undefined' && process.versions?.node) {
+    const { createNodeGpu } = await import('./gpu/node.ts');
+    return createNodeGpu();
+  }
+  throw new WebGpuUnavailableError('WebGPU is not available in this browser. Use a recent Chrome, Edge or Safari (or Firefox with WebGPU enabled).');
+}
+
+/** Loads an installed model onto the GPU and returns a ready engine. */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const t0 = performance.now();
+  const { store, model: id, onProgress, signal } = options;
+  const manifest = await store.getManifest(id);
+  if (!manifest) throw new LlamaWebGpuError('MODEL_NOT_INSTALLED', `No complete model "${id}" is installed. Install it first (installFromUrl or the converter).`);
+  const gpu = options.gpu ?? (await defaultGpu());
+  const fit = checkFit(manifest, gpu.limits, { f16: gpu.f16 }, { contextLength: options.contextLength });
+  if (!fit.fits) throw new LlamaWebGpuError('MODEL_DOES_NOT_FIT', `Model "${id}" does not fit this GPU: ${fit.reasons.join(' ')}`);
+  const total = fit.weightBytes;
+  const report = (phase: EngineProgress['phase'], loaded: number) =>
+    onProgress?.({ phase, loadedBytes: loaded, totalBytes: total, fraction: total ? Math.min(1, loaded / total) : 1 });
+  report('tokenizer', 0);
+  const tokenizer = await Tokenizer.fromModelProto(await store.readFile(id, manifest.tokenizer.file), `${id}/${manifest.tokenizer.file}`);
+  const tensors = await loadWeights(gpu, store, id, manifest, {
+    signal,
+    onProgress: (p: LoadProgress) => report('weights', p.loadedBytes),
+  });
+  report('compile', total);
+  const model = new LlamaModel(gpu, manifest.config, tensors, {
+    contextLength: fit.contextLength,
+    prefillChunk: options.prefillChunk,
+    source: id,
+  });
+  await gpu.device.queue.onSubmittedWorkDone();
+  report('ready', total);
+  return new Engine(gpu, model, tokenizer, manifest, id, performance.now() - t0);
+}

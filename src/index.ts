@@ -1,0 +1,34 @@
+/**
+ * llama-webgpu's public API. Everything a page or an app needs is exported here by name.
+ */
+export { createEngine, Engine, EngineUnloadedError } from './engine.ts';
+export { createWorkerEngine, WorkerEngine, WorkerEngineTerminatedError, StoreWorkerClient } from './worker/index.ts';
+export type { WorkerEngineOptions, StoreTaskOptions, TaskProgress } from './worker/index.ts';
+export type { EngineOptions, EngineProgress, EngineStats, GenerateOptions, TextDelta } from './engine.ts';
+export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './generate/openai.ts';
+export { ChatFormatError, llama2ChatPromptIds } from './generate/chat-template.ts';
+export type { ChatMessage } from './generate/chat-template.ts';
+export { ContextOverflowError } from './generate/generate.ts';
+export type { FinishReason, SamplingOptions } from './generate/generate.ts';
+
+export { Gpu, summarizeAdapter } from './gpu/device.ts';
+export type { AdapterSummary, GpuOptions } from './gpu/device.ts';
+
+export { createIdbStore } from './storage/idb-store.ts';
+export { installFromUrl } from './storage/install.ts';
+export type { InstalledModel, ModelStore } from './storage/store.ts';
+export { checkFit } from './loader/fit.ts';
+export type { FitReport } from './loader/fit.ts';
+
+export { Tokenizer } from './tokenizer/tokenizer.ts';
+
+export type { Manifest, TensorEntry, ShardEntry } from './formats/manifest.ts';
+export type { ModelConfig } from './model/config.ts';
+
+export {
+  LlamaWebGpuError,
+  WebGpuUnavailableError,
+  GpuLimitError,
+  KernelShapeError,
+  ModelFormatError,
+} from './errors.ts';

@@ -1,0 +1,180 @@
+/**
+ * The Llama 2 forward pass on the GPU. Every op is built and bound once here; a step only records dispatches
+ * (nothing is allocated per token). It reads like llama2.c's forward():
+ *
+ *   x = embedding[token]
+ *   for each layer:
+ *     xb = rmsnorm(x, rmsAtt);  q, k, v = wq xb, wk xb, wv xb;  rope(q, k);  cache k, v
+ *     xb2 = attention(q, keyCache, valueCache);  x += wo xb2
+ *     xb = rmsnorm(x, rmsFfn);  hb = silu(w1 xb) * (w3 xb);  x += w2 hb
+ *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
+ *
+ * Decode (one token) uses matrix-vector kernels; prefill (many tokens) uses the tiled matrix-matrix kernels.
+ */
+import type { Gpu } from '../gpu/device.ts';
+import { Attention } from '../gpu/ops/attention.ts';
+import { Embedding } from '../gpu/ops/embedding.ts';
+import { KvWrite } from '../gpu/ops/kv-cache.ts';
+import { MatMul } from '../gpu/ops/matmul.ts';
+import { MatVec } from '../gpu/ops/matvec.ts';
+import type { BoundOp } from '../gpu/ops/op.ts';
+import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
+import { Rope } from '../gpu/ops/rope.ts';
+import type { Sampler } from '../gpu/ops/sampler.ts';
+import { SwiGlu } from '../gpu/ops/swiglu.ts';
+import type { GpuWeight } from '../gpu/weights.ts';
+import { headDim, type ModelConfig } from './config.ts';
+import type { RunState } from './state.ts';
+import { vectorBuffer, type ModelWeights } from './weights.ts';
+
+interface LayerOps {
+  attNorm: BoundOp;
+  q: BoundOp;
+  k: BoundOp;
+  v: BoundOp;
+  rope: BoundOp;
+  kvWrite: BoundOp;
+  attention: BoundOp;
+  o: BoundOp;
+  ffnNorm: BoundOp;
+  w1: BoundOp;
+  w3: BoundOp;
+  swiglu: BoundOp;
+  w2: BoundOp;
+}
+
+export class Forward {
+  private readonly embedding: BoundOp;
+  private readonly decodeLayers: LayerOps[] = [];
+  private readonly prefillLayers: LayerOps[] = [];
+  private readonly finalNorm: BoundOp;
+  private readonly finalNormLast: BoundOp;
+  private readonly classifier: BoundOp;
+  private readonly sample: BoundOp;
+  /** Dispatches recorded by one decode step (for the benchmark's per-token figures). */
+  readonly dispatchesPerDecode: number;
+
+  constructor(
+    gpu: Gpu,
+    readonly config: ModelConfig,
+    weights: ModelWeights,
+    private readonly state: RunState,
+    sampler: Sampler,
+  ) {
+    const c = config;
+    const s = state;
+    const step = s.step.buffer;
+    const maxTokens = s.maxTokens;
+    const attNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsnorm');
+    const rope = new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, maxTokens });
+    const swiglu = new SwiGlu(gpu, c.hiddenDim);
+    const matvec = (w: GpuWeight) => new MatVec(gpu, w);
+    const matmul = (w: GpuWeight) => new MatMul(gpu, w, maxTokens);
+
+    this.embedding = new Embedding(gpu, weights.tokenEmbedding).bind('embedding', s.tokens, s.x);
+    weights.layers.forEach((lw, l) => {
+      const L = `L${l}`;
+      const cache = s.kvCaches[l];
+      const attention = new Attention(
+        gpu,
+        { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), maxSeqLen: s.contextLength, maxTokens },
+        cache,
+      );
+      const shared = {
+        attNorm: attNorm.bind(`${L}.rmsAtt`, s.x, vectorBuffer(lw.rmsAtt), s.xb),
+        rope: rope.bind(`${L}.rope`, s.q, s.k, step),
+        kvWrite: new KvWrite(gpu, cache).bind(`${L}.kvWrite`, s.k, s.v, step),
+        attention: attention.bind(`${L}.attention`, s.q, s.xb2, step),
+        ffnNorm: attNorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb),
+        swiglu: swiglu.bind(`${L}.swiglu`, s.hb, s.hb2),
+      };
+      for (const [ops, make, kind] of [
+        [this.decodeLayers, matvec, 'matvec'],
+        [this.prefillLayers, matmul, 'matmul'],
+      ] as const) {
+        ops.push({
+          ...shared,
+          q: make(lw.wq).bind(`${L}.wq.${kind}`, s.xb, s.q),
+          k: make(lw.wk).bind(`${L}.wk.${kind}`, s.xb, s.k),
+          v: make(lw.wv).bind(`${L}.wv.${kind}`, s.xb, s.v),
+          o: make(lw.wo).bind(`${L}.wo.${kind}`, s.xb2, s.x, { accumulate: true }),
+          w1: make(lw.w1).bind(`${L}.w1.${kind}`, s.xb, s.hb),
+          w3: make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb2),
+          w2: make(lw.w2).bind(`${L}.w2.${kind}`, s.hb, s.x, { accumulate: true }),
+        });
+      }
+    });
+    const finalNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsFinal');
+    this.finalNorm = finalNorm.bind('rmsFinal', s.x, vectorBuffer(weights.rmsFinal), s.xb);
+    this.finalNormLast = finalNorm.bind('rmsFinal.last', s.xLast, vectorBuffer(weights.rmsFinal), s.xb);
+    this.classifier = new MatVec(gpu, weights.wcls).bind('wcls', s.xb, s.logits);
+    this.sample = sampler.bind('sample', s.logits, s.tokens, 0, step);
+    this.dispatchesPerDecode = -1;
+    this.dispatchesPerDecode = this.countDecodeDispatches();
+  }
+
+  private layers(pass: GPUComputePassEncoder, ops: LayerOps[], n: number): void {
+    for (const o of ops) {
+      o.attNorm.encode(pass, n);
+      o.q.encode(pass, n);
+      o.k.encode(pass, n);
+      o.v.encode(pass, n);
+      o.rope.encode(pass, n);
+      o.kvWrite.encode(pass, n);
+      o.attention.encode(pass, n);
+      o.o.encode(pass, n);
+      o.ffnNorm.encode(pass, n);
+      o.w1.encode(pass, n);
+      o.w3.encode(pass, n);
+      o.swiglu.encode(pass, n);
+      o.w2.encode(pass, n);
+    }
+  }
+
+  /**
+   * One decode step: embeds tokens[0] at the step's position, runs every layer, and samples the next token into
+   * tokens[0]. The caller has written the step uniform (pos, 1, seed).
+   */
+  encodeDecode(pass: GPUComputePassEncoder): void {
+    this.embedding.encode(pass, 1);
+    this.layers(pass, this.decodeLayers, 1);
+    this.finalNorm.encode(pass, 1);
+    this.classifier.encode(pass, 1);
+    this.sample.encode(pass, 1);
+  }
+
+  /**
+   * Prefill of n tokens from tokens[0..n-1] at positions pos..pos+n-1 (the caller wrote them and the step
+   * uniform). With `sample`, the last token's logits are computed and the next token is drawn into tokens[0].
+   */
+  encodePrefill(encoder: GPUCommandEncoder, n: number, sample: boolean): void {
+    let pass = encoder.beginComputePass({ label: 'prefill' });
+    this.embedding.encode(pass, n);
+    this.layers(pass, n === 1 ? this.decodeLayers : this.prefillLayers, n);
+    pass.end();
+    if (!sample) return;
+    const rowBytes = this.config.dim * 4;
+    encoder.copyBufferToBuffer(this.state.x, (n - 1) * rowBytes, this.state.xLast, 0, rowBytes);
+    pass = encoder.beginComputePass({ label: 'prefill.logits' });
+    this.finalNormLast.encode(pass, 1);
+    this.classifier.encode(pass, 1);
+    this.sample.encode(pass, 1);
+    pass.end();
+  }
+
+  private countDecodeDispatches(): number {
+    let count = 0;
+    const counter = {
+      setPipeline() {},
+      setBindGroup() {},
+      dispatchWorkgroups() {
+        count++;
+      },
+      dispatchWorkgroupsIndirect() {
+        count++;
+      },
+    } as unknown as GPUComputePassEncoder;
+    this.encodeDecode(counter);
+    return count;
+  }
+}
