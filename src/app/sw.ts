@@ -43,12 +43,15 @@ sw.addEventListener('fetch', (event) => {
   if (req.mode === 'navigate') {
     // Network first so an online visit always gets the newest page; the cached shell when offline.
     event.respondWith(
-      fetch(req).catch(async () => (await caches.match(req, { ignoreSearch: true })) ?? (await caches.match(indexUrl)) ?? Response.error()),
+      fetch(req).catch(
+        async () => (await caches.match(req, { ignoreSearch: true, ignoreVary: true })) ?? (await caches.match(indexUrl, { ignoreVary: true })) ?? Response.error(),
+      ),
     );
     return;
   }
   if (shellUrls.includes(url.href)) {
-    // Build files have content hashes in their names: the cached copy is always the right one.
-    event.respondWith(caches.match(req).then((hit) => hit ?? fetch(req)));
+    // Build files have content hashes in their names: the cached copy is always the right one. ignoreVary: servers
+    // answer with "Vary: Origin", and a module script's request carries an Origin header that the precache's did not.
+    event.respondWith(caches.match(req, { ignoreVary: true }).then((hit) => hit ?? fetch(req)));
   }
 });
