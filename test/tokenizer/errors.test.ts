@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../../src/errors.ts';
 import { loadTokenizerFile } from '../../src/tokenizer/node.ts';
-import { decodeModelProto, encodeModelProto } from '../../src/tokenizer/proto.ts';
+import { encodeModelProto } from '../../src/tokenizer/proto.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { PieceType, vocabFromGguf, vocabFromLlama2cTokenizer } from '../../src/tokenizer/vocab.ts';
 import { LLAMA2_GGUF, LLAMA2_MODEL, STORIES_BIN, bytesOf, rng } from './load.ts';
@@ -49,7 +49,8 @@ describe('bad tokenizer files', () => {
 
   it('rejects a model that parses but that SentencePiece refuses', async () => {
     // byte_fallback with a single byte piece: SentencePiece requires all 256.
-    const vocab = decodeModelProto(bytesOf(LLAMA2_MODEL));
+    const bin = bytesOf(STORIES_BIN);
+    const vocab = vocabFromLlama2cTokenizer(bin, 512);
     const types = vocab.types.map((t, i) => (t === PieceType.BYTE && i !== 3 ? PieceType.NORMAL : t));
     const e = await expectFormatError(Tokenizer.fromModelProto(encodeModelProto({ ...vocab, types }), 'odd.model'), 'odd.model');
     expect(e.message).toMatch(/256 byte pieces/);
