@@ -7,7 +7,7 @@ import { ModelFormatError } from '../errors.ts';
 import type { ByteSource } from './source.ts';
 
 const WINDOW = 1 << 20;
-const decoder = new TextDecoder('utf-8', { fatal: false });
+const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 export class Cursor {
   pos: number;
