@@ -27,6 +27,11 @@ export async function createSha256(): Promise<Sha256> {
     const h = nc.createHash('sha256');
     return { update: (b) => void h.update(b), digest: async () => h.digest('hex') };
   }
+  return bufferedSha256();
+}
+
+/** The browser path: crypto.subtle has no incremental API, so the pieces are kept and hashed at the end. */
+export function bufferedSha256(): Sha256 {
   const parts: Uint8Array[] = [];
   let length = 0;
   return {

@@ -57,9 +57,23 @@ function tinyTensors(over: Record<string, { type?: number; shape?: number[] }> =
 }
 
 describe('GGUF', () => {
-  it('a good hand-built file opens (the cases below differ from it in one thing)', async () => {
-    const ckpt = await openCheckpoint(put('ok.gguf', ggufBytes(llamaGgufMetadata(tiny), tinyTensors())));
-    expect(ckpt.config).toMatchObject({ dim: 32, vocabSize: 5 });
+  it('a good hand-built file opens, as GGUF v2 and v3 (the cases below differ from it in one thing)', async () => {
+    for (const version of [2, 3]) {
+      const ckpt = await openCheckpoint(put(`ok-v${version}.gguf`, ggufBytes(llamaGgufMetadata(tiny), tinyTensors(), version)));
+      expect(ckpt.config).toMatchObject({ dim: 32, vocabSize: 5 });
+      await ckpt.close();
+    }
+  });
+
+  it('a GGUF without a vocab converts only with a tokenizer, and a failed attempt leaves nothing', async () => {
+    const md = llamaGgufMetadata(tiny);
+    for (const k of ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type']) delete md[k];
+    const ckpt = await openCheckpoint(put('novocab.gguf', ggufBytes(md, tinyTensors())));
+    expect(ckpt.vocab).toBeNull();
+    const out = path.join(tmp, 'novocab-out', 'pkg');
+    const e = await formatError(convertCheckpoint(ckpt, await directorySink(out), { quant: 'f32' }));
+    expect(e.field).toBe('tokenizer');
+    expect(readdirSync(path.dirname(out))).toEqual([]);
     await ckpt.close();
   });
 

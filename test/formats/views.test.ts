@@ -2,7 +2,9 @@
  * Row views over stored tensors at arbitrary row ranges: the Hugging Face q/k un-permutation (ranges that start
  * and end inside a head), the transposed Flax kernel view across its column cache, and Blob-backed sources.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { bufferedSha256, sha256Hex } from '../../src/formats/hash.ts';
 import type { CheckpointTensor } from '../../src/formats/checkpoint.ts';
 import { openCheckpoint } from '../../src/formats/detect.ts';
 import { blobSource, memorySource } from '../../src/formats/source.ts';
@@ -19,6 +21,17 @@ async function everyRange(t: CheckpointTensor, full: Float32Array) {
     expect(await t.readRows(start, n), `rows ${start}+${n}`).toEqual(full.subarray(start * cols, (start + n) * cols));
   }
 }
+
+describe('shard hashing', () => {
+  it('the browser path (buffered, crypto.subtle) agrees with node:crypto', async () => {
+    const bytes = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31) & 255);
+    const buffered = bufferedSha256();
+    buffered.update(bytes.subarray(0, 777));
+    buffered.update(bytes.subarray(777));
+    expect(await buffered.digest()).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(await sha256Hex(bytes)).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+});
 
 describe('tensor views', () => {
   it('un-permuting a Hugging Face q/k projection gives the interleaved rows at any range', async () => {
