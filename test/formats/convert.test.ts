@@ -18,7 +18,8 @@ import {
   loadStories, RANDOM_GGUF, readManifest, readPackageTensor, STORIES_BIN, STORIES_GGUF, STORIES_TOK,
   writeFlaxFolder, writeHfFolder,
 } from '../helpers/fixtures.ts';
-import { haveSharedModel } from '../helpers/models.ts';
+import { haveSharedModel, STORIES260K_GREEDY_IDS } from '../helpers/models.ts';
+import { argmax, ReferenceModel } from '../reference/forward.ts';
 
 const have = haveSharedModel('stories260K/stories260K.bin') && haveSharedModel('stories260K/stories260Ktok512.gguf');
 let tmp: string;
@@ -35,6 +36,17 @@ async function convert(input: string, out: string, quant: WeightDtype, extra: { 
   } finally {
     await ckpt.close();
   }
+}
+
+/** Greedy ids from BOS of the float64 reference model run on the package's decoded weights. */
+function greedyIds(dir: string, n: number): number[] {
+  const m = readManifest(dir);
+  const weights = new Map(m.tensors.map((t) => [t.name, readPackageTensor(dir, m, t.name)]));
+  const model = new ReferenceModel(m.config, weights, n + 1);
+  const ids: number[] = [];
+  let token = m.config.bosId;
+  for (let pos = 0; pos < n; pos++) ids.push((token = argmax(model.forward(token, pos))));
+  return ids;
 }
 
 function expectSameTensors(dirA: string, dirB: string, rename: (n: string) => string = (n) => n) {
@@ -182,6 +194,14 @@ describe.runIf(have)('stories260K', () => {
       }
     }
     expect(m.tensors.find((t) => t.name === 'layers.0.w2')!.dtype).toBe('f16');
+  });
+
+  // Depends on the packages written above (vitest runs a file's tests in order).
+  it('packages from every format, and the q8, q4 and f16 packages, generate llama2.c\'s documented greedy ids', () => {
+    const n = STORIES260K_GREEDY_IDS.length;
+    for (const dir of ['bin-f32', 'gguf-f32', 'hf-2-f32', 'flax-2-f32', 'bin-q8', 'bin-q4', 'bin-f16']) {
+      expect(greedyIds(path.join(tmp, dir), n), dir).toEqual(STORIES260K_GREEDY_IDS);
+    }
   });
 });
 
