@@ -4,9 +4,10 @@
 //   (x[2i], x[2i+1]) <- (x[2i] cos a - x[2i+1] sin a, x[2i] sin a + x[2i+1] cos a),
 //   a = (p / rope_scale) * theta^(-2i / head_dim).
 // The angle is reduced modulo one turn exactly: freq[i] holds (theta^(-2i/head_dim) / (rope_scale * 2 pi)) mod 1
-// as a 64-bit fixed-point fraction (hi, lo words), so p * freq[i] mod 1 is an integer product mod 2^64 and the
-// angle handed to cos/sin lies in [-pi, pi) at full f32 accuracy whatever the position (a plain f32 product
-// p * freq loses ~2e-4 rad near position 4096, and sin/cos of large arguments are not accurate in WGSL).
+// as a 64-bit fixed-point fraction (hi, lo words), so p * freq[i] mod 1 is an integer product mod 2^64 (a plain f32
+// product p * freq loses ~2e-4 rad near position 4096). The top bits of that fraction pick the nearest quarter
+// turn and the rest, within [-pi/4, pi/4], goes through sin/cos polynomials: WGSL only bounds the built-in sin/cos
+// to 2^-11 absolute (some drivers are 2e-4 off), which would be the largest error of the whole attention block.
 //
 // Shapes: freq [head_dim / 2] vec2<u32>; q [n, n_heads * head_dim] f32; k [n, n_kv_heads * head_dim] f32.
 // Dispatch: (ceil((n_heads + n_kv_heads) * head_dim / 2 / WG), n, 1) workgroups of WG threads; one thread per pair.
@@ -44,6 +45,30 @@ fn mul_hi(a: u32, b: u32) -> u32 {
   return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
 }
 
+// (sin, cos) of the angle turn * 2 pi / 2^32 to about 1e-7: the nearest quarter turn is taken exactly from the
+// integer, and Taylor polynomials (truncation below 2e-9 on [-pi/4, pi/4]) give the rest.
+fn sin_cos_turn(turn: u32) -> vec2f {
+  let quadrant = (turn + 0x20000000u) >> 30u;
+  let x = f32(bitcast<i32>(turn - (quadrant << 30u))) * 1.4629180792671596e-9; // 2 pi / 2^32
+  let x2 = x * x;
+  let s = x * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0)))));
+  let c = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0)))));
+  switch (quadrant & 3u) {
+    case 0u: {
+      return vec2f(s, c);
+    }
+    case 1u: {
+      return vec2f(c, -s);
+    }
+    case 2u: {
+      return vec2f(-s, -c);
+    }
+    default: {
+      return vec2f(-c, s);
+    }
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let q_pairs = params.n_heads * params.half_dim;
@@ -55,11 +80,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let t = gid.y;
   let p = step.pos + t;
   let f = freq[pair % params.half_dim];
-  // Top 32 bits of the fraction of a turn, (p * f) mod 2^64 >> 32, read as signed: a turn in [-1/2, 1/2).
+  // Top 32 bits of the fraction of a turn, (p * f) mod 2^64 >> 32.
   let turn = p * f.x + mul_hi(p, f.y);
-  let angle = f32(bitcast<i32>(turn)) * 1.4629180792671596e-9; // 2 pi / 2^32
-  let c = cos(angle);
-  let s = sin(angle);
+  let sc = sin_cos_turn(turn);
+  let s = sc.x;
+  let c = sc.y;
   if (pair < q_pairs) {
     let i = t * q_pairs + pair;
     let x = q[i];

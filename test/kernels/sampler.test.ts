@@ -3,8 +3,8 @@
 //   bias and penalties applied; the chosen token's count goes up by one on the GPU.
 // - Temperature, top-k, top-p, min-p, penalties: over N draws with seeds 0..N-1, every draw lies in the reference's
 //   kept set, and each token's empirical frequency f satisfies |f - p| <= 5 sqrt(p (1 - p) / N) + 1/N for its
-//   reference probability p (a 5-sigma binomial bound). Filter thresholds are placed midway between adjacent
-//   values, so f32 rounding cannot move a token across them.
+//   reference probability p (a 5-sigma binomial bound; tokens with N p < 5 are pooled into one outcome).
+//   Filter thresholds are placed midway between adjacent values, so f32 rounding cannot move a token across them.
 // - Reproducibility: the same seed, parameters and logits give the same token.
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError, SamplingParamsError } from '../../src/errors.ts';
@@ -44,17 +44,27 @@ function expectDistribution(ids: Uint32Array, probs: Float64Array, what: string)
     if (!(probs[id] > 0)) throw new Error(`${what}: drew token ${id}, which the reference excludes`);
     seen.set(id, (seen.get(id) ?? 0) + 1);
   }
-  let kept = 0;
+  // Tokens expected fewer than 5 times are checked together as one outcome (the normal bound needs n p >= 5).
+  const outcomes: { label: string; p: number; count: number }[] = [];
+  const rare = { label: 'the rare tokens', p: 0, count: 0 };
   for (let i = 0; i < probs.length; i++) {
     if (probs[i] === 0) continue;
-    kept++;
-    const f = (seen.get(i) ?? 0) / n;
-    const bound = 5 * Math.sqrt((probs[i] * (1 - probs[i])) / n) + 1 / n;
-    if (Math.abs(f - probs[i]) > bound) {
-      throw new Error(`${what}: token ${i} drawn with frequency ${f}, reference probability ${probs[i]} (bound ${bound}, ${n} draws)`);
+    const count = seen.get(i) ?? 0;
+    if (n * probs[i] >= 5) outcomes.push({ label: `token ${i}`, p: probs[i], count });
+    else {
+      rare.p += probs[i];
+      rare.count += count;
     }
   }
-  expect(kept).toBeGreaterThan(0);
+  if (rare.p > 0) outcomes.push(rare);
+  for (const o of outcomes) {
+    const f = o.count / n;
+    const bound = 5 * Math.sqrt((o.p * (1 - o.p)) / n) + 1 / n;
+    if (Math.abs(f - o.p) > bound) {
+      throw new Error(`${what}: ${o.label} drawn with frequency ${f}, reference probability ${o.p} (bound ${bound}, ${n} draws)`);
+    }
+  }
+  expect(outcomes.length).toBeGreaterThan(0);
 }
 
 /** Descending probabilities of the reference distribution under `p` with the listed filters off. */
@@ -171,7 +181,7 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
     const sampler = new Sampler(gpu, vocab);
     sampler.setParams(params);
     sampler.resetCounts(prompt);
-    const draws_ = slow ? Math.max(100, Math.floor(n / 4)) : n;
+    const draws_ = slow ? Math.floor(n / 8) : n; // SwiftShader runs the single-workgroup sampler ~10x slower
     const ids = await draws(gpu, sampler, gpu.storage('logits', logits), seeds(draws_), penalties ? prompt : undefined);
     expectDistribution(ids, samplingProbsRef(adjustedLogitsRef(logits, null, counts, params), params), `sampler ${JSON.stringify(params)}`);
   });
@@ -185,7 +195,7 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
     const sampler = new Sampler(gpu, vocab);
     sampler.setParams(p);
     sampler.resetCounts();
-    const ids = await draws(gpu, sampler, gpu.storage('logits', logits), seeds(slow ? 200 : 600));
+    const ids = await draws(gpu, sampler, gpu.storage('logits', logits), seeds(slow ? 100 : 600));
     const probs = samplingProbsRef(Float64Array.from(logits), p);
     expect([...probs.keys()].filter((i) => probs[i] > 0)).toEqual([7, 40, 99]);
     expectDistribution(ids, probs, 'top-k ties');
