@@ -12,6 +12,8 @@ export interface CheckpointTensor {
   name: string;
   /** [rows, cols] for matrices, [n] for vectors (read as one row). */
   shape: number[];
+  /** The checkpoint's own name for it (e.g. blk.0.attn_q.weight), for messages. */
+  sourceName?: string;
   /** The checkpoint's own element type, e.g. 'F16', 'Q4_K', 'BF16'. */
   sourceDtype: string;
   /** Rows [rowStart, rowStart + rows) as row-major float32, in the interleaved RoPE convention. */
@@ -19,7 +21,7 @@ export interface CheckpointTensor {
 }
 
 export interface Checkpoint {
-  format: 'gguf' | 'safetensors' | 'llama2c' | 'flax';
+  format: 'gguf' | 'safetensors' | 'llama2c' | 'flax' | 'synthetic';
   config: ModelConfig;
   vocab: Vocab | null;
   /** The checkpoint's own SentencePiece model (Hugging Face, Flax), copied into the package as is. */
@@ -81,7 +83,8 @@ export function checkTensors(ckpt: Pick<Checkpoint, 'config' | 'tensors'>, file:
     const t = ckpt.tensors.get(name);
     if (!t) throw new ModelFormatError(file, 'tensor is missing; the checkpoint is incomplete or not a Llama 2 model', name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(file, `shape [${t.shape}] does not match [${shape}] implied by the config; the config and weights disagree`, name);
+      const stored = t.sourceName ? ` (stored as ${t.sourceName})` : '';
+      throw new ModelFormatError(file, `shape [${t.shape.join(", ")}]${stored} does not match [${shape.join(", ")}] implied by the config; the config and weights disagree`, name);
     }
   }
 }

@@ -201,7 +201,7 @@ export async function openFlax(files: FileSet, options: { folder?: string; token
       const t = transposed
         ? transposedTensor(src, name, a.offset, a.shape as [number, number], dtype)
         : denseTensor(src, name, a.offset, a.shape, dtype);
-      tensors.set(name, t);
+      tensors.set(name, { ...t, sourceName: a.path });
     }
   }
   if (tied) tensors.delete('wcls');

@@ -96,6 +96,7 @@ export async function openGguf(source: ByteSource & { close?(): Promise<void> })
     const base = g.dataOffset + info.offset;
     tensors.set(name, {
       name,
+      sourceName: info.name,
       shape: info.shape.length === 2 ? [nRows, cols] : [cols],
       sourceDtype: type.name,
       async readRows(rowStart, rows) {

@@ -43,7 +43,7 @@ export async function openHuggingFace(files: FileSet, options: { folder?: string
       if (!isDenseDtype(e.dtype)) throw new ModelFormatError(shard, `dtype ${e.dtype} is not supported; expected F32, F16 or BF16`, e.name);
       if (e.shape.length < 1 || e.shape.length > 2) throw new ModelFormatError(shard, `shape [${e.shape}] is not a vector or matrix`, e.name);
       if (tensors.has(name)) throw new ModelFormatError(shard, 'tensor appears in more than one shard', e.name);
-      tensors.set(name, { ...denseTensor(src, name, e.offset, e.shape, e.dtype), name });
+      tensors.set(name, { ...denseTensor(src, name, e.offset, e.shape, e.dtype), sourceName: e.name });
     }
   }
   if (tied) tensors.delete('wcls');

@@ -118,7 +118,7 @@ describe('GGUF', () => {
     expect((await formatError(openCheckpoint(put('nokey.gguf', ggufBytes(md, tinyTensors()))))).field).toBe('llama.block_count');
     const shape = await formatError(openCheckpoint(put('shape.gguf', ggufBytes(llamaGgufMetadata(tiny), tinyTensors({ 'blk.0.ffn_up.weight': { shape: [32, 63] } })))));
     expect(shape.field).toBe('layers.0.w3');
-    expect(shape.message).toContain('does not match');
+    expect(shape.message).toContain('[63, 32] (stored as blk.0.ffn_up.weight) does not match [64, 32]');
     const missing = ggufBytes(llamaGgufMetadata(tiny), tinyTensors().filter((t) => t.name !== 'blk.0.attn_v.weight'));
     expect((await formatError(openCheckpoint(put('missing.gguf', missing)))).field).toBe('layers.0.wv');
   });
