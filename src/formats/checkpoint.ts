@@ -84,7 +84,7 @@ export function checkTensors(ckpt: Pick<Checkpoint, 'config' | 'tensors'>, file:
     if (!t) throw new ModelFormatError(file, 'tensor is missing; the checkpoint is incomplete or not a Llama 2 model', name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       const stored = t.sourceName ? ` (stored as ${t.sourceName})` : '';
-      throw new ModelFormatError(file, `shape [${t.shape.join(", ")}]${stored} does not match [${shape.join(", ")}] implied by the config; the config and weights disagree`, name);
+      throw new ModelFormatError(file, `shape [${t.shape.join(', ')}]${stored} does not match [${shape.join(', ')}] implied by the config; the config and weights disagree`, name);
     }
   }
 }
