@@ -15,12 +15,14 @@ export default defineConfig({
       { find: /^llama-webgpu\/worker$/, replacement: fileURLToPath(new URL('./src/worker/index.ts', import.meta.url)) },
     ],
   },
-  worker: { format: 'es' },
+  // `webgpu` (Dawn for Node) is imported only under Node, behind a dynamic import that a browser never runs.
+  worker: { format: 'es', rolldownOptions: { external: ['webgpu'] } },
   build: {
     outDir: 'dist/app',
     emptyOutDir: true,
     target: 'es2022',
     rolldownOptions: {
+      external: ['webgpu'],
       input: {
         index: fileURLToPath(new URL('./index.html', import.meta.url)),
         embed: fileURLToPath(new URL('./examples/embed.html', import.meta.url)),

@@ -17,7 +17,7 @@ export default defineConfig({
   publicDir: false,
   // Worker URLs relative to the importing module (new URL('…', import.meta.url)), wherever dist/lib is hosted.
   base: './',
-  worker: { format: 'es' },
+  worker: { format: 'es', rolldownOptions: { external: isExternal } },
   build: {
     outDir: 'dist/lib',
     emptyOutDir: true,

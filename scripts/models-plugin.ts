@@ -97,7 +97,7 @@ export function modelsPlugin(options: ModelsPluginOptions): Plugin {
         root,
         configFile: false,
         logLevel: 'error',
-        server: { middlewareMode: true, hmr: false, watch: null },
+        server: { middlewareMode: true, hmr: false, ws: false, watch: null },
         appType: 'custom',
         optimizeDeps: { noDiscovery: true, include: [] },
       });

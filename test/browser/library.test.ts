@@ -15,6 +15,19 @@ import { build } from 'vite';
 import { haveSharedModel } from '../helpers/models.ts';
 import { haveChromium, launch, ROOT, startApp, watchErrors, type AppServer } from './harness.ts';
 
+/** A page that uses the built library as a plain ES module and reports what happened in window.result. */
+const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lib</title>
+<script type="module">
+  import { createIdbStore, createWorkerEngine, LlamaWebGpuError } from '/lib/index.js';
+  const installed = (await createIdbStore('library-test').list()).length;
+  try {
+    await createWorkerEngine({ model: 'not-installed', storeName: 'library-test' });
+    window.result = { installed, error: null };
+  } catch (e) {
+    window.result = { installed, error: { isLib: e instanceof LlamaWebGpuError, name: e.name, code: e.code, message: e.message } };
+  }
+</script>`;
+
 /** Every module reachable from `entry` through static imports, following relative specifiers. */
 function staticGraph(dir: string, entry: string): Map<string, string> {
   const seen = new Map<string, string>();
@@ -51,7 +64,7 @@ describe.skipIf(!haveChromium())('library build', () => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname === '/') {
         res.setHeader('Content-Type', 'text/html');
-        res.end('<!doctype html><meta charset="utf-8"><title>lib</title>');
+        res.end(PLAIN_PAGE);
         return;
       }
       const file = path.join(lib, path.normalize(url.pathname.replace(/^\/lib\//, '/')));
@@ -104,18 +117,8 @@ describe.skipIf(!haveChromium())('library build', () => {
     const page = await browser.newPage();
     const errors = watchErrors(page);
     await page.goto(base + '/');
-    const result = await page.evaluate(async (url) => {
-      const lib = await import(url);
-      const store = lib.createIdbStore('library-test');
-      const installed = await store.list();
-      try {
-        await lib.createWorkerEngine({ model: 'not-installed', storeName: 'library-test' });
-        return { installed: installed.length, error: null };
-      } catch (e) {
-        const err = e as { name: string; code: string; message: string };
-        return { installed: installed.length, error: { isLib: e instanceof lib.LlamaWebGpuError, name: err.name, code: err.code, message: err.message } };
-      }
-    }, `${base}/lib/index.js`);
+    await page.waitForFunction(() => 'result' in window);
+    const result = (await page.evaluate('window.result')) as { installed: number; error: { isLib: boolean; code: string; message: string } | null };
     expect(result.installed).toBe(0);
     expect(result.error).toMatchObject({ isLib: true, code: 'MODEL_NOT_INSTALLED' });
     expect(result.error!.message).toContain('Install it first');
