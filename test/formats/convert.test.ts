@@ -13,9 +13,10 @@ import type { Manifest } from '../../src/formats/manifest.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
 import type { WeightDtype } from '../../src/formats/quant.ts';
+import { memorySource } from '../../src/formats/source.ts';
 import { validateManifest } from '../../src/formats/validate.ts';
 import {
-  loadStories, RANDOM_GGUF, readManifest, readPackageTensor, STORIES_BIN, STORIES_GGUF, STORIES_TOK,
+  loadStories, RANDOM_GGUF, storiesTokenizerModel, readManifest, readPackageTensor, STORIES_BIN, STORIES_GGUF, STORIES_TOK,
   writeFlaxFolder, writeHfFolder,
 } from '../helpers/fixtures.ts';
 import { haveSharedModel, STORIES260K_GREEDY_IDS } from '../helpers/models.ts';
@@ -79,6 +80,23 @@ describe.runIf(have)('stories260K', () => {
     }
     const tok = readFileSync(path.join(binDir, 'tokenizer.model'));
     expect(createHash('sha256').update(tok).digest('hex')).toBe(m.tokenizer.sha256);
+  });
+
+  it('a llama2.c checkpoint with a separate classifier (negative vocab_size), tokenized by a tokenizer.model', async () => {
+    const bin = new Uint8Array(readFileSync(STORIES_BIN));
+    const embBytes = 512 * 64 * 4;
+    const withCls = new Uint8Array(bin.length + embBytes);
+    withCls.set(bin);
+    withCls.set(bin.subarray(28, 28 + embBytes), bin.length); // wcls = a copy of the embedding
+    new DataView(withCls.buffer).setInt32(20, -512, true);
+    const tokModel = storiesTokenizerModel();
+    const ckpt = await openCheckpoint(memorySource(withCls, 'cls.bin'), { tokenizer: memorySource(tokModel, 'tokenizer.model') });
+    expect(ckpt.tensors.get('wcls')!.shape).toEqual([512, 64]);
+    const out = path.join(tmp, 'cls-f32');
+    const m = await convertCheckpoint(ckpt, await directorySink(out), { quant: 'f32' });
+    expect(m.sharedClassifier).toBe(false);
+    expect(readPackageTensor(out, m, 'wcls')).toEqual(readPackageTensor(binDir, readManifest(binDir), 'tokenEmbedding'));
+    expect(new Uint8Array(readFileSync(path.join(out, 'tokenizer.model')))).toEqual(tokModel);
   });
 
   it('the GGUF form converts to the same tensors; its separate output.weight equals the embedding', async () => {
