@@ -19,9 +19,15 @@ export interface WorkerEngineOptions extends WireLoadOptions {
   worker?: Worker;
 }
 
+/** The worker engine was unloaded (code ENGINE_UNLOADED, as Engine's) or its worker terminated (WORKER_TERMINATED). */
 export class WorkerEngineTerminatedError extends LlamaWebGpuError {
-  constructor() {
-    super('WORKER_TERMINATED', 'The engine worker was terminated; create a new engine with createWorkerEngine().');
+  constructor(unloaded = false) {
+    super(
+      unloaded ? 'ENGINE_UNLOADED' : 'WORKER_TERMINATED',
+      unloaded
+        ? 'The engine was unloaded; create a new one with createWorkerEngine().'
+        : 'The engine worker was terminated; create a new engine with createWorkerEngine().',
+    );
   }
 }
 
@@ -92,6 +98,7 @@ export class WorkerEngine {
   private pending = new Map<number, Pending>();
   private last: EngineStats;
   private terminated = false;
+  private unloaded = false;
 
   /** @internal Use createWorkerEngine(). */
   constructor(
@@ -106,8 +113,12 @@ export class WorkerEngine {
     this.chat = { completions: { create: create as ChatApi['completions']['create'] } };
   }
 
+  private assertUsable(): void {
+    if (this.terminated) throw new WorkerEngineTerminatedError(this.unloaded);
+  }
+
   private send(msg: ToWorker): void {
-    if (this.terminated) throw new WorkerEngineTerminatedError();
+    this.assertUsable();
     this.worker.postMessage(msg);
   }
 
@@ -158,6 +169,7 @@ export class WorkerEngine {
    * stream early with finishReason 'abort'.
    */
   generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+    this.assertUsable();
     const { signal, ...wire } = options;
     const cancel = new AbortController();
     const deltas = new Channel<TextDelta>(() => cancel.abort());
@@ -206,6 +218,7 @@ export class WorkerEngine {
   /** Frees the model's GPU memory and stops the worker. */
   async unload(): Promise<void> {
     if (this.terminated) return;
+    this.unloaded = true;
     try {
       await this.request((id) => ({ type: 'unload', id }), () => {});
     } finally {
@@ -218,7 +231,7 @@ export class WorkerEngine {
     if (this.terminated) return;
     this.terminated = true;
     this.worker.terminate();
-    this.failAll(new WorkerEngineTerminatedError());
+    this.failAll(new WorkerEngineTerminatedError(this.unloaded));
   }
 }
 

@@ -12,7 +12,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { build } from 'vite';
-import { haveSharedModel } from '../helpers/models.ts';
+import { openCheckpoint } from '../../src/formats/detect.ts';
+import { directorySink } from '../../src/formats/node-sink.ts';
+import { convertCheckpoint } from '../../src/formats/package-writer.ts';
+import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
 import { haveChromium, launch, ROOT, startApp, watchErrors, type AppServer } from './harness.ts';
 
 /** A page that uses the built library as a plain ES module and reports what happened in window.result. */
@@ -26,6 +29,54 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="
   } catch (e) {
     window.result = { installed, error: { isLib: e instanceof LlamaWebGpuError, name: e.name, code: e.code, message: e.message } };
   }
+</script>`;
+
+/**
+ * The worker engine's whole API on stories260K, from the built library: install, generate (ids and text), both
+ * chat.completions forms, an AbortSignal, stats, unload. Reports in window.result.
+ */
+const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>worker api</title>
+<script type="module">
+  import { createIdbStore, installFromUrl, createWorkerEngine } from '/lib/index.js';
+  const r = {};
+  try {
+    const store = createIdbStore();
+    await installFromUrl(store, '/pkg/stories260K/');
+    const progress = [];
+    const engine = await createWorkerEngine({ model: 'stories260K', onProgress: (p) => progress.push(p.phase) });
+    r.phases = [...new Set(progress)];
+    r.modelId = engine.modelId;
+
+    // The main thread keeps running while the worker decodes: count timer ticks during generation.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const run = engine.generate([1], { temperature: 0, maxTokens: 40 });
+    r.ids = []; r.text = '';
+    for await (const d of run) { r.ids.push(...d.tokenIds); r.text += d.text; }
+    clearInterval(timer);
+    r.ticks = ticks;
+    r.greedyStats = await run.result;
+
+    const completion = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Tell a story.' }], temperature: 0, max_tokens: 12 });
+    r.completion = { object: completion.object, content: completion.choices[0].message.content, finish: completion.choices[0].finish_reason, usage: completion.usage };
+
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Tell a story.' }], temperature: 0, max_tokens: 12, stream: true })) chunks.push(c);
+    r.streamed = { n: chunks.length, first: chunks[0].choices[0].delta, content: chunks.map((c) => c.choices[0].delta.content ?? '').join(''), last: chunks.at(-1) };
+
+    const controller = new AbortController();
+    const aborted = engine.generate('Once upon a time', { temperature: 0.8, seed: 3, maxTokens: 100, signal: controller.signal });
+    let n = 0;
+    for await (const d of aborted) if (++n === 2) controller.abort();
+    r.abortStats = await aborted.result;
+    r.stats = engine.stats();
+
+    await engine.unload();
+    try { engine.generate('x'); r.afterUnload = 'no error'; } catch (e) { r.afterUnload = e.code; }
+  } catch (e) {
+    r.error = String(e && e.stack || e);
+  }
+  window.result = r;
 </script>`;
 
 /** Every module reachable from `entry` through static imports, following relative specifiers. */
@@ -47,6 +98,7 @@ function staticGraph(dir: string, entry: string): Map<string, string> {
 
 describe.skipIf(!haveChromium())('library build', () => {
   let work: string;
+  let packages: string;
   let lib: string;
   let types: string;
   let server: http.Server;
@@ -57,15 +109,31 @@ describe.skipIf(!haveChromium())('library build', () => {
     work = mkdtempSync(path.join(os.tmpdir(), 'llama-webgpu-lib-'));
     lib = path.join(work, 'lib');
     types = path.join(work, 'types');
+    packages = path.join(work, 'packages');
+    if (haveSharedModel('stories260K/stories260Ktok512.gguf')) {
+      const ckpt = await openCheckpoint(sharedModel('stories260K/stories260Ktok512.gguf'));
+      try {
+        await convertCheckpoint(ckpt, await directorySink(path.join(packages, 'stories260K')), { quant: 'f32', name: 'stories260K' });
+      } finally {
+        await ckpt.close();
+      }
+    }
     await build({ configFile: path.join(ROOT, 'vite.lib.config.ts'), root: ROOT, logLevel: 'warn', build: { outDir: lib } });
     execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.lib.json', '--outDir', types], { cwd: ROOT, stdio: 'pipe' });
     // A plain static server: the page imports dist/lib/index.js with no bundler and no import map.
     server = http.createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname === '/') {
+      if (url.pathname === '/' || url.pathname === '/worker-api') {
         res.setHeader('Content-Type', 'text/html');
-        res.end(PLAIN_PAGE);
+        res.end(url.pathname === '/' ? PLAIN_PAGE : WORKER_API_PAGE);
         return;
+      }
+      if (url.pathname.startsWith('/pkg/')) {
+        const file = path.join(packages, path.normalize(url.pathname.slice('/pkg/'.length)));
+        if (file.startsWith(packages) && existsSync(file) && statSync(file).isFile()) {
+          createReadStream(file).pipe(res);
+          return;
+        }
       }
       const file = path.join(lib, path.normalize(url.pathname.replace(/^\/lib\//, '/')));
       if (!url.pathname.startsWith('/lib/') || !file.startsWith(lib) || !existsSync(file) || statSync(file).isDirectory()) {
@@ -125,6 +193,42 @@ describe.skipIf(!haveChromium())('library build', () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  test.skipIf(!haveSharedModel('stories260K/stories260Ktok512.gguf'))(
+    'createWorkerEngine: generate, chat completions (whole and streamed), abort, stats and unload',
+    async () => {
+      const page = await browser.newPage();
+      const errors = watchErrors(page);
+      await page.goto(base + '/worker-api');
+      await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 });
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const r = (await page.evaluate('window.result')) as any;
+      expect(r.error).toBeUndefined();
+      expect(r.modelId).toBe('stories260K');
+      expect(r.phases).toEqual(expect.arrayContaining(['tokenizer', 'weights', 'ready']));
+      expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+      expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+      expect(r.greedyStats).toMatchObject({ promptTokens: 1, generatedTokens: 40, finishReason: 'length' });
+      expect(r.ticks).toBeGreaterThan(0);
+
+      expect(r.completion.object).toBe('chat.completion');
+      expect(r.completion.content.length).toBeGreaterThan(0);
+      expect(r.completion.usage.completion_tokens).toBeGreaterThan(0);
+      expect(r.completion.usage.completion_tokens).toBeLessThanOrEqual(12);
+      // Same request streamed: same text, first chunk the role, last chunk the finish reason and usage.
+      expect(r.streamed.first).toEqual({ role: 'assistant' });
+      expect(r.streamed.content).toBe(r.completion.content);
+      expect(r.streamed.last.choices[0].finish_reason).toBe(r.completion.finish);
+      expect(r.streamed.last.usage).toEqual(expect.objectContaining({ completion_tokens: r.completion.usage.completion_tokens }));
+
+      expect(r.abortStats.finishReason).toBe('abort');
+      expect(r.abortStats.generatedTokens).toBeLessThan(100);
+      expect(r.stats).toEqual(r.abortStats);
+      expect(r.afterUnload).toBe('ENGINE_UNLOADED');
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+  );
 });
 
 describe.skipIf(!haveChromium() || !haveSharedModel('stories260K/stories260Ktok512.gguf'))('examples/embed.html', () => {
