@@ -59,8 +59,17 @@ function checkRows(name: string, rowStart: number, rows: number, nRows: number) 
 
 /** Column block cached by the transposed view: at most this many float32 (64 MiB). */
 const TRANSPOSE_CACHE_ELEMENTS = 16 << 20;
-/** Bytes per read of stored rows. */
+/** Bytes of stored rows read per group. */
 const BAND_BYTES = 16 << 20;
+/** Row reads issued at once when a block takes part of each stored row. */
+const READS_IN_FLIGHT = 64;
+const TILE = 64;
+
+let activeBlockRelease: (() => void) | null = null;
+function releaseActiveBlock() {
+  activeBlockRelease?.();
+  activeBlockRelease = null;
+}
 
 /**
  * The transpose of a row-major stored [inDim, outDim] matrix (Flax Dense kernels), as [outDim, inDim] rows.
@@ -80,17 +89,45 @@ export function transposedTensor(
   const bandBytes = limits.bandBytes ?? BAND_BYTES;
   const item = DENSE_ITEM_BYTES[dtype];
   let cache: { c0: number; c1: number; data: Float32Array } | null = null;
+  const release = () => {
+    cache = null;
+  };
   const load = async (c0: number, c1: number) => {
     const w = c1 - c0;
+    // One cached block in the whole process: a 7B Flax checkpoint has hundreds of kernels, and a block per kernel
+    // kept alive after its conversion would add up to the whole model.
+    releaseActiveBlock();
+    activeBlockRelease = release;
     const data = new Float32Array(w * inDim);
-    const band = Math.max(1, Math.floor(bandBytes / (outDim * item)));
-    for (let k0 = 0; k0 < inDim; k0 += band) {
-      const k1 = Math.min(inDim, k0 + band);
-      const span = ((k1 - k0 - 1) * outDim + w) * item;
-      const vals = decodeDense(dtype, await source.read(offset + (k0 * outDim + c0) * item, span), span / item);
-      for (let k = k0; k < k1; k++) {
-        const rowBase = (k - k0) * outDim;
-        for (let c = 0; c < w; c++) data[c * inDim + k] = vals[rowBase + c];
+    // Groups of stored rows: one contiguous read when the block spans whole rows, otherwise one read of the
+    // block's w columns per row (reading whole rows would read a wide matrix outDim / w times over).
+    const group = Math.max(1, Math.floor(bandBytes / (w * item)));
+    for (let k0 = 0; k0 < inDim; k0 += group) {
+      const g = Math.min(group, inDim - k0);
+      let vals: Float32Array;
+      if (w === outDim) {
+        vals = decodeDense(dtype, await source.read(offset + k0 * outDim * item, g * w * item), g * w);
+      } else {
+        const joined = new Uint8Array(g * w * item);
+        for (let i0 = 0; i0 < g; i0 += READS_IN_FLIGHT) {
+          const n = Math.min(READS_IN_FLIGHT, g - i0);
+          const parts = await Promise.all(
+            Array.from({ length: n }, (_, i) => source.read(offset + ((k0 + i0 + i) * outDim + c0) * item, w * item)),
+          );
+          parts.forEach((b, i) => joined.set(b, (i0 + i) * w * item));
+        }
+        vals = decodeDense(dtype, joined, g * w);
+      }
+      // vals is [g, w]; transpose it into columns k0..k0+g of data [w, inDim], in tiles that stay in cache.
+      for (let cb = 0; cb < w; cb += TILE) {
+        for (let ib = 0; ib < g; ib += TILE) {
+          const cEnd = Math.min(w, cb + TILE);
+          const iEnd = Math.min(g, ib + TILE);
+          for (let c = cb; c < cEnd; c++) {
+            const dst = c * inDim + k0;
+            for (let i = ib; i < iEnd; i++) data[dst + i] = vals[i * w + c];
+          }
+        }
       }
     }
     cache = { c0, c1, data };
@@ -107,7 +144,9 @@ export function transposedTensor(
         const width = Math.max(rows, Math.floor(cacheElements / inDim));
         c = await load(rowStart, Math.min(outDim, rowStart + width));
       }
-      return c.data.slice((rowStart - c.c0) * inDim, (rowStart - c.c0 + rows) * inDim);
+      const out = c.data.slice((rowStart - c.c0) * inDim, (rowStart - c.c0 + rows) * inDim);
+      if (rowStart + rows === outDim) releaseActiveBlock(); // read to the end: the converter is done with it
+      return out;
     },
   };
 }
