@@ -15,14 +15,15 @@ export default defineConfig({
       { find: /^llama-webgpu\/worker$/, replacement: fileURLToPath(new URL('./src/worker/index.ts', import.meta.url)) },
     ],
   },
-  // `webgpu` (Dawn for Node) is imported only under Node, behind a dynamic import that a browser never runs.
-  worker: { format: 'es', rolldownOptions: { external: ['webgpu'] } },
+  // `webgpu` (Dawn for Node) and node: builtins are imported only under Node, behind dynamic imports that a browser
+  // never runs.
+  worker: { format: 'es', rolldownOptions: { external: ['webgpu', /^node:/] } },
   build: {
     outDir: 'dist/app',
     emptyOutDir: true,
     target: 'es2022',
     rolldownOptions: {
-      external: ['webgpu'],
+      external: ['webgpu', /^node:/],
       input: {
         index: fileURLToPath(new URL('./index.html', import.meta.url)),
         embed: fileURLToPath(new URL('./examples/embed.html', import.meta.url)),

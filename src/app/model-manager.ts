@@ -25,6 +25,7 @@ export class ModelManager {
   /** Without WebGPU models can be installed and deleted but not loaded. */
   gpuAvailable = true;
   private installed: InstalledModel[] = [];
+  private samples: SampleModel[] = [];
   private readonly list = byId<HTMLUListElement>('installed');
   private readonly tasks = byId('tasks');
 
@@ -74,6 +75,7 @@ export class ModelManager {
       this.installed = [];
     }
     this.render();
+    this.renderSamples();
     await this.renderStorage();
   }
 
@@ -131,19 +133,24 @@ export class ModelManager {
 
   /** Lists the sample models the serving machine offers; nothing is shown when offline or on a plain static host. */
   async loadSamples(): Promise<void> {
-    const box = byId('samples');
-    let samples: SampleModel[] = [];
     try {
       const res = await fetch('/models/index.json', { cache: 'no-store' });
-      if (res.ok) samples = ((await res.json()) as { models: SampleModel[] }).models ?? [];
+      this.samples = res.ok ? (((await res.json()) as { models?: SampleModel[] }).models ?? []) : [];
     } catch {
-      samples = [];
+      this.samples = [];
     }
+    this.renderSamples();
+  }
+
+  private renderSamples(): void {
+    const box = byId('samples');
     box.replaceChildren();
-    if (samples.length === 0) return;
+    if (this.samples.length === 0) return;
     box.append(el('p', { class: 'muted', text: 'Sample models from this server:' }));
-    for (const s of samples) {
-      const b = el('button', { type: 'button', class: 'secondary', text: `Install ${s.name}`, 'data-sample': s.id });
+    for (const s of this.samples) {
+      const have = this.installed.some((m) => m.id === s.id);
+      const b = el('button', { type: 'button', class: 'secondary', text: have ? `${s.name} is installed` : `Install ${s.name}`, 'data-sample': s.id });
+      b.disabled = have;
       b.addEventListener('click', () => void this.installUrl(`/models/${encodeURIComponent(s.id)}/`, s.name, s.id));
       box.append(el('div', { class: 'row' }, b));
     }
