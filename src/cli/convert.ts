@@ -36,27 +36,30 @@ export async function run(args: string[]): Promise<number> {
       const c = ckpt.config;
       console.error(`${ckpt.format}: dim ${c.dim}, ${c.nLayers} layers, ${c.nHeads}/${c.nKvHeads} heads, vocab ${c.vocabSize} -> ${quant}`);
       let lastPct = -1;
+      // A terminal gets one updating line; a log gets a line every 10%.
+      const tty = process.stderr.isTTY === true;
       const manifest = await convertCheckpoint(ckpt, await directorySink(out), {
         quant,
         shardBytes: Math.round(shardMb * 1024 * 1024),
         name: typeof name === 'string' ? name : undefined,
         onProgress: ({ tensor, done, total, bytes }) => {
-          const pct = Math.floor((100 * done) / total);
+          const pct = Math.floor(((tty ? 100 : 10) * done) / total) * (tty ? 1 : 10);
           if (pct !== lastPct) {
             lastPct = pct;
-            process.stderr.write(`\r${String(pct).padStart(3)}%  ${(bytes / 1e6).toFixed(1)} MB  ${tensor.padEnd(24)}`);
+            const line = `${String(pct).padStart(3)}%  ${(bytes / 1e6).toFixed(1)} MB  ${tensor}`;
+            process.stderr.write(tty ? `\r${line.padEnd(40)}` : `${line}\n`);
           }
         },
       });
       const bytes = manifest.shards.reduce((a, s) => a + s.byteSize, 0);
-      process.stderr.write('\n');
+      if (tty) process.stderr.write('\n');
       console.log(`wrote ${out}: ${manifest.tensors.length} tensors, ${manifest.shards.length} shards, ${(bytes / 1e6).toFixed(1)} MB in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       return 0;
     } finally {
       await ckpt.close();
     }
   } catch (e) {
-    process.stderr.write('\n');
+    if (process.stderr.isTTY) process.stderr.write('\n');
     if (e instanceof LlamaWebGpuError) {
       console.error(`convert failed: ${e.message}`);
       return 1;

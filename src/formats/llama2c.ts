@@ -23,7 +23,9 @@ type Closable = ByteSource & { close?(): Promise<void> };
 export async function readTokenizerFile(tok: Closable, vocabSize: number): Promise<Pick<Checkpoint, 'vocab' | 'tokenizerModel'>> {
   try {
     const bytes = await readAll(tok, 64 << 20);
-    if (tok.name.endsWith('.model') || bytes[0] === 0x0a) return { vocab: null, tokenizerModel: bytes };
+    // By name first: a tokenizer.bin whose max_token_length is 10 also starts with byte 0x0a, like a ModelProto.
+    const isProto = tok.name.endsWith('.model') || (!tok.name.endsWith('.bin') && bytes[0] === 0x0a);
+    if (isProto) return { vocab: null, tokenizerModel: bytes };
     return { vocab: vocabFromLlama2cTokenizer(bytes, vocabSize, tok.name) };
   } finally {
     await tok.close?.();

@@ -133,9 +133,9 @@ describe.runIf(have)('stories260K', () => {
     });
   }
 
-  it('a Flax file with an untied lm_head, given as the .msgpack path, converts with wcls', async () => {
+  it('a Flax file with an untied lm_head under a "params" root, given as the .msgpack path, converts with wcls', async () => {
     const src = path.join(tmp, 'flax-untied');
-    writeFlaxFolder(src, { untied: true });
+    writeFlaxFolder(src, { untied: true, paramsRoot: true });
     const out = path.join(tmp, 'flax-untied-f32');
     const m = await convert(path.join(src, 'flax_model.msgpack'), out, 'f32');
     expect(m.sharedClassifier).toBe(false);

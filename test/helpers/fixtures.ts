@@ -177,7 +177,7 @@ function setPath(tree: Record<string, unknown>, parts: string[], value: unknown)
 }
 
 /** A Flax folder of stories260K as FlaxLlamaForCausalLM.save_pretrained lays it out (optionally two shards). */
-export function writeFlaxFolder(dir: string, options: { dtype?: FixtureDtype; shards?: 1 | 2; untied?: boolean } = {}): void {
+export function writeFlaxFolder(dir: string, options: { dtype?: FixtureDtype; shards?: 1 | 2; untied?: boolean; paramsRoot?: boolean } = {}): void {
   const { config, weights } = loadStories();
   const dtype = options.dtype ?? 'F32';
   const npName = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype];
@@ -201,7 +201,7 @@ export function writeFlaxFolder(dir: string, options: { dtype?: FixtureDtype; sh
   const weightMap: Record<string, string> = {};
   groups.forEach((g, i) => {
     const tree: Record<string, unknown> = {};
-    for (const [p, a] of g) setPath(tree, p, a);
+    for (const [p, a] of g) setPath(tree, options.paramsRoot ? ['params', ...p] : p, a);
     const file = groups.length === 1 ? 'flax_model.msgpack' : `flax_model-0000${i + 1}-of-00002.msgpack`;
     writeFileSync(path.join(dir, file), flaxMsgpackBytes(tree));
     for (const [p] of g) weightMap[p.join('/')] = file;
