@@ -83,6 +83,7 @@ export async function openGguf(source: ByteSource & { close?(): Promise<void> })
   for (const info of g.tensors) {
     const name = ggufToOurName(info.name);
     if (!name) continue;
+    if (tensors.has(name)) throw new ModelFormatError(file, 'tensor appears twice', info.name);
     const type = GGML_TYPES[info.ggmlType];
     if (!DEQUANT_TYPES[info.ggmlType]) {
       throw new ModelFormatError(file, `tensor type ${type.name} is not supported; use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K`, info.name);

@@ -221,7 +221,7 @@ export interface GgufTensorSpec {
   data: Uint8Array;
 }
 
-/** A GGUF v3 file: metadata (integers as u32, { f32 } as float32) and tensors aligned to 32. */
+/** A GGUF v3 file: metadata (integers as u32, { f32 } as float32) and tensors aligned to general.alignment (32). */
 export function ggufBytes(metadata: Record<string, GgufValue>, tensors: GgufTensorSpec[], version = 3): Uint8Array {
   const parts: number[] = [];
   const bytes = (b: Uint8Array | number[]) => parts.push(...b);
@@ -248,11 +248,12 @@ export function ggufBytes(metadata: Record<string, GgufValue>, tensors: GgufTens
     else if ('f32' in v) (u32(6), f32(v.f32));
     else (u32(10), u64(v.u64));
   }
+  const align = typeof metadata['general.alignment'] === 'number' ? metadata['general.alignment'] : 32;
   let off = 0;
   const offsets: number[] = [];
   for (const t of tensors) {
     offsets.push(off);
-    off = Math.ceil((off + t.data.byteLength) / 32) * 32;
+    off = Math.ceil((off + t.data.byteLength) / align) * align;
   }
   tensors.forEach((t, i) => {
     str(t.name);
@@ -261,7 +262,7 @@ export function ggufBytes(metadata: Record<string, GgufValue>, tensors: GgufTens
     u32(t.ggmlType);
     u64(offsets[i]);
   });
-  const dataStart = Math.ceil(parts.length / 32) * 32;
+  const dataStart = Math.ceil(parts.length / align) * align;
   const out = new Uint8Array(dataStart + off);
   out.set(parts);
   tensors.forEach((t, i) => out.set(t.data, dataStart + offsets[i]));
