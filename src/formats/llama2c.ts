@@ -5,8 +5,8 @@
  *   token_embedding (vocab, dim), rms_att (layer, dim), wq (layer, dim, dim), wk/wv (layer, kv_dim, dim),
  *   wo (layer, dim, dim), rms_ffn (layer, dim), w1 (layer, hidden, dim), w2 (layer, dim, hidden),
  *   w3 (layer, hidden, dim), rms_final (dim), freq_cis_real/imag (seq_len, head_size/2 each; unused), [wcls (vocab, dim)].
- * The format has no tokenizer, norm epsilon or RoPE base: the tokenizer comes from a separate file and the rest
- * takes run.c's values.
+ * The format has no tokenizer, norm epsilon or RoPE base: the tokenizer comes from a separate file (required to
+ * convert, not to inspect) and the rest takes run.c's values.
  */
 import { ModelFormatError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -91,10 +91,8 @@ export async function openLlama2c(source: Closable, options: { tokenizer?: Closa
       'header',
     );
   }
-  if (!options.tokenizer) {
-    throw new ModelFormatError(file, 'a llama2.c checkpoint has no tokenizer; pass its tokenizer.bin or tokenizer.model (--tokenizer)', 'tokenizer');
-  }
-  const tok = await readTokenizerFile(options.tokenizer, config.vocabSize);
+  // Without a tokenizer the weights can still be inspected (info); converting then fails naming --tokenizer.
+  const tok = options.tokenizer ? await readTokenizerFile(options.tokenizer, config.vocabSize) : { vocab: null };
   const ckpt: Checkpoint = { format: 'llama2c', config, ...tok, tensors, file, close: async () => source.close?.() };
   checkTensors(ckpt, file);
   return ckpt;

@@ -146,9 +146,14 @@ describe.runIf(have)('llama2.c', () => {
     const padded = new Uint8Array(full.length + 8);
     padded.set(full);
     expect((await formatError(openCheckpoint([memorySource(padded, 's.bin'), tok]))).field).toBe('header');
-    const e = await formatError(openCheckpoint(STORIES_BIN));
+    const noTok = await openCheckpoint(STORIES_BIN);
+    expect(noTok.vocab).toBeNull();
+    const out = path.join(tmp, 'no-tok', 'pkg');
+    const e = await formatError(convertCheckpoint(noTok, await directorySink(out), { quant: 'f32' }));
+    await noTok.close();
     expect(e.field).toBe('tokenizer');
     expect(e.message).toContain('--tokenizer');
+    expect(readdirSync(path.dirname(out))).toEqual([]);
     const nonsense = full.slice(0, 1000);
     new DataView(nonsense.buffer).setInt32(0, -7, true);
     expect((await formatError(openCheckpoint([memorySource(nonsense, 'n.bin'), tok]))).field).toBe('dim');

@@ -48,6 +48,9 @@ describe.runIf(haveSharedModel('stories260K/stories260K.bin'))('convert and info
     out = [];
     expect(await main(['info', hf])).toBe(0);
     expect(out.join('\n')).toMatch(/safetensors checkpoint[\s\S]*F16 +/);
+    out = [];
+    expect(await main(['info', STORIES_BIN])).toBe(0); // no tokenizer needed to inspect
+    expect(out.join('\n')).toMatch(/llama2c checkpoint[\s\S]*tensors: 47 \(classifier shared/);
   });
 
   it('a failed conversion exits 1, writes nothing, and keeps an existing package', async () => {
