@@ -27,6 +27,9 @@ async function main(): Promise<void> {
     engine = null;
     chat.setEngine(null);
     manager.setActive(null);
+    const status = byId('load-status');
+    status.replaceChildren();
+    delete status.dataset.ready;
     await e?.unload().catch(() => e.terminate());
   };
 

@@ -29,6 +29,21 @@ async function generate(page: Page, settings: { temperature: number; maxTokens: 
   };
 }
 
+/** Records which progress rows (data-testid ending in -progress) appear on the page from now on. */
+async function recordProgressRows(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const seen = new Set<string>();
+    (window as unknown as { progressRows: Set<string> }).progressRows = seen;
+    new MutationObserver(() => {
+      for (const e of document.querySelectorAll('[data-testid$="-progress"]')) seen.add(e.getAttribute('data-testid')!);
+    }).observe(document.body, { subtree: true, childList: true });
+  });
+}
+
+async function progressRows(page: Page): Promise<string[]> {
+  return page.evaluate(() => [...(window as unknown as { progressRows: Set<string> }).progressRows].sort());
+}
+
 async function waitLoaded(page: Page, id: string): Promise<void> {
   await page.waitForSelector(`#load-status[data-ready="${id}"]`, { timeout: 120_000 });
   expect(await page.isEnabled('#send')).toBe(true);
@@ -57,6 +72,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
   });
 
   test('installs stories260K from the local server (converted on first use) and loads it onto the GPU', async () => {
+    await recordProgressRows(page);
     await page.click('[data-sample="stories260K"]');
     await page.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
     const row = await page.textContent('[data-model-id="stories260K"]');
@@ -66,6 +82,8 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     // The first install of a model on a page with WebGPU loads it straight away.
     await waitLoaded(page, 'stories260K');
     expect(await page.textContent('#load-status')).toContain('stories260K is ready');
+    expect(await progressRows(page)).toEqual(['download-progress', 'gpu-progress']);
+    expect(await page.textContent('[data-sample="stories260K"]')).toBe('stories260K is installed');
     expect(errors).toEqual([]);
   });
 
@@ -104,6 +122,42 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(await page.isEnabled('#send')).toBe(true);
   });
 
+  test('chat mode streams a reply to a user message through chat.completions, and Clear empties the conversation', async () => {
+    await page.selectOption('#mode', 'chat');
+    await page.fill('#system', 'You tell short stories.');
+    const r = await generate(page, { temperature: 0, maxTokens: 16 }, 'Tell me a story about a cat.');
+    expect(r.finish).toMatch(/^(stop|length)$/);
+    expect(r.text.length).toBeGreaterThan(0);
+    expect(r.meta).toMatch(/tokens\/s/);
+    const users = page.locator('[data-role="user"] .body');
+    expect(await users.last().textContent()).toBe('Tell me a story about a cat.');
+    await page.click('#clear');
+    expect(await page.locator('.message').count()).toBe(0);
+    await page.selectOption('#mode', 'auto');
+    await page.fill('#system', '');
+  });
+
+  test('model text is shown as text, never parsed as HTML', async () => {
+    const r = await generate(page, { temperature: 0, maxTokens: 4 }, '<img src=x onerror="window.pwned=1"><b>bold</b>');
+    expect(r.text.length).toBeGreaterThan(0);
+    expect(await page.locator('.messages img, .messages b').count()).toBe(0);
+    expect(await page.locator('[data-role="user"] .body').last().textContent()).toBe('<img src=x onerror="window.pwned=1"><b>bold</b>');
+    expect(await page.evaluate(() => 'pwned' in window)).toBe(false);
+  });
+
+  test('the model manager deletes a model (unloading it) and installs one again from a package URL', async () => {
+    page.once('dialog', (d) => void d.accept());
+    await page.click('[data-model-id="stories260K"] [data-action="delete"]');
+    await page.waitForSelector('#installed >> text=No models installed yet.');
+    expect(await page.textContent('#storage')).toMatch(/^Models use 0 B;/);
+    expect(await page.isDisabled('#send')).toBe(true);
+    expect(await page.getAttribute('#load-status', 'data-ready')).toBeNull();
+    await page.fill('#url-input', new URL('models/stories260K/manifest.json', app.url).href);
+    await page.click('#url-form button[type="submit"]');
+    await page.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
+    await waitLoaded(page, 'stories260K');
+  });
+
   test('with the network off, a reload loads the shell and the stored model and generates again', async () => {
     await page.evaluate(async () => {
       await navigator.serviceWorker.ready;
@@ -128,6 +182,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     const p = await openApp(fresh, app.url);
     await p.selectOption('#quant', 'f32');
     const b64 = readFileSync(sharedModel(GGUF)).toString('base64');
+    await recordProgressRows(p);
     const dataTransfer = await p.evaluateHandle((data) => {
       const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
       const dt = new DataTransfer();
@@ -139,6 +194,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     await p.waitForSelector('[data-model-id="stories260Ktok512"]', { timeout: 120_000 });
     expect(await p.textContent('[data-model-id="stories260Ktok512"]')).toContain('f32');
     await waitLoaded(p, 'stories260Ktok512');
+    expect(await progressRows(p)).toEqual(['convert-progress', 'gpu-progress']);
     const r = await generate(p, { temperature: 0, maxTokens: 40 });
     expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
     expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
