@@ -44,6 +44,7 @@ export class ChatView {
       }
     });
     this.stop.addEventListener('click', () => this.running?.abort());
+    byId('mode').addEventListener('change', () => this.updatePlaceholder());
     byId('clear').addEventListener('click', () => {
       this.history = [];
       this.messages.replaceChildren();
@@ -57,7 +58,11 @@ export class ChatView {
     this.engine = engine;
     this.chatTemplate = chatTemplate;
     this.prompt.disabled = this.send.disabled = !engine;
-    this.prompt.placeholder = !engine
+    this.updatePlaceholder();
+  }
+
+  private updatePlaceholder(): void {
+    this.prompt.placeholder = !this.engine
       ? 'Choose a model to start.'
       : this.settings().mode === 'chat'
         ? 'Message (Enter to send, Shift+Enter for a new line)'

@@ -86,7 +86,7 @@ export class ModelManager {
       return;
     }
     for (const m of this.installed) {
-      const use = el('button', { type: 'button', text: this.active === m.id ? 'Loaded' : 'Use', 'data-action': 'use' });
+      const use = el('button', { type: 'button', text: this.active === m.id ? 'In use' : 'Use', 'data-action': 'use' });
       use.disabled = this.active === m.id || !this.gpuAvailable;
       if (!this.gpuAvailable) use.title = 'This browser has no WebGPU, so models cannot run here.';
       use.addEventListener('click', () => this.events.onUse(m.id));
