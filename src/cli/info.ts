@@ -1,7 +1,11 @@
 /**
- * llama-webgpu info <package-dir | checkpoint>: the config, tensor count and bytes by dtype of a model package
- * (its manifest, validated) or of any checkpoint convert accepts.
+ * llama-webgpu info <package-dir | checkpoint> [--verify]: the config, tensor count and bytes by dtype of a model
+ * package (its manifest, validated) or of any checkpoint convert accepts. --verify also checks every package file's
+ * size and sha256 against the manifest.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,7 +18,21 @@ import { validateManifest } from '../formats/validate.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { parseArgs, UsageError } from './args.ts';
 
-const USAGE = 'usage: llama-webgpu info <package-dir | checkpoint> [--tokenizer <file>]';
+const USAGE = 'usage: llama-webgpu info <package-dir | checkpoint> [--tokenizer <file>] [--verify]';
+
+/** Every shard and the tokenizer have the manifest's size and sha256. */
+async function verifyFiles(dir: string, m: Manifest): Promise<void> {
+  for (const f of [...m.shards, m.tokenizer]) {
+    const file = path.join(dir, f.file);
+    const size = (await stat(file).catch(() => null))?.size;
+    if (size !== f.byteSize) {
+      throw new ModelFormatError(file, size === undefined ? 'is missing; convert or download the model again' : `is ${size} bytes, the manifest says ${f.byteSize}; convert or download the model again`);
+    }
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    if (hash.digest('hex') !== f.sha256) throw new ModelFormatError(file, 'sha256 does not match the manifest; the file is corrupt, convert or download the model again');
+  }
+}
 
 /** Bytes by dtype of a package: data and scales of every chunk. */
 export function packageBytesByDtype(m: Manifest): Map<string, number> {
@@ -49,7 +67,7 @@ function printBytes(m: Map<string, number>) {
 export async function run(args: string[]): Promise<number> {
   let p;
   try {
-    p = parseArgs(args, { values: ['tokenizer'] });
+    p = parseArgs(args, { values: ['tokenizer'], flags: ['verify'] });
     if (p.positional.length !== 1) throw new UsageError('expected one <package-dir | checkpoint>');
   } catch (e) {
     console.error(`${(e as Error).message}\n${USAGE}`);
@@ -71,6 +89,10 @@ export async function run(args: string[]): Promise<number> {
       printConfig(m.config);
       console.log(`tensors: ${m.tensors.length}${m.sharedClassifier ? ' (classifier shared with the embedding)' : ''}; shards: ${m.shards.length}`);
       printBytes(packageBytesByDtype(m));
+      if (p.options.has('verify')) {
+        await verifyFiles(input, m);
+        console.log(`verified ${m.shards.length} shards and ${m.tokenizer.file}`);
+      }
       return 0;
     }
     const ckpt = await openCheckpoint(input, { tokenizer: typeof tokenizer === 'string' ? tokenizer : undefined });

@@ -38,6 +38,17 @@ describe.runIf(haveSharedModel('stories260K/stories260K.bin'))('convert and info
     expect(text).toContain('tensors: 47 (classifier shared with the embedding)');
     const q8Bytes = m.tensors.filter((t) => t.dtype === 'q8').reduce((a, t) => a + t.chunks.reduce((b, c) => b + c.data.byteLength + c.scales!.byteLength, 0), 0);
     expect(text).toContain(`q8     ${q8Bytes.toLocaleString('en-US')} bytes`);
+    out = [];
+    expect(await main(['info', dir, '--verify'])).toBe(0);
+    expect(out.join('\n')).toContain(`verified ${m.shards.length} shards and tokenizer.model`);
+    // One flipped byte in a shard is caught.
+    const shard = path.join(dir, m.shards[1].file);
+    const bytes = readFileSync(shard);
+    bytes[100] ^= 1;
+    writeFileSync(shard, bytes);
+    out = [];
+    expect(await main(['info', dir, '--verify'])).toBe(1);
+    expect(out.join('\n')).toMatch(/info failed: .*shard-00001\.bin: sha256 does not match/);
   });
 
   it('info on checkpoints: GGUF and a Hugging Face folder', async () => {
