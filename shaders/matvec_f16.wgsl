@@ -67,15 +67,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   }
   partial[t] = acc;
   workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) {
-      partial[t] += partial[t + stride];
+  if (t < ROWS) {
+    var sum = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      sum += partial[i][t];
     }
-    workgroupBarrier();
-  }
-  if (t < ROWS && first + t < params.rows) {
-    let i = params.row_offset + first + t;
-    let sum = partial[0][t];
-    y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+    if (first + t < params.rows) {
+      let i = params.row_offset + first + t;
+      y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+    }
   }
 }

@@ -1,16 +1,17 @@
 // matvec_q4: y[row_offset + r] (+)= sum_c W[r, c] * x[c] for the rows r of one chunk of a q4 weight.
 //
-// Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q [rows, G, 4] u32 with G = ceil(cols / 32);
+// Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q [rows, G] vec4<u32> with G = ceil(cols / 32)
+// (one group of 32 nibbles per vec4; word j holds elements 8j..8j+7, element 8j+i in bits 4i..4i+3);
 // w_s [rows, G] scales (f16 pairs when SCALE_F16, else f32); y [>= row_offset + rows] f32.
-// Word w of a row holds elements 8w..8w+7 (element 8w+i in bits 4i..4i+3), value (nibble - 8) * scale.
-// Dispatch: ceil(rows / ROWS) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
-// threads. Thread t reads words t, t + WG, ... of each of the workgroup's ROWS rows, so neighbouring threads read
-// neighbouring words, and loads the matching two vec4s of x once for all ROWS rows. The WG partial sums of each
-// row are then added through workgroup memory.
+// value = (nibble - 8) * scale, so a group contributes scale * (sum_i nibble_i x_i - 8 sum_i x_i); the x sum is
+// shared by the workgroup's rows.
+// Dispatch: ceil(rows / 4) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
+// threads; a workgroup computes 4 rows. Thread t takes groups t, t + WG, ... of all 4 rows (neighbouring threads
+// read neighbouring 16-byte groups) and loads the group's 8 vec4s of x once for the 4 rows. The WG partial sums
+// of each row are added through workgroup memory.
 
 override WG: u32 = 64u;
 override SCALE_F16: bool = true;
-const ROWS: u32 = 4u;
 
 struct Params {
   rows: u32,
@@ -21,7 +22,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w_q: array<u32>;
+@group(0) @binding(2) var<storage, read> w_q: array<vec4u>;
 @group(0) @binding(3) var<storage, read> w_s: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
@@ -36,67 +37,61 @@ fn scale_at(i: u32) -> f32 {
   return bitcast<f32>(w_s[i]);
 }
 
-// sum_i (nibble_i - 8) * x[8w + i] for one word q, x[8w..8w+3] = xa, x[8w+4..8w+7] = xb.
-fn dot_word(q: u32, xa: vec4f, xb: vec4f) -> f32 {
-  let lo = vec4f((vec4u(q) >> vec4u(0u, 4u, 8u, 12u)) & vec4u(15u)) - 8.0;
-  let hi = vec4f((vec4u(q) >> vec4u(16u, 20u, 24u, 28u)) & vec4u(15u)) - 8.0;
+// sum_i nibble_i * x_i over one word: elements 0..3 of the word against xa, 4..7 against xb.
+fn word_dot(q: u32, xa: vec4f, xb: vec4f) -> f32 {
+  let lo = vec4f((vec4u(q) >> vec4u(0u, 4u, 8u, 12u)) & vec4u(15u));
+  let hi = vec4f((vec4u(q) >> vec4u(16u, 20u, 24u, 28u)) & vec4u(15u));
   return dot(lo, xa) + dot(hi, xb);
+}
+
+fn group_dot(q: vec4u, xv: array<vec4f, 8>) -> f32 {
+  return word_dot(q.x, xv[0], xv[1]) + word_dot(q.y, xv[2], xv[3]) + word_dot(q.z, xv[4], xv[5]) + word_dot(q.w, xv[6], xv[7]);
+}
+
+// Group g of rows (r.x, r.y, r.z, r.w) (given as r * G) against that group's 32 values of x.
+fn rows_dot(r: vec4u, g: u32, xv: array<vec4f, 8>) -> vec4f {
+  let s = xv[0] + xv[1] + xv[2] + xv[3] + xv[4] + xv[5] + xv[6] + xv[7];
+  let xsum = 8.0 * (s.x + s.y + s.z + s.w);
+  let d = vec4f(group_dot(w_q[r.x + g], xv), group_dot(w_q[r.y + g], xv), group_dot(w_q[r.z + g], xv), group_dot(w_q[r.w + g], xv));
+  let scales = vec4f(scale_at(r.x + g), scale_at(r.y + g), scale_at(r.z + g), scale_at(r.w + g));
+  return scales * (d - xsum);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let first = (wg.y * nwg.x + wg.x) * ROWS;
+  let first = (wg.y * nwg.x + wg.x) * 4u;
   let cols = params.cols;
   let groups = (cols + 31u) / 32u;
-  let words = groups * 4u;
   // Rows past the chunk (the last workgroup) read the last row again and are not written.
-  let last = params.rows - 1u;
-  let r0 = min(first, last);
-  let r1 = min(first + 1u, last);
-  let r2 = min(first + 2u, last);
-  let r3 = min(first + 3u, last);
+  let r = min(vec4u(first) + vec4u(0u, 1u, 2u, 3u), vec4u(params.rows - 1u)) * groups;
   var acc = vec4f(0.0);
-  // Words whose 8 x values are all inside x.
-  let full = cols / 8u;
-  for (var w = t; w < full; w += WG) {
-    let xa = x4[2u * w];
-    let xb = x4[2u * w + 1u];
-    let g = w / 4u;
-    acc += vec4f(
-      scale_at(r0 * groups + g) * dot_word(w_q[r0 * words + w], xa, xb),
-      scale_at(r1 * groups + g) * dot_word(w_q[r1 * words + w], xa, xb),
-      scale_at(r2 * groups + g) * dot_word(w_q[r2 * words + w], xa, xb),
-      scale_at(r3 * groups + g) * dot_word(w_q[r3 * words + w], xa, xb),
-    );
-  }
-  // The word holding the last cols % 8 values (when cols is not a multiple of 8), read one x at a time.
-  if (full * 8u < cols && t == full % WG) {
-    let c = full * 8u;
-    var xs: array<f32, 8>;
+  let full = cols / 32u;
+  for (var g = t; g < full; g += WG) {
+    var xv: array<vec4f, 8>;
     for (var i = 0u; i < 8u; i++) {
-      xs[i] = select(0.0, x[min(c + i, cols - 1u)], c + i < cols);
+      xv[i] = x4[8u * g + i];
     }
-    let xa = vec4f(xs[0], xs[1], xs[2], xs[3]);
-    let xb = vec4f(xs[4], xs[5], xs[6], xs[7]);
-    let g = full / 4u;
-    acc += vec4f(
-      scale_at(r0 * groups + g) * dot_word(w_q[r0 * words + full], xa, xb),
-      scale_at(r1 * groups + g) * dot_word(w_q[r1 * words + full], xa, xb),
-      scale_at(r2 * groups + g) * dot_word(w_q[r2 * words + full], xa, xb),
-      scale_at(r3 * groups + g) * dot_word(w_q[r3 * words + full], xa, xb),
-    );
+    acc += rows_dot(r, g, xv);
+  }
+  // The last group when cols is not a multiple of 32: x read one value at a time, zero past cols.
+  if (full < groups && t == full % WG) {
+    var xv: array<vec4f, 8>;
+    for (var i = 0u; i < 8u; i++) {
+      let c = 32u * full + 4u * i;
+      xv[i] = select(vec4f(0.0), vec4f(x[min(c, cols - 1u)], x[min(c + 1u, cols - 1u)], x[min(c + 2u, cols - 1u)], x[min(c + 3u, cols - 1u)]), vec4u(c) + vec4u(0u, 1u, 2u, 3u) < vec4u(cols));
+    }
+    acc += rows_dot(r, full, xv);
   }
   partial[t] = acc;
   workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) {
-      partial[t] += partial[t + stride];
+  if (t < 4u) {
+    var sum = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      sum += partial[i][t];
     }
-    workgroupBarrier();
-  }
-  if (t < ROWS && first + t < params.rows) {
-    let i = params.row_offset + first + t;
-    let sum = partial[0][t];
-    y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+    if (first + t < params.rows) {
+      let i = params.row_offset + first + t;
+      y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+    }
   }
 }

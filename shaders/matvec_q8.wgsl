@@ -1,16 +1,15 @@
 // matvec_q8: y[row_offset + r] (+)= sum_c W[r, c] * x[c] for the rows r of one chunk of a q8 weight.
 //
-// Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q [rows, G, 8] u32 with G = ceil(cols / 32);
-// w_s [rows, G] scales (f16 pairs when SCALE_F16, else f32); y [>= row_offset + rows] f32.
-// Word w of a row holds elements 4w..4w+3 (element 4w+b in byte b, two's complement), value q * scale.
-// Dispatch: ceil(rows / ROWS) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
-// threads. Thread t reads words t, t + WG, ... of each of the workgroup's ROWS rows, so neighbouring threads read
-// neighbouring words, and loads the matching vec4 of x once for all ROWS rows. The WG partial sums of each row
-// are then added through workgroup memory.
+// Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q [rows, G, 2] vec4<u32> with G = ceil(cols / 32)
+// (one group of 32 int8 per two vec4s; word j holds elements 4j..4j+3, element 4j+b in byte b, two's complement);
+// w_s [rows, G] scales (f16 pairs when SCALE_F16, else f32); y [>= row_offset + rows] f32. value = q * scale.
+// Dispatch: ceil(rows / 4) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
+// threads; a workgroup computes 4 rows. Thread t takes groups t, t + WG, ... of all 4 rows (neighbouring threads
+// read neighbouring 32-byte groups) and loads the group's 8 vec4s of x once for the 4 rows. The WG partial sums
+// of each row are added through workgroup memory.
 
 override WG: u32 = 64u;
 override SCALE_F16: bool = true;
-const ROWS: u32 = 4u;
 
 struct Params {
   rows: u32,
@@ -21,7 +20,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w_q: array<u32>;
+@group(0) @binding(2) var<storage, read> w_q: array<vec4u>;
 @group(0) @binding(3) var<storage, read> w_s: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
@@ -41,59 +40,55 @@ fn bytes_of(q: u32) -> vec4f {
   return vec4f(bitcast<vec4i>(vec4u(q) << vec4u(24u, 16u, 8u, 0u)) >> vec4u(24u));
 }
 
+// sum_c q_c x_c over group i (= row * G + g) against that group's 32 values of x.
+fn group_dot(i: u32, xv: array<vec4f, 8>) -> f32 {
+  let a = w_q[2u * i];
+  let b = w_q[2u * i + 1u];
+  return dot(bytes_of(a.x), xv[0]) + dot(bytes_of(a.y), xv[1]) + dot(bytes_of(a.z), xv[2]) + dot(bytes_of(a.w), xv[3]) +
+    dot(bytes_of(b.x), xv[4]) + dot(bytes_of(b.y), xv[5]) + dot(bytes_of(b.z), xv[6]) + dot(bytes_of(b.w), xv[7]);
+}
+
+// Group g of rows (r.x, r.y, r.z, r.w) (given as r * G).
+fn rows_dot(r: vec4u, g: u32, xv: array<vec4f, 8>) -> vec4f {
+  let d = vec4f(group_dot(r.x + g, xv), group_dot(r.y + g, xv), group_dot(r.z + g, xv), group_dot(r.w + g, xv));
+  return vec4f(scale_at(r.x + g), scale_at(r.y + g), scale_at(r.z + g), scale_at(r.w + g)) * d;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let first = (wg.y * nwg.x + wg.x) * ROWS;
+  let first = (wg.y * nwg.x + wg.x) * 4u;
   let cols = params.cols;
   let groups = (cols + 31u) / 32u;
-  let words = groups * 8u;
   // Rows past the chunk (the last workgroup) read the last row again and are not written.
-  let last = params.rows - 1u;
-  let r0 = min(first, last);
-  let r1 = min(first + 1u, last);
-  let r2 = min(first + 2u, last);
-  let r3 = min(first + 3u, last);
+  let r = min(vec4u(first) + vec4u(0u, 1u, 2u, 3u), vec4u(params.rows - 1u)) * groups;
   var acc = vec4f(0.0);
-  // Words whose 4 x values are all inside x.
-  let full = cols / 4u;
-  for (var w = t; w < full; w += WG) {
-    let xv = x4[w];
-    let g = w / 8u;
-    acc += vec4f(
-      scale_at(r0 * groups + g) * dot(bytes_of(w_q[r0 * words + w]), xv),
-      scale_at(r1 * groups + g) * dot(bytes_of(w_q[r1 * words + w]), xv),
-      scale_at(r2 * groups + g) * dot(bytes_of(w_q[r2 * words + w]), xv),
-      scale_at(r3 * groups + g) * dot(bytes_of(w_q[r3 * words + w]), xv),
-    );
+  let full = cols / 32u;
+  for (var g = t; g < full; g += WG) {
+    var xv: array<vec4f, 8>;
+    for (var i = 0u; i < 8u; i++) {
+      xv[i] = x4[8u * g + i];
+    }
+    acc += rows_dot(r, g, xv);
   }
-  // The word holding the last cols % 4 values (when cols is not a multiple of 4), read one x at a time.
-  if (full * 4u < cols && t == full % WG) {
-    let c = full * 4u;
-    let xv = vec4f(
-      x[c],
-      select(0.0, x[min(c + 1u, cols - 1u)], c + 1u < cols),
-      select(0.0, x[min(c + 2u, cols - 1u)], c + 2u < cols),
-      0.0,
-    );
-    let g = full / 8u;
-    acc += vec4f(
-      scale_at(r0 * groups + g) * dot(bytes_of(w_q[r0 * words + full]), xv),
-      scale_at(r1 * groups + g) * dot(bytes_of(w_q[r1 * words + full]), xv),
-      scale_at(r2 * groups + g) * dot(bytes_of(w_q[r2 * words + full]), xv),
-      scale_at(r3 * groups + g) * dot(bytes_of(w_q[r3 * words + full]), xv),
-    );
+  // The last group when cols is not a multiple of 32: x read one value at a time, zero past cols.
+  if (full < groups && t == full % WG) {
+    var xv: array<vec4f, 8>;
+    for (var i = 0u; i < 8u; i++) {
+      let c = 32u * full + 4u * i;
+      xv[i] = select(vec4f(0.0), vec4f(x[min(c, cols - 1u)], x[min(c + 1u, cols - 1u)], x[min(c + 2u, cols - 1u)], x[min(c + 3u, cols - 1u)]), vec4u(c) + vec4u(0u, 1u, 2u, 3u) < vec4u(cols));
+    }
+    acc += rows_dot(r, full, xv);
   }
   partial[t] = acc;
   workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) {
-      partial[t] += partial[t + stride];
+  if (t < 4u) {
+    var sum = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      sum += partial[i][t];
     }
-    workgroupBarrier();
-  }
-  if (t < ROWS && first + t < params.rows) {
-    let i = params.row_offset + first + t;
-    let sum = partial[0][t];
-    y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+    if (first + t < params.rows) {
+      let i = params.row_offset + first + t;
+      y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+    }
   }
 }

@@ -1,5 +1,278 @@
-/** Placeholder replaced by the kernel benchmark. */
-export async function run(): Promise<number> {
-  console.log('bench-kernels: no kernels registered yet');
+/**
+ * llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S]
+ *
+ * Time per dispatch of every kernel at Llama 2 7B decode shapes, and the effective GB/s of weight bytes it reads.
+ * Each kernel is recorded many times in one compute pass and submitted once (after a warm-up submit), timed with
+ * performance.now around queue.onSubmittedWorkDone, so per-submit overhead is spread over the repetitions.
+ * Weights hold random bytes in the right encoding (finite, normal values): speed does not depend on the values.
+ */
+import { parseArgs, UsageError } from './args.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { createNodeGpu, type NodeAdapterName } from '../gpu/node.ts';
+import { Embedding } from '../gpu/ops/embedding.ts';
+import { MatMul } from '../gpu/ops/matmul.ts';
+import { MatVec } from '../gpu/ops/matvec.ts';
+import type { BoundOp } from '../gpu/ops/op.ts';
+import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
+import { encodedByteLengths, isQuantized, type WeightDtype } from '../formats/quant.ts';
+import { destroyWeight, planChunks, weightBytes, type GpuWeight } from '../gpu/weights.ts';
+
+const DIM = 4096;
+const HIDDEN = 11008;
+const VOCAB = 32000;
+const PREFILL = 128;
+
+/** One benchmark row: a bound op, how many rows/tokens to encode it with, and the weight bytes one dispatch reads. */
+interface Bench {
+  op: BoundOp;
+  n?: number;
+  bytes: number;
+  cleanup?: () => void;
+}
+
+/** A weight of random bytes in `dtype`, chunked like uploadWeight (no CPU encoding: fast for 7B shapes). */
+function randomWeight(gpu: Gpu, name: string, rows: number, cols: number, dtype: WeightDtype): GpuWeight {
+  const chunks = planChunks(name, dtype, rows, cols, 'f16', gpu.limits.maxStorageBufferBindingSize).map(({ rowStart, rows: n }) => {
+    const sizes = encodedByteLengths(dtype, n, cols, 'f16');
+    const data = gpu.storage(`${name}.rows${rowStart}.w_q`, sizes.data);
+    fillRandom(gpu, data, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'bytes');
+    const chunk = { rowStart, rows: n, data, scales: undefined as GPUBuffer | undefined };
+    if (isQuantized(dtype)) {
+      chunk.scales = gpu.storage(`${name}.rows${rowStart}.w_s`, sizes.scales);
+      fillRandom(gpu, chunk.scales, 'f16');
+    }
+    return chunk;
+  });
+  return { name, dtype, rows, cols, scaleDtype: 'f16', chunks };
+}
+
+/** Fills a buffer with random finite normal f32, f16 pairs, or bytes, 16 MiB at a time. */
+function fillRandom(gpu: Gpu, buffer: GPUBuffer, kind: 'f32' | 'f16' | 'bytes'): void {
+  const block = new Uint32Array(4 << 20);
+  let seed = 0x9e3779b9;
+  for (let i = 0; i < block.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    if (kind === 'bytes') block[i] = seed;
+    // f32 with exponent 120..127, or two f16 with exponent 10..13: magnitudes around 0.01..1.
+    else if (kind === 'f32') block[i] = (seed & 0x807fffff) | ((120 + (seed >>> 28) / 2) << 23);
+    else block[i] = (seed & 0x83ff83ff) | ((10 + ((seed >>> 12) & 3)) << 10) | ((10 + ((seed >>> 28) & 3)) << 26);
+  }
+  for (let off = 0; off < buffer.size; off += block.byteLength) {
+    const n = Math.min(block.byteLength, buffer.size - off);
+    gpu.device.queue.writeBuffer(buffer, off, block, 0, n / 4);
+  }
+}
+
+/** A named bench, built (weights uploaded) only when it runs. */
+interface Maker {
+  name: string;
+  make: () => Bench;
+}
+
+async function allBenches(gpu: Gpu): Promise<Maker[]> {
+  const makers: Maker[] = [];
+  const x = gpu.storage('bench.x', PREFILL * HIDDEN * 4);
+  fillRandom(gpu, x, 'f32');
+  const y = gpu.storage('bench.y', PREFILL * Math.max(VOCAB, HIDDEN) * 4);
+  const shapes = [
+    [DIM, DIM, 'wq'],
+    [HIDDEN, DIM, 'w1'],
+    [DIM, HIDDEN, 'w2'],
+    [VOCAB, DIM, 'wcls'],
+  ] as const;
+  for (const dtype of ['q4', 'q8', 'f16', 'f32'] as WeightDtype[]) {
+    for (const [rows, cols, what] of shapes) {
+      makers.push({
+        name: `matvec ${dtype} ${rows}x${cols} (${what})`,
+        make: () => {
+          const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
+          const op = new MatVec(gpu, w).bind(`bench.matvec.${what}`, x, y, { accumulate: what === 'w2' });
+          return { op, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
+        },
+      });
+    }
+  }
+  for (const dtype of ['q4', 'f16'] as WeightDtype[]) {
+    for (const [rows, cols, what] of shapes.slice(0, 3)) {
+      makers.push({
+        name: `matmul ${dtype} ${rows}x${cols} n=${PREFILL}`,
+        make: () => {
+          const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
+          const op = new MatMul(gpu, w, PREFILL).bind(`bench.matmul.${what}`, x, y);
+          return { op, n: PREFILL, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
+        },
+      });
+    }
+  }
+  for (const dtype of ['q4', 'f16', 'f32'] as WeightDtype[]) {
+    makers.push({
+      name: `embedding ${dtype} ${VOCAB}x${DIM}`,
+      make: () => {
+        const w = randomWeight(gpu, 'bench.tokenEmbedding', VOCAB, DIM, dtype);
+        const tokens = gpu.storage('bench.tokens', new Uint32Array([VOCAB - 1]));
+        const op = new Embedding(gpu, w).bind('bench.embedding', tokens, y);
+        const row = encodedByteLengths(dtype, 1, DIM);
+        return { op, n: 1, bytes: row.data + (isQuantized(dtype) ? row.scales : 0), cleanup: () => destroyWeight(w) };
+      },
+    });
+  }
+  makers.push({
+    name: `rmsnorm ${DIM}`,
+    make: () => {
+      const weight = gpu.storage('bench.rmsAtt', DIM * 4);
+      fillRandom(gpu, weight, 'f32');
+      const op = new RmsNorm(gpu, DIM, 1e-5).bind('bench.rmsnorm', x, weight, y);
+      return { op, n: 1, bytes: DIM * 4 * 3, cleanup: () => weight.destroy() };
+    },
+  });
+  return makers;
+}
+
+/**
+ * The other ops of a decode step, when their modules exist in src/gpu/ops/ (loaded lazily, so the benchmark runs
+ * while ops are added). To add one: a key naming src/gpu/ops/<key>.ts and a function that builds its Makers.
+ * `bytes` counts the activations or cache the op reads and writes.
+ */
+type OpModule = Record<string, unknown>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Ctor = new (...args: any[]) => { bind(...args: unknown[]): BoundOp };
+const OP_MODULES = import.meta.glob('../gpu/ops/*.ts') as Record<string, () => Promise<OpModule>>;
+const CONTEXT = 1024;
+const N_HEADS = 32;
+const HEAD_DIM = DIM / N_HEADS;
+
+const OTHER_OPS: Record<string, (gpu: Gpu, mods: Record<string, OpModule>, step: GPUBuffer) => Maker[]> = {
+  rope: (gpu, m, step) => [
+    {
+      name: `rope ${N_HEADS}x${HEAD_DIM} q+k`,
+      make: () => {
+        const Rope = m.rope.Rope as Ctor;
+        const q = gpu.storage('bench.q', DIM * 4);
+        const k = gpu.storage('bench.k', DIM * 4);
+        const op = new Rope(gpu, { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', q, k, step);
+        return { op, n: 1, bytes: DIM * 4 * 4 };
+      },
+    },
+  ],
+  swiglu: (gpu, m) => [
+    {
+      name: `swiglu ${HIDDEN}`,
+      make: () => {
+        const SwiGlu = m.swiglu.SwiGlu as Ctor;
+        const hb = gpu.storage('bench.hb', HIDDEN * 4);
+        const hb2 = gpu.storage('bench.hb2', HIDDEN * 4);
+        return { op: new SwiGlu(gpu, HIDDEN).bind('bench.swiglu', hb, hb2), n: 1, bytes: HIDDEN * 4 * 3 };
+      },
+    },
+  ],
+  add: (gpu, m) => [
+    {
+      name: `add ${DIM}`,
+      make: () => {
+        const Add = m.add.Add as Ctor;
+        const a = gpu.storage('bench.a', DIM * 4);
+        const b = gpu.storage('bench.b', DIM * 4);
+        return { op: new Add(gpu, DIM).bind('bench.add', a, b), n: 1, bytes: DIM * 4 * 3 };
+      },
+    },
+  ],
+  'kv-cache': (gpu, m, step) => [
+    {
+      name: `kvWrite ${DIM}`,
+      make: () => {
+        const cache = (m['kv-cache'].createKvCache as (g: Gpu, l: string, s: number, d: number) => { f16: boolean })(gpu, 'bench', CONTEXT, DIM);
+        const KvWrite = m['kv-cache'].KvWrite as Ctor;
+        const k = gpu.storage('bench.k', DIM * 4);
+        const v = gpu.storage('bench.v', DIM * 4);
+        return { op: new KvWrite(gpu, cache).bind('bench.kvWrite', k, v, step), n: 1, bytes: DIM * 2 * (4 + (cache.f16 ? 2 : 4)) };
+      },
+    },
+  ],
+  attention: (gpu, m, step) => [
+    {
+      name: `attention ${N_HEADS}x${HEAD_DIM} pos ${CONTEXT - 1}`,
+      make: () => {
+        const cache = (m['kv-cache'].createKvCache as (g: Gpu, l: string, s: number, d: number) => { f16: boolean })(gpu, 'bench', CONTEXT, DIM);
+        const Attention = m.attention.Attention as Ctor;
+        const q = gpu.storage('bench.q', DIM * 4);
+        const out = gpu.storage('bench.att', DIM * 4);
+        const options = { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, maxSeqLen: CONTEXT, maxTokens: 1 };
+        const op = new Attention(gpu, options, cache).bind('bench.attention', q, out, step);
+        return { op, n: 1, bytes: 2 * CONTEXT * DIM * (cache.f16 ? 2 : 4) };
+      },
+    },
+  ],
+  sampler: () => [],
+};
+
+async function otherOps(gpu: Gpu): Promise<Maker[]> {
+  const mods: Record<string, OpModule> = {};
+  for (const [path, load] of Object.entries(OP_MODULES)) mods[path.slice(path.lastIndexOf('/') + 1, -3)] = await load();
+  // The per-step uniform at the last position of the context: decode attention reads the whole cache.
+  const step = gpu.device.createBuffer({ label: 'bench.step', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  gpu.device.queue.writeBuffer(step, 0, new Uint32Array([CONTEXT - 1, 1, 0, 0]));
+  const makers: Maker[] = [];
+  for (const [key, build] of Object.entries(OTHER_OPS)) {
+    if (!mods[key]) {
+      makers.push({ name: `${key} (src/gpu/ops/${key}.ts)`, make: () => { throw new Error('not written yet'); } });
+      continue;
+    }
+    try {
+      makers.push(...build(gpu, mods, step));
+    } catch (e) {
+      makers.push({ name: key, make: () => { throw e; } });
+    }
+  }
+  return makers;
+}
+
+/** Seconds per dispatch: a warm-up submit, then enough repetitions in one pass to fill about `seconds`. */
+async function time(gpu: Gpu, b: Bench, seconds: number): Promise<number> {
+  const submit = async (reps: number) => {
+    const t0 = performance.now();
+    await gpu.run('bench', (pass) => {
+      for (let i = 0; i < reps; i++) b.op.encode(pass, b.n);
+    });
+    return (performance.now() - t0) / 1000;
+  };
+  const first = await submit(1);
+  const reps = Math.max(2, Math.min(1000, Math.round(seconds / Math.max(first, 1e-5))));
+  return (await submit(reps)) / reps;
+}
+
+export async function run(args: string[]): Promise<number> {
+  let p;
+  try {
+    p = parseArgs(args, { values: ['adapter', 'only', 'seconds'] });
+  } catch (e) {
+    console.error(`${(e as Error).message}\nusage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S]`);
+    if (e instanceof UsageError) return 2;
+    throw e;
+  }
+  const text = (k: string) => {
+    const v = p.options.get(k);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const adapter = (text('adapter') ?? 'llvmpipe') as NodeAdapterName;
+  const only = text('only');
+  const seconds = Number(text('seconds') ?? 1);
+  const gpu = await createNodeGpu(adapter);
+  const s = gpu.summary;
+  console.log(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}`);
+  console.log(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)}`);
+  for (const { name, make } of [...(await allBenches(gpu)), ...(await otherOps(gpu))]) {
+    if (only && !name.includes(only)) continue;
+    let b: Bench;
+    try {
+      b = make();
+    } catch (e) {
+      console.log(`${name.padEnd(40)} skipped: ${(e as Error).message}`);
+      continue;
+    }
+    const t = await time(gpu, b, seconds);
+    console.log(`${name.padEnd(40)} ${(t * 1000).toFixed(3).padStart(12)} ${(b.bytes / t / 1e9).toFixed(2).padStart(8)}`);
+    b.cleanup?.();
+  }
+  gpu.destroy();
   return 0;
 }
