@@ -55,6 +55,12 @@ export function shardFileName(index: number): string {
   return `shard-${String(index).padStart(5, '0')}.bin`;
 }
 
+/** Index of the first NaN or infinity, or -1: a corrupt weight would otherwise poison every token silently. */
+function firstNonFinite(v: Float32Array): number {
+  for (let i = 0; i < v.length; i++) if (v[i] - v[i] !== 0) return i;
+  return -1;
+}
+
 const alignUp = (n: number) => Math.ceil(n / SHARD_ALIGN) * SHARD_ALIGN;
 
 /** Bytes per row of data and of f16 scales in `dtype` (f16 data rows pair up into whole u32s; chunks keep rows even). */
@@ -183,6 +189,10 @@ async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: Conver
         const m = Math.min(pieceRows, n - p0);
         const values = await t.readRows(r0 + p0, m);
         if (values.length !== m * cols) throw new ModelFormatError(file, `read ${values.length} values for ${m} rows of ${cols}`, name);
+        const bad = firstNonFinite(values);
+        if (bad >= 0) {
+          throw new ModelFormatError(file, `row ${r0 + p0 + Math.floor(bad / cols)} holds ${values[bad]}; the weights are corrupt, download the checkpoint again`, t.sourceName ?? name);
+        }
         const enc = encodeWeights(values, m, cols, dtype);
         await packer.write(dataOffset, enc.data);
         dataOffset += enc.data.byteLength;

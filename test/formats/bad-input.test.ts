@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConvertOptionsError, ModelFormatError } from '../../src/errors.ts';
 import type { Checkpoint } from '../../src/formats/checkpoint.ts';
 import { openCheckpoint } from '../../src/formats/detect.ts';
+import { readGguf } from '../../src/formats/gguf.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
 import { memorySource, type ByteSource } from '../../src/formats/source.ts';
@@ -243,6 +244,19 @@ describe.runIf(have)('no partial output', () => {
     await convertCheckpoint(await ggufCkpt(1e9), await directorySink(out), { quant: 'f32' });
     expect(readManifest(out).source?.quant).toBe('f32');
     expect(readdirSync(parent)).toEqual(['pkg']);
+  });
+
+  it('a NaN in the weights fails naming the tensor and row, leaving nothing', async () => {
+    const bytes = new Uint8Array(readFileSync(STORIES_GGUF));
+    const g = await readGguf(memorySource(bytes, 'x.gguf'));
+    const wv = g.tensors.find((t) => t.name === 'blk.2.attn_v.weight')!;
+    const bad = bytes.slice();
+    new DataView(bad.buffer).setFloat32(g.dataOffset + wv.offset + (7 * 64 + 3) * 4, NaN, true);
+    const out = path.join(tmp, 'out-nan', 'pkg');
+    const e = await formatError(convertCheckpoint(await openCheckpoint(memorySource(bad, 'nan.gguf')), await directorySink(out), { quant: 'q4' }));
+    expect(e.field).toBe('blk.2.attn_v.weight');
+    expect(e.message).toContain('row 7 holds NaN');
+    expect(readdirSync(path.dirname(out))).toEqual([]);
   });
 
   it('an aborted conversion and an impossible shard size leave nothing', async () => {
