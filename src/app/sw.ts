@@ -30,7 +30,10 @@ sw.addEventListener('install', (event) => {
 sw.addEventListener('activate', (event) => {
   event.waitUntil(
     (async () => {
-      for (const key of await caches.keys()) if (key.startsWith(CACHE_PREFIX) && key !== CACHE) await caches.delete(key);
+      // The previous build's cache stays one more version: a page opened before this update may still load its
+      // (differently named) worker or lazy chunks. caches.keys() lists caches in creation order.
+      const shells = (await caches.keys()).filter((k) => k.startsWith(CACHE_PREFIX) && k !== CACHE);
+      for (const key of shells.slice(0, -1)) await caches.delete(key);
       await sw.clients.claim();
     })(),
   );
@@ -49,9 +52,10 @@ sw.addEventListener('fetch', (event) => {
     );
     return;
   }
-  if (shellUrls.includes(url.href)) {
-    // Build files have content hashes in their names: the cached copy is always the right one. ignoreVary: servers
-    // answer with "Vary: Origin", and a module script's request carries an Origin header that the precache's did not.
+  if (shellUrls.includes(url.href) || url.pathname.startsWith(new URL('assets/', base).pathname)) {
+    // Build files have content hashes in their names: a cached copy (this build's or the previous one's) is always
+    // the right one. ignoreVary: servers answer with "Vary: Origin", and a module script's request carries an
+    // Origin header that the precache's did not.
     event.respondWith(caches.match(req, { ignoreVary: true }).then((hit) => hit ?? fetch(req)));
   }
 });
