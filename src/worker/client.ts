@@ -41,6 +41,8 @@ function fromWire(w: WireError): Error {
 
 interface Pending {
   onEvent(m: FromWorker): void;
+  /** Ends the request with an error raised on this side (worker crash, terminate). */
+  fail(e: Error): void;
 }
 
 /** An async queue that a message handler pushes into and a `for await` drains. */
@@ -123,8 +125,9 @@ export class WorkerEngine {
   }
 
   private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.onEvent({ type: 'error', id: 0, error: { name: e.name, code: (e as LlamaWebGpuError).code, message: e.message } });
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    for (const p of pending) p.fail(e);
   }
 
   /** Sends a request; `onEvent` sees its progress/delta/chunk events; the promise settles on done or error. */
@@ -150,6 +153,10 @@ export class WorkerEngine {
             finish();
             reject(fromWire(m.error));
           } else onEvent(m);
+        },
+        fail: (e) => {
+          finish();
+          reject(e);
         },
       });
       try {

@@ -37,7 +37,7 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="
  */
 const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>worker api</title>
 <script type="module">
-  import { createIdbStore, installFromUrl, createWorkerEngine } from '/lib/index.js';
+  import { createIdbStore, installFromUrl, createWorkerEngine, WorkerEngineTerminatedError } from '/lib/index.js';
   const r = {};
   try {
     const store = createIdbStore();
@@ -73,6 +73,16 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
 
     await engine.unload();
     try { engine.generate('x'); r.afterUnload = 'no error'; } catch (e) { r.afterUnload = e.code; }
+
+    // terminate() drops a running request: its stream fails with WorkerEngineTerminatedError.
+    const second = await createWorkerEngine({ model: 'stories260K' });
+    const dropped = second.generate('Once upon a time', { maxTokens: 100 });
+    try {
+      for await (const d of dropped) second.terminate();
+      r.terminated = 'no error';
+    } catch (e) {
+      r.terminated = { code: e.code, isClass: e instanceof WorkerEngineTerminatedError };
+    }
   } catch (e) {
     r.error = String(e && e.stack || e);
   }
@@ -225,6 +235,7 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.abortStats.generatedTokens).toBeLessThan(100);
       expect(r.stats).toEqual(r.abortStats);
       expect(r.afterUnload).toBe('ENGINE_UNLOADED');
+      expect(r.terminated).toEqual({ code: 'WORKER_TERMINATED', isClass: true });
       expect(errors).toEqual([]);
       await page.close();
     },
