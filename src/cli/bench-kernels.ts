@@ -3,7 +3,8 @@
  *
  * Time per dispatch of every kernel at Llama 2 7B decode shapes, and the effective GB/s of weight bytes it reads.
  * Each kernel is recorded many times in one compute pass and submitted once (after a warm-up submit), timed with
- * performance.now around queue.onSubmittedWorkDone, so per-submit overhead is spread over the repetitions.
+ * performance.now around queue.onSubmittedWorkDone, so per-submit overhead is spread over the repetitions. The
+ * CPU columns give the process's CPU time per dispatch (the work itself, on software adapters).
  * Weights hold random bytes in the right encoding (finite, normal values): speed does not depend on the values.
  */
 import { parseArgs, UsageError } from './args.ts';
@@ -226,18 +227,24 @@ async function otherOps(gpu: Gpu): Promise<Maker[]> {
   return makers;
 }
 
-/** Seconds per dispatch: a warm-up submit, then enough repetitions in one pass to fill about `seconds`. */
-async function time(gpu: Gpu, b: Bench, seconds: number): Promise<number> {
+/**
+ * Seconds per dispatch, wall clock and CPU (this process's CPU time: with a software adapter the GPU's work runs
+ * on this process's threads, so CPU time stays meaningful when other programs share the cores). A warm-up
+ * submit, then enough repetitions in one pass to fill about `seconds`.
+ */
+async function time(gpu: Gpu, b: Bench, seconds: number): Promise<{ wall: number; cpu: number }> {
   const submit = async (reps: number) => {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     await gpu.run('bench', (pass) => {
       for (let i = 0; i < reps; i++) b.op.encode(pass, b.n);
     });
-    return (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    return { wall: (performance.now() - t0) / 1000 / reps, cpu: (c.user + c.system) / 1e6 / reps };
   };
   const first = await submit(1);
-  const reps = Math.max(2, Math.min(1000, Math.round(seconds / Math.max(first, 1e-5))));
-  return (await submit(reps)) / reps;
+  const reps = Math.max(2, Math.min(1000, Math.round(seconds / Math.max(first.wall, 1e-5))));
+  return submit(reps);
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -259,7 +266,7 @@ export async function run(args: string[]): Promise<number> {
   const gpu = await createNodeGpu(adapter);
   const s = gpu.summary;
   console.log(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}`);
-  console.log(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)}`);
+  console.log(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)} ${'CPU ms'.padStart(10)} ${'GB/CPU-s'.padStart(9)}`);
   for (const { name, make } of [...(await allBenches(gpu)), ...(await otherOps(gpu))]) {
     if (only && !name.includes(only)) continue;
     let b: Bench;
@@ -270,7 +277,10 @@ export async function run(args: string[]): Promise<number> {
       continue;
     }
     const t = await time(gpu, b, seconds);
-    console.log(`${name.padEnd(40)} ${(t * 1000).toFixed(3).padStart(12)} ${(b.bytes / t / 1e9).toFixed(2).padStart(8)}`);
+    const gbps = (s: number) => (b.bytes / s / 1e9).toFixed(2);
+    console.log(
+      `${name.padEnd(40)} ${(t.wall * 1000).toFixed(3).padStart(12)} ${gbps(t.wall).padStart(8)} ${(t.cpu * 1000).toFixed(1).padStart(10)} ${gbps(t.cpu).padStart(9)}`,
+    );
     b.cleanup?.();
   }
   gpu.destroy();
