@@ -17,7 +17,7 @@ enable f16;
 // Split s covers keys [s * L, (s + 1) * L) of the pos + n keys, L = ceil((pos + n) / S) rounded up to WG.
 // Dispatch: (S, ceil(n * kv_mul / ROWS), n_kv_heads) workgroups of WG threads. HD4 = head_dim / 4 <= WG.
 
-override WG: u32 = 64u;
+override WG: u32 = 128u;
 override ROWS: u32 = 8u;
 override HD4: u32 = 32u;
 

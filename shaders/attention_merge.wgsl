@@ -8,7 +8,7 @@
 // Dispatch: (ceil(n * n_heads * head_dim / 4 / WG), 1, 1) workgroups of WG threads; one thread per vec4 of out.
 
 override WG: u32 = 64u;
-override CHUNK: u32 = 64u; // attention.wgsl's WG: splits are whole chunks of keys
+override CHUNK: u32 = 128u; // attention.wgsl's WG: splits are whole chunks of keys
 override HD4: u32 = 32u;
 
 struct Params {
