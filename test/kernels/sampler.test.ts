@@ -124,12 +124,12 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
   });
 
   const filters: { name: string; vocab: number; n: number; p: (z: Float64Array) => SamplingParams; penalties?: boolean }[] = [
-    { name: 'temperature 0.7', vocab: 512, n: 2000, p: () => ({ ...GREEDY, temperature: 0.7 }) },
-    { name: 'top-k 5', vocab: 512, n: 2000, p: () => ({ ...GREEDY, temperature: 1, topK: 5 }) },
+    { name: 'temperature 0.7', vocab: 512, n: 1200, p: () => ({ ...GREEDY, temperature: 0.7 }) },
+    { name: 'top-k 5', vocab: 512, n: 1200, p: () => ({ ...GREEDY, temperature: 1, topK: 5 }) },
     {
       name: 'top-p',
       vocab: 512,
-      n: 2000,
+      n: 1200,
       p: (z) => {
         const base = { ...GREEDY, temperature: 1.3 };
         const c = sortedProbs(z, base).map(((s) => (x: number) => (s += x))(0));
@@ -139,7 +139,7 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
     {
       name: 'min-p',
       vocab: 512,
-      n: 2000,
+      n: 1200,
       p: (z) => {
         const base = { ...GREEDY, temperature: 1 };
         const s = sortedProbs(z, base);
@@ -149,7 +149,7 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
     {
       name: 'top-k 40 + top-p + min-p + penalties',
       vocab: 512,
-      n: 2000,
+      n: 1200,
       penalties: true,
       p: (z) => {
         const base = { ...GREEDY, temperature: 0.9, topK: 40, repetitionPenalty: 1.3, frequencyPenalty: 0.2, presencePenalty: 0.1 };

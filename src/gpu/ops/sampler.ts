@@ -58,7 +58,9 @@ export class Sampler {
     label = 'sampler',
   ) {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) throw new KernelShapeError('sampler', `vocabSize must be a positive integer, got ${vocabSize}`);
-    const limit = Math.min(MAX_WG, gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
+    // Software adapters run a workgroup's threads on one CPU core, where extra threads only add barrier cost.
+    const wanted = gpu.summary.isFallbackAdapter ? 256 : MAX_WG;
+    const limit = Math.min(wanted, gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
     const wg = 2 ** Math.floor(Math.log2(limit)); // the shader's tree reductions need a power of two
     this.pipeline = gpu.pipeline('sample', { WG: wg });
     this.params = gpu.uniform(`${label}.params`, new Uint8Array(32));
