@@ -5,9 +5,12 @@
 type Command = { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> };
 
 const commands: Record<string, Command> = {
+  generate: { summary: 'generate text from a model package', load: () => import('./generate.ts') },
+  bench: { summary: 'prefill/decode speed and per-token overheads of a model package', load: () => import('./bench.ts') },
   convert: { summary: 'convert a GGUF, llama2.c, safetensors or Flax checkpoint into a model package', load: () => import('./convert.ts') },
   info: { summary: 'config, tensor count and bytes by dtype of a package or checkpoint', load: () => import('./info.ts') },
   tokenize: { summary: 'print the token ids of a text (no BOS) as JSON', load: () => import('./tokenize.ts') },
+  synth: { summary: 'write a random-weight package in a real Llama 2 shape (tiny ... llama2-70b)', load: () => import('./synth.ts') },
   'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },
 };
 

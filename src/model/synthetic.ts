@@ -106,5 +106,5 @@ export function synthCheckpoint(shape: SynthShape, layers?: number): Checkpoint 
   }
   add('rmsFinal', [dim], 'ones');
   add('wcls', [vocabSize, dim]);
-  return { format: 'synthetic' as Checkpoint['format'], config, vocab: synthVocab(vocabSize), tensors, async close() {} };
+  return { format: 'synthetic', file: `synthetic:${shape}`, config, vocab: synthVocab(vocabSize), tensors, async close() {} };
 }

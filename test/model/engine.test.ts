@@ -1,0 +1,169 @@
+// End to end: sample checkpoints converted to packages, loaded by createEngine, decoded on real WebGPU adapters.
+//
+// Tolerances for logits against the float64 reference forward pass (test/reference/forward.ts):
+//   f32 KV cache (SwiftShader): |gpu - ref| <= 2e-3 + 1e-3 |ref|  (f32 accumulation through 5 layers)
+//   f16 KV cache (lavapipe):    |gpu - ref| <= 3e-2 + 1e-2 |ref|  (K and V rounded to half precision)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, type Engine } from '../../src/engine.ts';
+import { ContextOverflowError } from '../../src/generate/generate.ts';
+import { createFsStore } from '../../src/storage/fs-store.ts';
+import { argmax, ReferenceModel } from '../reference/forward.ts';
+import { loadLlama2cForReference } from '../reference/llama2c.ts';
+import { convertedPackage, packagesRoot } from '../helpers/convert.ts';
+import { expectClose, testGpus } from '../helpers/gpu.ts';
+import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
+
+const gpus = await testGpus();
+const have = haveSharedModel('stories260K/stories260K.bin') && haveSharedModel('stories260K/stories260Ktok512.gguf');
+const BIN = sharedModel('stories260K/stories260K.bin');
+const TOK = sharedModel('stories260K/tok512.bin');
+const GGUF = sharedModel('stories260K/stories260Ktok512.gguf');
+
+async function collect(it: AsyncIterable<{ text: string; tokenIds: number[] }>): Promise<{ text: string; ids: number[] }> {
+  let text = '';
+  const ids: number[] = [];
+  for await (const d of it) {
+    text += d.text;
+    ids.push(...d.tokenIds);
+  }
+  return { text, ids };
+}
+
+describe.skipIf(!have).each(gpus)('engine on $name', ({ name, gpu }) => {
+  const store = createFsStore(packagesRoot());
+  let engine: Engine;
+  const tol = gpu.f16 ? { atol: 3e-2, rtol: 1e-2 } : { atol: 2e-3, rtol: 1e-3 };
+
+  beforeAll(async () => {
+    await convertedPackage('stories-bin-f32', BIN, 'f32', TOK);
+    engine = await createEngine({ model: 'stories-bin-f32', store, gpu, prefillChunk: 5 });
+  });
+  afterAll(async () => engine?.unload());
+
+  it.each([
+    ['llama2.c', 'stories-bin-f32', BIN, TOK],
+    ['GGUF', 'stories-gguf-f32', GGUF, undefined],
+  ])('stories260K from its %s form at f32 reproduces llama2.c greedy text from BOS', async (_form, id, input, tok) => {
+    await convertedPackage(id, input, 'f32', tok);
+    const e = id === 'stories-bin-f32' ? engine : await createEngine({ model: id, store, gpu });
+    try {
+      const { text, ids } = await collect(e.generate([e.config.bosId], { temperature: 0, maxTokens: 40 }));
+      expect(ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+      expect(text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    } finally {
+      if (e !== engine) await e.unload();
+    }
+  });
+
+  it('decode logits match the float64 reference at positions 0..11', async () => {
+    const { config, weights } = loadLlama2cForReference(BIN);
+    const ref = new ReferenceModel(config, weights, 16);
+    const m = engine.model;
+    m.sampler.setParams({ temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 });
+    m.sampler.setLogitBias(null);
+    m.sampler.resetCounts();
+    const sink = gpu.storage('test.tokenSink', 16);
+    let token = config.bosId;
+    for (let pos = 0; pos < 12; pos++) {
+      if (pos === 0) m.prefill([token], 0, 0, sink);
+      else {
+        m.setNextToken(token);
+        m.decode(pos, 0, sink);
+      }
+      const got = await gpu.readF32(m.state.logits);
+      const want = ref.forward(token, pos);
+      expectClose(got, want, tol.atol, tol.rtol, `logits at position ${pos} on ${name}`);
+      token = argmax(want);
+    }
+    sink.destroy();
+  });
+
+  it('chunked prefill (matrix-matrix path) gives the reference logits of the last prompt token', async () => {
+    const { config, weights } = loadLlama2cForReference(BIN);
+    const ref = new ReferenceModel(config, weights, 32);
+    const prompt = [config.bosId, ...STORIES260K_GREEDY_IDS, 261, 376, 298, 315, 421]; // 13 tokens: chunks of 5, 5, 3
+    let want!: Float64Array;
+    prompt.forEach((t, pos) => (want = ref.forward(t, pos)));
+    const sink = gpu.storage('test.tokenSink', 16);
+    engine.model.prefill(prompt, 0, 0, sink);
+    expectClose(await gpu.readF32(engine.model.state.logits), want, tol.atol, tol.rtol, `prefill logits on ${name}`);
+    sink.destroy();
+  });
+
+  it('samples reproducibly: same seed same text, another seed another text', async () => {
+    const opts = { temperature: 1, topP: 0.95, maxTokens: 24 };
+    const a = await collect(engine.generate('Once upon a time', { ...opts, seed: 7 }));
+    const b = await collect(engine.generate('Once upon a time', { ...opts, seed: 7 }));
+    const c = await collect(engine.generate('Once upon a time', { ...opts, seed: 8 }));
+    expect(a.ids).toEqual(b.ids);
+    expect(a.ids.length).toBeGreaterThan(0);
+    expect(c.ids).not.toEqual(a.ids);
+  });
+
+  it('refuses a prompt longer than the context with ContextOverflowError, then still works', async () => {
+    const long = Array.from({ length: engine.model.contextLength + 1 }, (_, i) => (i === 0 ? 1 : 300));
+    await expect(collect(engine.generate(long, { maxTokens: 1 }))).rejects.toBeInstanceOf(ContextOverflowError);
+    const { ids } = await collect(engine.generate([1], { temperature: 0, maxTokens: 3 }));
+    expect(ids).toEqual(STORIES260K_GREEDY_IDS.slice(0, 3));
+  });
+
+  it('stops at the context end with finish reason "length"', async () => {
+    const small = await createEngine({ model: 'stories-bin-f32', store, gpu, contextLength: 16 });
+    try {
+      const run = small.generate([1], { temperature: 0, maxTokens: 100 });
+      const { ids } = await collect(run);
+      expect(ids.length).toBe(16);
+      expect((await run.result).finishReason).toBe('length');
+    } finally {
+      await small.unload();
+    }
+  });
+
+  it('queues a second request behind the first and runs both in order', async () => {
+    const order: string[] = [];
+    const first = collect(engine.generate([1], { temperature: 0, maxTokens: 10 })).then((r) => (order.push('first'), r));
+    const second = collect(engine.generate([1], { temperature: 0, maxTokens: 5 })).then((r) => (order.push('second'), r));
+    const [a, b] = await Promise.all([first, second]);
+    expect(order).toEqual(['first', 'second']);
+    expect(a.ids.slice(0, 5)).toEqual(b.ids);
+  });
+
+  it('aborts in the middle of a generation, and the engine still works afterwards', async () => {
+    const ac = new AbortController();
+    const run = engine.generate([1], { temperature: 0, maxTokens: 200, signal: ac.signal });
+    let n = 0;
+    for await (const d of run) {
+      n += d.tokenIds.length;
+      if (n >= 5) ac.abort();
+    }
+    expect((await run.result).finishReason).toBe('abort');
+    expect(n).toBeLessThan(200);
+    const { ids } = await collect(engine.generate([1], { temperature: 0, maxTokens: 7 }));
+    expect(ids).toEqual(STORIES260K_GREEDY_IDS);
+  });
+
+  it('ends before a stop string and honours stop token ids', async () => {
+    const r = engine.generate([1], { temperature: 0, maxTokens: 40, stop: ['Lily'] });
+    const { text } = await collect(r);
+    expect(text).toBe('Once upon a time, there was a little girl named ');
+    expect((await r.result).finishReason).toBe('stop');
+    const { ids } = await collect(engine.generate([1], { temperature: 0, maxTokens: 40, stopTokenIds: [378] }));
+    expect(ids).toEqual(STORIES260K_GREEDY_IDS.slice(0, 3));
+  });
+
+  it('answers chat.completions.create in OpenAI shape, streamed and whole, with usage', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me a story.' }];
+    const whole = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8 });
+    expect(whole.object).toBe('chat.completion');
+    expect(whole.choices[0].message.role).toBe('assistant');
+    expect(whole.usage.completion_tokens).toBeGreaterThan(0);
+    expect(whole.usage.prompt_tokens).toBe(engine.encodeChat(messages).length);
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8, stream: true })) chunks.push(c);
+    expect(chunks[0].choices[0].delta.role).toBe('assistant');
+    const last = chunks[chunks.length - 1];
+    expect(last.choices[0].finish_reason).not.toBeNull();
+    expect(last.usage?.total_tokens).toBe(whole.usage.total_tokens);
+    expect(chunks.map((c) => c.choices[0].delta.content ?? '').join('')).toBe(whole.choices[0].message.content);
+  });
+});
