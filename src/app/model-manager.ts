@@ -185,6 +185,9 @@ export class ModelManager {
     try {
       const id = await this.installer.convertFiles(files, { onProgress, quant: quantChoice() });
       row.remove();
+      // Persistent storage keeps the browser from evicting a converted model under storage pressure (a worker
+      // cannot ask for it; installFromUrl asks when it runs in a page).
+      await navigator.storage?.persist?.().catch(() => false);
       await this.refresh();
       this.events.onInstalled(id);
     } catch (e) {
