@@ -142,6 +142,9 @@ export function encodeWeights(
   const scales = new Uint8Array(sizes.scales);
   const sv = new DataView(scales.buffer);
   const g = groupsPerRow(cols);
+  // Whole little-endian words at a time (every platform WebGPU runs on is little-endian).
+  const words = new Uint32Array(data.buffer);
+  const bytes = new Int8Array(data.buffer);
   for (let r = 0; r < rows; r++) {
     for (let gi = 0; gi < g; gi++) {
       const start = r * cols + gi * QUANT_GROUP;
@@ -150,25 +153,36 @@ export function encodeWeights(
       let m = 0;
       for (let i = 0; i < n; i++) {
         const v = values[start + i];
-        if (Math.abs(v) > amax) {
-          amax = Math.abs(v);
+        const a = v < 0 ? -v : v;
+        if (a > amax) {
+          amax = a;
           m = v;
         }
       }
-      const base = (r * g + gi) * (dtype === 'q8' ? 32 : 16);
+      const group = r * g + gi;
       if (dtype === 'q8') {
-        const d = writeScale(sv, r * g + gi, amax / 127, scaleDtype);
+        const d = writeScale(sv, group, amax / 127, scaleDtype);
         const inv = d ? 1 / d : 0;
+        const base = group * 32;
         for (let i = 0; i < n; i++) {
-          const q = Math.max(-127, Math.min(127, Math.round(values[start + i] * inv)));
-          data[base + i] = q & 0xff;
+          const q = Math.round(values[start + i] * inv);
+          bytes[base + i] = q > 127 ? 127 : q < -127 ? -127 : q;
         }
       } else {
-        const d = writeScale(sv, r * g + gi, m / -8, scaleDtype);
+        const d = writeScale(sv, group, m / -8, scaleDtype);
         const inv = d ? 1 / d : 0;
-        for (let i = 0; i < QUANT_GROUP; i++) {
-          const q = i < n ? Math.max(0, Math.min(15, Math.round(values[start + i] * inv) + 8)) : 8;
-          data[base + (i >> 1)] |= q << ((i & 1) * 4);
+        for (let w = 0; w < 4; w++) {
+          let word = 0;
+          for (let i = 0; i < 8; i++) {
+            const k = w * 8 + i;
+            let q = 8;
+            if (k < n) {
+              q = Math.round(values[start + k] * inv) + 8;
+              q = q > 15 ? 15 : q < 0 ? 0 : q;
+            }
+            word |= q << (4 * i);
+          }
+          words[group * 4 + w] = word;
         }
       }
     }
