@@ -170,6 +170,7 @@ export class ModelManager {
     try {
       const id = await this.installer.installFromUrl(url, { modelId, onProgress });
       row.remove();
+      await persistStorage();
       await this.refresh();
       this.events.onInstalled(id);
     } catch (e) {
@@ -185,9 +186,7 @@ export class ModelManager {
     try {
       const id = await this.installer.convertFiles(files, { onProgress, quant: quantChoice() });
       row.remove();
-      // Persistent storage keeps the browser from evicting a converted model under storage pressure (a worker
-      // cannot ask for it; installFromUrl asks when it runs in a page).
-      await navigator.storage?.persist?.().catch(() => false);
+      await persistStorage();
       await this.refresh();
       this.events.onInstalled(id);
     } catch (e) {
@@ -196,6 +195,14 @@ export class ModelManager {
       await this.refresh();
     }
   }
+}
+
+/**
+ * Persistent storage keeps the browser from evicting installed models under storage pressure. Only a page can ask
+ * for it (StorageManager.persist does not exist in workers), so the page asks after each install.
+ */
+async function persistStorage(): Promise<void> {
+  await navigator.storage?.persist?.().catch(() => false);
 }
 
 function quantChoice(): 'f32' | 'f16' | 'q8' | 'q4' {
