@@ -24,6 +24,8 @@ export interface EngineProgress {
   totalBytes: number;
   /** 0..1 over the whole load. */
   fraction: number;
+  /** Largest number of shard bytes the loader held in JavaScript memory at once so far. */
+  peakHeldBytes: number;
 }
 
 export interface EngineOptions {
@@ -220,13 +222,17 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const fit = checkFit(manifest, gpu.limits, { f16: gpu.f16 }, { contextLength: options.contextLength });
   if (!fit.fits) throw new LlamaWebGpuError('MODEL_DOES_NOT_FIT', `Model "${id}" does not fit this GPU: ${fit.reasons.join(' ')}`);
   const total = fit.weightBytes;
+  let peakHeldBytes = 0;
   const report = (phase: EngineProgress['phase'], loaded: number) =>
-    onProgress?.({ phase, loadedBytes: loaded, totalBytes: total, fraction: total ? Math.min(1, loaded / total) : 1 });
+    onProgress?.({ phase, loadedBytes: loaded, totalBytes: total, fraction: total ? Math.min(1, loaded / total) : 1, peakHeldBytes });
   report('tokenizer', 0);
   const tokenizer = await Tokenizer.fromModelProto(await store.readFile(id, manifest.tokenizer.file), `${id}/${manifest.tokenizer.file}`);
   const tensors = await loadWeights(gpu, store, id, manifest, {
     signal,
-    onProgress: (p: LoadProgress) => report('weights', p.loadedBytes),
+    onProgress: (p: LoadProgress) => {
+      peakHeldBytes = Math.max(peakHeldBytes, p.peakHeldBytes);
+      report('weights', p.loadedBytes);
+    },
   });
   report('compile', total);
   const model = new LlamaModel(gpu, manifest.config, tensors, {
