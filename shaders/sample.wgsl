@@ -14,6 +14,9 @@
 //   an exact draw from softmax(z) restricted to the kept tokens, needing only a max-reduction.
 //   tokens[out_index] = id;  counts[id] += 1.
 // Thresholds are found by bisection over the order-preserving u32 key of z (each probe one parallel count or sum).
+// The probes run over the candidates z >= M - span, gathered into workgroup memory (at most CAP, span the widest of
+// 1/2, 1, ..., 64 that fits), whenever the threshold provably lies among them (k <= candidates for top-k, the
+// candidates hold top_p of the mass for top-p); otherwise over the whole vocabulary.
 //
 // Shapes: logits [vocab] f32; bias [vocab] f32; counts [vocab] u32; work [vocab] f32 (scratch: z); tokens [*] u32.
 // Dispatch: (1, 1, 1) workgroup of WG threads (WG a power of two); thread t owns ids t, t + WG, ... in every phase,
@@ -56,6 +59,12 @@ struct Step {
 const NONE: u32 = 0xffffffffu;
 const NO_SCORE: f32 = -3.4e38;
 
+// Candidates for the bisections, in (thread, id) order so the sums are reproducible.
+const CAP: u32 = 960u;
+const N_SPANS: u32 = 8u;
+
+var<workgroup> cand_z: array<f32, CAP>;
+var<workgroup> cand_i: array<u32, CAP>;
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
 var<workgroup> out_f: f32;
@@ -143,20 +152,32 @@ fn argmax(v: f32, id: u32, lid: u32) -> u32 {
   return workgroupUniformLoad(&out_u);
 }
 
-// Number of ids with key(z) >= k.
-fn count_at_least(k: u32, lid: u32) -> u32 {
+// Number of ids with key(z) >= k (among the n_cand candidates when n_cand > 0).
+fn count_at_least(k: u32, n_cand: u32, lid: u32) -> u32 {
   var c = 0u;
-  for (var i = lid; i < params.vocab_size; i += WG) {
-    c += u32(key(work[i]) >= k);
+  if (n_cand > 0u) {
+    for (var j = lid; j < n_cand; j += WG) {
+      c += u32(key(cand_z[j]) >= k);
+    }
+  } else {
+    for (var i = lid; i < params.vocab_size; i += WG) {
+      c += u32(key(work[i]) >= k);
+    }
   }
   return sum_u32(c, lid);
 }
 
-// Number of ids <= last with key(z) == k.
-fn count_equal_upto(k: u32, last: u32, lid: u32) -> u32 {
+// Number of ids <= last with key(z) == k (among the n_cand candidates when n_cand > 0).
+fn count_equal_upto(k: u32, last: u32, n_cand: u32, lid: u32) -> u32 {
   var c = 0u;
-  for (var i = lid; i <= last && i < params.vocab_size; i += WG) {
-    c += u32(key(work[i]) == k);
+  if (n_cand > 0u) {
+    for (var j = lid; j < n_cand; j += WG) {
+      c += u32(key(cand_z[j]) == k && cand_i[j] <= last);
+    }
+  } else {
+    for (var i = lid; i <= last && i < params.vocab_size; i += WG) {
+      c += u32(key(work[i]) == k);
+    }
   }
   return sum_u32(c, lid);
 }
@@ -166,17 +187,58 @@ fn in_top_k(i: u32, kz: u32, k_min: u32, tie_last: u32) -> bool {
   return kz > k_min || (kz == k_min && i <= tie_last);
 }
 
-// Softmax mass e^(z - m) of the top-k tokens with key >= k.
-fn mass_at_least(k: u32, m: f32, k_min: u32, tie_last: u32, lid: u32) -> f32 {
+// Softmax mass e^(z - m) of the top-k tokens with key >= k (among the n_cand candidates when n_cand > 0).
+fn mass_at_least(k: u32, m: f32, k_min: u32, tie_last: u32, n_cand: u32, lid: u32) -> f32 {
   var s = 0.0;
-  for (var i = lid; i < params.vocab_size; i += WG) {
-    let z = work[i];
-    let kz = key(z);
-    if (kz >= k && in_top_k(i, kz, k_min, tie_last)) {
-      s += exp(z - m);
+  if (n_cand > 0u) {
+    for (var j = lid; j < n_cand; j += WG) {
+      let z = cand_z[j];
+      let kz = key(z);
+      if (kz >= k && in_top_k(cand_i[j], kz, k_min, tie_last)) {
+        s += exp(z - m);
+      }
+    }
+  } else {
+    for (var i = lid; i < params.vocab_size; i += WG) {
+      let z = work[i];
+      let kz = key(z);
+      if (kz >= k && in_top_k(i, kz, k_min, tie_last)) {
+        s += exp(z - m);
+      }
     }
   }
   return sum_f32(s, lid);
+}
+
+// Widths of the candidate window below the max, in units of z (natural log of a probability ratio).
+fn span(s: u32) -> f32 {
+  return 0.5 * f32(1u << s);
+}
+
+// Gathers the ids with z >= floor_z into cand_z / cand_i (each thread's ids after those of lower threads);
+// `mine` is how many the calling thread holds. Returns how many there are in all.
+fn gather(floor_z: f32, mine: u32, lid: u32) -> u32 {
+  red_u[lid] = mine;
+  workgroupBarrier();
+  for (var off = 1u; off < WG; off *= 2u) {
+    let add = select(0u, red_u[lid - off], lid >= off);
+    workgroupBarrier();
+    red_u[lid] += add;
+    workgroupBarrier();
+  }
+  var at = red_u[lid] - mine;
+  for (var i = lid; i < params.vocab_size; i += WG) {
+    let z = work[i];
+    if (z >= floor_z) {
+      cand_z[at] = z;
+      cand_i[at] = i;
+      at += 1u;
+    }
+  }
+  if (lid == WG - 1u) {
+    out_u = red_u[lid];
+  }
+  return workgroupUniformLoad(&out_u);
 }
 
 @compute @workgroup_size(WG)
@@ -210,16 +272,46 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     let high = key(m);
     let lowest = min_u32(low, lid);
 
+    // The widest window below m that fits the candidate buffer (none: n_cand stays 0, probes scan everything).
+    var counts_by_span: array<u32, N_SPANS>;
+    for (var i = lid; i < vocab; i += WG) {
+      let below = m - work[i];
+      for (var s = 0u; s < N_SPANS; s++) {
+        counts_by_span[s] += u32(below <= span(s));
+      }
+    }
+    var chosen_span = N_SPANS;
+    for (var s = 0u; s < N_SPANS; s++) {
+      if (sum_u32(counts_by_span[s], lid) <= CAP) {
+        chosen_span = s;
+      }
+    }
+    var all_cand = 0u;
+    var floor_z = 0.0;
+    if (chosen_span < N_SPANS) {
+      floor_z = m - span(chosen_span);
+      var mine = 0u;
+      for (var i = lid; i < vocab; i += WG) {
+        mine += u32(work[i] >= floor_z);
+      }
+      all_cand = gather(floor_z, mine, lid);
+    }
+
     // top-k: the largest key k_min with at least k ids at or above it, then the lowest ids among ties at k_min.
     var k_min = 0u;
     var tie_last = NONE;
     let k = params.top_k;
-    if (k > 0u && k < vocab) {
-      var lo = lowest;
+    let k_on = k > 0u && k < vocab;
+    var k_cand = 0u; // candidates hold the k-th largest
+    if (k_on && all_cand >= k) {
+      k_cand = all_cand;
+    }
+    if (k_on) {
+      var lo = select(lowest, key(floor_z), k_cand > 0u);
       var hi = high;
       while (lo < hi) {
         let mid = lo + (hi - lo + 1u) / 2u;
-        if (count_at_least(mid, lid) >= k) {
+        if (count_at_least(mid, k_cand, lid) >= k) {
           lo = mid;
         } else {
           hi = mid - 1u;
@@ -228,15 +320,15 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       k_min = lo;
       var above = 0u;
       if (k_min != 0xffffffffu) {
-        above = count_at_least(k_min + 1u, lid);
+        above = count_at_least(k_min + 1u, k_cand, lid);
       }
       let need = k - above;
-      if (count_equal_upto(k_min, vocab - 1u, lid) > need) {
+      if (count_equal_upto(k_min, vocab - 1u, k_cand, lid) > need) {
         var a = 0u;
         var b = vocab - 1u;
         while (a < b) {
           let mid = (a + b) / 2u;
-          if (count_equal_upto(k_min, mid, lid) >= need) {
+          if (count_equal_upto(k_min, mid, k_cand, lid) >= need) {
             b = mid;
           } else {
             a = mid + 1u;
@@ -249,12 +341,17 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     // top-p: the largest key p_min whose top-k tokens at or above it hold top_p of their mass.
     var p_min = 0u;
     if (params.top_p < 1.0) {
-      let wanted = params.top_p * mass_at_least(0u, m, k_min, tie_last, lid);
-      var lo = max(lowest, k_min);
+      // With top-k decided among the candidates, its whole mass is there.
+      let wanted = params.top_p * mass_at_least(0u, m, k_min, tie_last, k_cand, lid);
+      var p_cand = 0u;
+      if (all_cand > 0u && mass_at_least(key(floor_z), m, k_min, tie_last, all_cand, lid) >= wanted) {
+        p_cand = all_cand;
+      }
+      var lo = max(select(lowest, key(floor_z), p_cand > 0u), k_min);
       var hi = high;
       while (lo < hi) {
         let mid = lo + (hi - lo + 1u) / 2u;
-        if (mass_at_least(mid, m, k_min, tie_last, lid) >= wanted) {
+        if (mass_at_least(mid, m, k_min, tie_last, p_cand, lid) >= wanted) {
           lo = mid;
         } else {
           hi = mid - 1u;

@@ -123,7 +123,22 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
     }
   });
 
-  const filters: { name: string; vocab: number; n: number; p: (z: Float64Array) => SamplingParams; penalties?: boolean }[] = [
+  // A peaked vocabulary: 300 strong tokens over a flat background, so the candidate window holds the top-p
+  // threshold but not the k-th largest of a large top-k (the kernel's mixed path).
+  const peaked = (vocab: number) => {
+    const logits = randomArray(vocab, 31, 6);
+    const r = rng(32);
+    for (let i = 0; i < 300; i++) logits[Math.floor(r() * vocab)] = 10 + 3 * r();
+    return logits;
+  };
+  const filters: {
+    name: string;
+    vocab: number;
+    n: number;
+    p: (z: Float64Array) => SamplingParams;
+    penalties?: boolean;
+    logits?: (vocab: number) => Float32Array;
+  }[] = [
     { name: 'temperature 0.7', vocab: 512, n: 1200, p: () => ({ ...GREEDY, temperature: 0.7 }) },
     { name: 'top-k 5', vocab: 512, n: 1200, p: () => ({ ...GREEDY, temperature: 1, topK: 5 }) },
     {
@@ -168,10 +183,21 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
       },
     },
     { name: 'llama vocab: temperature 1', vocab: 32000, n: 300, p: () => ({ ...GREEDY, temperature: 1 }) },
+    {
+      name: 'peaked llama vocab: top-k 2000 + top-p',
+      vocab: 32000,
+      n: 300,
+      logits: peaked,
+      p: (z) => {
+        const base = { ...GREEDY, temperature: 1, topK: 2000 };
+        const c = sortedProbs(z, base).map(((s) => (x: number) => (s += x))(0));
+        return { ...base, topP: (c[39] + c[40]) / 2 };
+      },
+    },
   ];
 
-  it.each(filters)('$name (vocab $vocab)', async ({ vocab, n, p, penalties }) => {
-    const logits = randomArray(vocab, vocab + n, 6);
+  it.each(filters)('$name (vocab $vocab)', async ({ vocab, n, p, penalties, logits: makeLogits }) => {
+    const logits = makeLogits ? makeLogits(vocab) : randomArray(vocab, vocab + n, 6);
     const prompt = penalties ? Array.from({ length: 30 }, (_, i) => (i * 37) % 64) : [];
     const counts = new Uint32Array(vocab);
     for (const id of prompt) counts[id]++;

@@ -62,6 +62,8 @@ export class Sampler {
     const wanted = gpu.summary.isFallbackAdapter ? 256 : MAX_WG;
     const limit = Math.min(wanted, gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
     const wg = 2 ** Math.floor(Math.log2(limit)); // the shader's tree reductions need a power of two
+    // Workgroup memory: the candidate window (CAP = 960 values and ids) and two reduction arrays of wg words.
+    gpu.requireLimit('maxComputeWorkgroupStorageSize', 8 * 960 + 8 * wg + 8, `The sampler with ${wg} threads`);
     this.pipeline = gpu.pipeline('sample', { WG: wg });
     this.params = gpu.uniform(`${label}.params`, new Uint8Array(32));
     this.bias = gpu.storage(`${label}.bias`, vocabSize * 4);
