@@ -83,13 +83,14 @@ export class ChatView {
     };
   }
 
-  private addMessage(role: 'user' | 'assistant' | 'error', text: string): { body: HTMLSpanElement; meta: HTMLSpanElement } {
+  private addMessage(role: 'user' | 'assistant' | 'error', text: string): { root: HTMLDivElement; body: HTMLSpanElement; meta: HTMLSpanElement } {
     const body = el('span', { class: 'body', text });
     const meta = el('span', { class: 'meta' });
+    const root = el('div', { class: `message ${role}`, 'data-role': role }, body, meta);
     this.messages.querySelector('.empty-hint')?.remove();
-    this.messages.append(el('div', { class: `message ${role}`, 'data-role': role }, body, meta));
+    this.messages.append(root);
     this.messages.scrollTop = this.messages.scrollHeight;
-    return { body, meta };
+    return { root, body, meta };
   }
 
   private async submit(): Promise<void> {
@@ -101,7 +102,7 @@ export class ChatView {
     this.prompt.value = '';
     if (text) this.addMessage('user', text);
     const reply = this.addMessage('assistant', '');
-    reply.body.parentElement!.setAttribute('aria-busy', 'true');
+    reply.root.setAttribute('aria-busy', 'true');
     const controller = new AbortController();
     this.running = controller;
     this.send.disabled = true;
@@ -148,25 +149,27 @@ export class ChatView {
         decodeRate = stats.decodeTokensPerSecond;
         finish = stats.finishReason;
         // The generated token ids, for inspecting how the tokenizer split the text.
-        reply.body.parentElement!.dataset.tokenIds = ids.join(',');
+        reply.root.dataset.tokenIds = ids.join(',');
       }
       const seconds = (performance.now() - started) / 1000;
       const line = `${tokens} tokens in ${seconds.toFixed(1)} s, ${decodeRate.toFixed(1)} tokens/s${finish === 'abort' ? ' (stopped)' : finish === 'length' ? ' (max tokens reached)' : ''}`;
       reply.meta.textContent = line;
-      reply.body.parentElement!.setAttribute('data-finish', finish ?? 'stop');
+      reply.root.dataset.finish = finish ?? 'stop';
       this.stats.textContent = line;
     } catch (e) {
-      reply.body.parentElement!.remove();
+      reply.root.remove();
       this.addMessage('error', describeError(e));
     } finally {
-      reply.body.parentElement?.removeAttribute('aria-busy');
+      reply.root.removeAttribute('aria-busy');
       this.running = null;
       this.send.disabled = !this.engine;
       this.stop.disabled = true;
     }
   }
 
+  /** Live token rate while streaming; keeps the newest text in view. */
   private showLive(tokens: number, started: number): void {
+    this.messages.scrollTop = this.messages.scrollHeight;
     const seconds = (performance.now() - started) / 1000;
     this.stats.textContent = `${tokens} tokens, ${(tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s`;
   }
