@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser } from 'playwright-core';
+import path from 'node:path';
+import { tinyConfig, writePackageDir } from '../helpers/package.ts';
 import { haveChromium, launch, openApp, startApp, watchErrors, type AppServer } from './harness.ts';
 
 describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
@@ -73,6 +75,26 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     expect(banner).toMatch(/Delete (installed models you no longer need|a model in the model manager)/);
     expect(await page.textContent('#tasks')).toContain('Installing stories260K failed.');
     expect(await page.textContent('#installed')).toContain('No models installed yet.');
+    await context.close();
+  });
+
+  test('a model that does not fit the GPU gets a clear message when it is loaded', async () => {
+    // One layer so wide that the prefill's SwiGLU activation (64 tokens x hiddenDim x 4 bytes, 1.07 GB) exceeds
+    // every binding limit WebGPU allows (SwiftShader's is 1 GiB), while the package itself stays about 50 MB.
+    const config = tinyConfig({ dim: 2, nHeads: 1, nKvHeads: 1, hiddenDim: 4_200_000, nLayers: 1, vocabSize: 32 });
+    await writePackageDir(path.join(app.packagesDir, 'too-wide'), config, { dtype: 'f16', name: 'too-wide' });
+    const context = await browser.newContext();
+    const page = await openApp(context, app.url);
+    await page.fill('#url-input', new URL('models/too-wide/', app.url).href);
+    await page.click('#url-form button[type="submit"]');
+    await page.waitForSelector('[data-model-id="too-wide"]', { timeout: 120_000 });
+    // The first installed model loads by itself, and the fit check refuses it before any weight is uploaded.
+    await page.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
+    const banner = (await page.textContent('#banner')) ?? '';
+    expect(banner).toMatch(/^Model "too-wide" does not fit this GPU: An activation buffer needs [\d.]+ MiB, over this GPU's binding limit/);
+    expect(banner).toContain('Choose a smaller or more strongly quantized model');
+    expect(await page.textContent('#load-status')).toContain('Loading too-wide failed.');
+    expect(await page.isDisabled('#send')).toBe(true);
     await context.close();
   });
 
