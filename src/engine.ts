@@ -48,6 +48,11 @@ export interface GenerateOptions extends GenerateIdsOptions {
   stop?: string[];
   /** Prepend BOS to a text prompt (default true). */
   addBos?: boolean;
+  /**
+   * The output continues the prompt's text, so a leading space of the first token is kept ("Once" + " upon").
+   * Default: true when the prompt has any token besides BOS. Chat replies set it false.
+   */
+  continuation?: boolean;
 }
 
 export interface TextDelta {
@@ -140,7 +145,8 @@ export class Engine {
       await waitFor;
       try {
         if (self.unloaded) throw new EngineUnloadedError();
-        const decoder = self.tokenizer.createDecoder();
+        const bos = self.model.config.bosId;
+        const decoder = self.tokenizer.createDecoder({ continuation: options.continuation ?? promptIds.some((id) => id !== bos) });
         const stops = new StopMatcher(options.stop ?? []);
         const it = generateIds(self.model, promptIds, options);
         let r: IteratorResult<number, GenerateResult>;

@@ -74,6 +74,7 @@ function toOptions(req: ChatCompletionRequest): GenerateOptions {
     repetitionPenalty: req.repetition_penalty,
     logitBias: req.logit_bias ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v])) : undefined,
     signal: req.signal,
+    continuation: false,
   };
 }
 

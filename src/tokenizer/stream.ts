@@ -29,7 +29,11 @@ export class StreamDecoder implements TokenDecoder {
     private readonly addDummyPrefix: boolean,
     private readonly unkSurface: string,
     private readonly checkId: (id: number) => void,
-  ) {}
+    /** The output continues earlier text (a prompt), so its first space is real and is kept. */
+    private readonly continuation = false,
+  ) {
+    this.atStart = !continuation;
+  }
 
   push(id: number): string {
     this.checkId(id);
@@ -52,7 +56,7 @@ export class StreamDecoder implements TokenDecoder {
   flush(): string {
     const text = this.takeBytes(true);
     this.pending = [];
-    this.atStart = true;
+    this.atStart = !this.continuation;
     return text;
   }
 

@@ -63,8 +63,8 @@ export class Tokenizer {
    * multi-byte UTF-8 char split across tokens come out once complete). The pushes and the final flush
    * concatenate to decode(ids).
    */
-  createDecoder(): TokenDecoder {
-    return new StreamDecoder(this.vocab, this.addDummyPrefix, this.unkSurface, (id) => this.checkId(id));
+  createDecoder(options: { continuation?: boolean } = {}): TokenDecoder {
+    return new StreamDecoder(this.vocab, this.addDummyPrefix, this.unkSurface, (id) => this.checkId(id), options.continuation);
   }
 
   piece(id: number): string {

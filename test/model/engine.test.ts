@@ -142,6 +142,11 @@ describe.skipIf(!have).each(gpus)('engine on $name', ({ name, gpu }) => {
     expect(ids).toEqual(STORIES260K_GREEDY_IDS);
   });
 
+  it('keeps the space that joins a continuation to its prompt text', async () => {
+    const { text } = await collect(engine.generate('Once', { temperature: 0, maxTokens: 3 }));
+    expect(text).toBe(' upon a time');
+  });
+
   it('ends before a stop string and honours stop token ids', async () => {
     const r = engine.generate([1], { temperature: 0, maxTokens: 40, stop: ['Lily'] });
     const { text } = await collect(r);
