@@ -200,4 +200,18 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
     await fresh.close();
   });
+
+  test('converts a llama2.c checkpoint with its tokenizer picked together in the file dialog, to q8 by default', async () => {
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, app.url);
+    expect(await p.inputValue('#quant')).toBe('q8');
+    await p.setInputFiles('#file-input', [sharedModel('stories260K/stories260K.bin'), sharedModel('stories260K/tok512.bin')]);
+    await p.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
+    expect(await p.textContent('[data-model-id="stories260K"]')).toContain('q8');
+    await waitLoaded(p, 'stories260K');
+    const r = await generate(p, { temperature: 0, maxTokens: 20 });
+    expect(r.ids).toHaveLength(20);
+    expect(r.text.startsWith('Once upon a time')).toBe(true);
+    await fresh.close();
+  });
 });
