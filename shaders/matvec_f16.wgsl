@@ -3,6 +3,7 @@
 // Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q: the chunk's [rows, cols] halves, two per u32
 // (element e of the chunk in the low half of word e/2 when e is even, the high half when odd), read with
 // unpack2x16float; y [>= row_offset + rows] f32.
+// Several tokens (prefill on CPU adapters, src/gpu/ops/matmul.ts): dispatch z = n, x [n, cols], y [n, y_stride].
 // Dispatch: ceil(rows / ROWS) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
 // threads. Thread t reads the 4-element blocks t, t + WG, ... of each of the workgroup's ROWS rows (two words
 // each when cols is even, so rows start on a word), and the matching vec4 of x once for all ROWS rows. The WG
@@ -16,6 +17,7 @@ struct Params {
   cols: u32,
   row_offset: u32,
   accumulate: u32,
+  y_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
@@ -46,6 +48,9 @@ fn block(r: u32, k: u32) -> vec4f {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let first = (wg.y * nwg.x + wg.x) * ROWS;
   let cols = params.cols;
+  // Token wg.z: x row wg.z (cols a multiple of 4 when there are several, so rows start on a vec4), y row wg.z.
+  let x4_base = wg.z * (cols / 4u);
+  let x_base = wg.z * cols;
   // Rows past the chunk (the last workgroup) read the last row again and are not written.
   let last = params.rows - 1u;
   let r0 = min(first, last);
@@ -55,13 +60,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   var acc = vec4f(0.0);
   let full = cols / 4u;
   for (var k = t; k < full; k += WG) {
-    let xv = x4[k];
+    let xv = x4[x4_base + k];
     acc += vec4f(dot(block(r0, k), xv), dot(block(r1, k), xv), dot(block(r2, k), xv), dot(block(r3, k), xv));
   }
   // The last cols % 4 elements, one at a time.
   if (t == full % WG) {
     for (var c = full * 4u; c < cols; c++) {
-      let xc = x[c];
+      let xc = x[x_base + c];
       acc += xc * vec4f(half_at(r0 * cols + c), half_at(r1 * cols + c), half_at(r2 * cols + c), half_at(r3 * cols + c));
     }
   }
@@ -73,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       sum += partial[i][t];
     }
     if (first + t < params.rows) {
-      let i = params.row_offset + first + t;
+      let i = wg.z * params.y_stride + params.row_offset + first + t;
       y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
     }
   }

@@ -2,6 +2,7 @@
 //
 // Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q: the chunk's [rows, cols] floats as u32 bits;
 // y [>= row_offset + rows] f32.
+// Several tokens (prefill on CPU adapters, src/gpu/ops/matmul.ts): dispatch z = n, x [n, cols], y [n, y_stride].
 // Dispatch: ceil(rows / ROWS) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
 // threads. Thread t reads the 4-element blocks t, t + WG, ... of each of the workgroup's ROWS rows and the
 // matching vec4 of x once for all ROWS rows. The WG partial sums of each row are then added through workgroup
@@ -15,6 +16,7 @@ struct Params {
   cols: u32,
   row_offset: u32,
   accumulate: u32,
+  y_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
@@ -35,6 +37,9 @@ fn block(r: u32, k: u32) -> vec4f {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let first = (wg.y * nwg.x + wg.x) * ROWS;
   let cols = params.cols;
+  // Token wg.z: x row wg.z (cols a multiple of 4 when there are several, so rows start on a vec4), y row wg.z.
+  let x4_base = wg.z * (cols / 4u);
+  let x_base = wg.z * cols;
   // Rows past the chunk (the last workgroup) read the last row again and are not written.
   let last = params.rows - 1u;
   let r0 = min(first, last);
@@ -44,13 +49,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   var acc = vec4f(0.0);
   let full = cols / 4u;
   for (var k = t; k < full; k += WG) {
-    let xv = x4[k];
+    let xv = x4[x4_base + k];
     acc += vec4f(dot(block(r0, k), xv), dot(block(r1, k), xv), dot(block(r2, k), xv), dot(block(r3, k), xv));
   }
   // The last cols % 4 elements, one at a time.
   if (t == full % WG) {
     for (var c = full * 4u; c < cols; c++) {
-      let xc = x[c];
+      let xc = x[x_base + c];
       acc += xc * bitcast<vec4f>(vec4u(w_q[r0 * cols + c], w_q[r1 * cols + c], w_q[r2 * cols + c], w_q[r3 * cols + c]));
     }
   }
@@ -62,7 +67,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       sum += partial[i][t];
     }
     if (first + t < params.rows) {
-      let i = params.row_offset + first + t;
+      let i = wg.z * params.y_stride + params.row_offset + first + t;
       y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
     }
   }

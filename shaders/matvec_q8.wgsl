@@ -2,7 +2,8 @@
 //
 // Shapes: x [cols] f32 (bound twice: as vec4s and as scalars); w_q [rows, G, 2] vec4<u32> with G = ceil(cols / 32)
 // (one group of 32 int8 per two vec4s; word j holds elements 4j..4j+3, element 4j+b in byte b, two's complement);
-// w_s [rows, G] scales (f16 pairs when SCALE_F16, else f32); y [>= row_offset + rows] f32. value = q * scale.
+// w_s [rows, G] scales (f16 pairs when SCALE_F16, else f32); y [>= row_offset + rows] f32.
+// Several tokens (prefill on CPU adapters, src/gpu/ops/matmul.ts): dispatch z = n, x [n, cols], y [n, y_stride]. value = q * scale.
 // Dispatch: ceil(rows / 4) workgroups (laid out over x, then y, when past the per-dimension limit) of WG
 // threads; a workgroup computes 4 rows. Thread t takes groups t, t + WG, ... of all 4 rows (neighbouring threads
 // read neighbouring 32-byte groups) and loads the group's 8 vec4s of x once for the 4 rows. The WG partial sums
@@ -16,6 +17,7 @@ struct Params {
   cols: u32,
   row_offset: u32,
   accumulate: u32,
+  y_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
@@ -58,6 +60,9 @@ fn rows_dot(r: vec4u, g: u32, xv: array<vec4f, 8>) -> vec4f {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let first = (wg.y * nwg.x + wg.x) * 4u;
   let cols = params.cols;
+  // Token wg.z: x row wg.z (cols a multiple of 4 when there are several, so rows start on a vec4), y row wg.z.
+  let x4_base = wg.z * (cols / 4u);
+  let x_base = wg.z * cols;
   let groups = (cols + 31u) / 32u;
   // Rows past the chunk (the last workgroup) read the last row again and are not written.
   let r = min(vec4u(first) + vec4u(0u, 1u, 2u, 3u), vec4u(params.rows - 1u)) * groups;
@@ -66,7 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var g = t; g < full; g += WG) {
     var xv: array<vec4f, 8>;
     for (var i = 0u; i < 8u; i++) {
-      xv[i] = x4[8u * g + i];
+      xv[i] = x4[x4_base + 8u * g + i];
     }
     acc += rows_dot(r, g, xv);
   }
@@ -75,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     var xv: array<vec4f, 8>;
     for (var i = 0u; i < 8u; i++) {
       let c = 32u * full + 4u * i;
-      xv[i] = select(vec4f(0.0), vec4f(x[min(c, cols - 1u)], x[min(c + 1u, cols - 1u)], x[min(c + 2u, cols - 1u)], x[min(c + 3u, cols - 1u)]), vec4u(c) + vec4u(0u, 1u, 2u, 3u) < vec4u(cols));
+      xv[i] = select(vec4f(0.0), vec4f(x[x_base + min(c, cols - 1u)], x[x_base + min(c + 1u, cols - 1u)], x[x_base + min(c + 2u, cols - 1u)], x[x_base + min(c + 3u, cols - 1u)]), vec4u(c) + vec4u(0u, 1u, 2u, 3u) < vec4u(cols));
     }
     acc += rows_dot(r, full, xv);
   }
@@ -87,7 +92,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       sum += partial[i][t];
     }
     if (first + t < params.rows) {
-      let i = params.row_offset + first + t;
+      let i = wg.z * params.y_stride + params.row_offset + first + t;
       y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
     }
   }

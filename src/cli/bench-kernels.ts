@@ -93,17 +93,19 @@ async function allBenches(gpu: Gpu): Promise<Maker[]> {
       });
     }
   }
-  for (const dtype of ['q4', 'f16'] as WeightDtype[]) {
-    for (const [rows, cols, what] of shapes.slice(0, 3)) {
-      makers.push({
-        name: `matmul ${dtype} ${rows}x${cols} n=${PREFILL}`,
-        make: () => {
-          const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
-          const op = new MatMul(gpu, w, PREFILL).bind(`bench.matmul.${what}`, x, y);
-          return { op, n: PREFILL, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
-        },
-      });
-    }
+  const prefill: [WeightDtype, number, number, string, 'tiled' | undefined][] = [
+    ...(['q4', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, c, what]) => [dtype, r, c, what, undefined] as [WeightDtype, number, number, string, undefined])),
+    ['q4', DIM, DIM, 'wq', 'tiled'],
+  ];
+  for (const [dtype, rows, cols, what, kernel] of prefill) {
+    makers.push({
+      name: `matmul ${dtype} ${rows}x${cols} n=${PREFILL}${kernel ? ` ${kernel}` : ''}`,
+      make: () => {
+        const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
+        const op = new MatMul(gpu, w, PREFILL, { kernel }).bind(`bench.matmul.${what}`, x, y);
+        return { op, n: PREFILL, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
+      },
+    });
   }
   for (const dtype of ['q4', 'f16', 'f32'] as WeightDtype[]) {
     makers.push({

@@ -1,7 +1,9 @@
 // Matrix x matrix kernel (shaders/matmul.wgsl, every dtype) against the float64 reference on the DEQUANTIZED
 // weights, so the comparison isolates kernel error from quantization error (checked in matvec.test.ts).
-// Tolerance per output Y[t, r]: |got - want| <= 2^-24 * (cols + 2) * sum_c |W[r, c] X[t, c]| + 1e-6: each output is
-// a sequential f32 sum of cols products (the worst-case bound of recursive summation), plus the accumulated y.
+// Both kernels run: the tiled one (GPUs) and the per-token matvec path (CPU adapters, cols a multiple of 4).
+// Tolerance per output Y[t, r]: |got - want| <= 2^-24 * (cols + 2) * S + 1e-6, S = sum_c |W[r, c] X[t, c]| (plus
+// |y| when accumulating; for q4 through matvec also sum_c 2 * gmax_c |X[t, c]|, see matvec.test.ts): the tiled
+// kernel sums cols products in sequence, the matvec path fewer (the worst-case bound of recursive summation).
 // SwiftShader (about 10x slower) runs one Llama 2 7B shape; lavapipe runs three.
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
@@ -24,6 +26,8 @@ interface Case {
   maxChunkBytes?: number;
   /** Tokens the op is built for (default n); larger than n checks only n rows are touched. */
   maxTokens?: number;
+  /** Forces the tiled kernel or the per-token matvec path (default: the adapter's choice). */
+  kernel?: 'tiled' | 'matvec';
 }
 
 const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
@@ -36,7 +40,7 @@ const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
 ];
 
 // stories260K shapes, awkward sizes and n = 1, 7, 64, 130 across every dtype.
-const SMALL: Case[] = VARIANTS.flatMap((v, i) =>
+const SMALL: Case[] = (['tiled', 'matvec'] as const).flatMap((kernel) => VARIANTS.flatMap((v, i) =>
   [
     { rows: 64, cols: 64, n: 1 },
     { rows: 172, cols: 64, n: 7, maxTokens: 40 },
@@ -44,16 +48,26 @@ const SMALL: Case[] = VARIANTS.flatMap((v, i) =>
     { rows: 512, cols: 64, n: 130 },
     { rows: 1000, cols: 1001, n: 7 },
     { rows: 3, cols: 37, n: 33 },
-  ].map((s, j) => ({ ...s, ...v, accumulate: (i + j) % 2 === 1 })),
-);
-const SPLIT: Case[] = VARIANTS.map((v, i) => ({ rows: 1000, cols: 1001, n: 35, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 }));
+  ]
+    .filter((s) => kernel === 'tiled' || s.cols % 4 === 0)
+    .map((s, j) => ({ ...s, ...v, kernel, accumulate: (i + j) % 2 === 1 })),
+));
+const SPLIT: Case[] = VARIANTS.flatMap((v, i) => [
+  { rows: 1000, cols: 1001, n: 35, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 },
+  { rows: 1000, cols: 1000, n: 35, ...v, accumulate: i % 2 === 1, maxChunkBytes: 96 * 1024, kernel: 'matvec' as const },
+]);
 
 const LLAMA7B_ALL: Case[] = [
-  { rows: 4096, cols: 4096, n: 16, dtype: 'q4' },
-  { rows: 11008, cols: 4096, n: 7, dtype: 'q8' },
-  { rows: 4096, cols: 11008, n: 7, dtype: 'f16', accumulate: true },
+  { rows: 4096, cols: 4096, n: 16, dtype: 'q4', kernel: 'tiled' },
+  { rows: 4096, cols: 4096, n: 16, dtype: 'q4', kernel: 'matvec' },
+  { rows: 11008, cols: 4096, n: 7, dtype: 'q8', kernel: 'tiled' },
+  { rows: 4096, cols: 11008, n: 7, dtype: 'f16', accumulate: true, kernel: 'tiled' },
+  { rows: 4096, cols: 11008, n: 7, dtype: 'f16', accumulate: true, kernel: 'matvec' },
 ];
-const LLAMA7B_FEW: Case[] = [{ rows: 4096, cols: 4096, n: 7, dtype: 'q4' }];
+const LLAMA7B_FEW: Case[] = [
+  { rows: 4096, cols: 4096, n: 7, dtype: 'q4', kernel: 'tiled' },
+  { rows: 4096, cols: 4096, n: 7, dtype: 'q4', kernel: 'matvec' },
+];
 
 function dequantized(values: Float32Array, c: Case): Float32Array {
   if (c.dtype === 'f32') return values;
@@ -72,17 +86,28 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const yInit = c.accumulate ? y0 : new Float32Array(maxTokens * c.rows).fill(Number.NaN);
   const yb = gpu.storage('y', yInit);
   try {
-    const op = new MatMul(gpu, weight, maxTokens).bind('matmul.test', xb, yb, { accumulate: c.accumulate });
+    const op = new MatMul(gpu, weight, maxTokens, { kernel: c.kernel }).bind('matmul.test', xb, yb, { accumulate: c.accumulate });
     await gpu.run('matmul', (pass) => op.encode(pass, c.n));
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
+    // q4: 2 * the largest |W| of each element's group (the matvec path subtracts 8 * scale * sum x per group).
+    const gmax2 = new Float32Array(c.rows * c.cols);
+    if (c.dtype === 'q4') {
+      for (let r = 0; r < c.rows; r++) {
+        for (let g = 0; g < c.cols; g += 32) {
+          let m = 0;
+          for (let k = g; k < Math.min(g + 32, c.cols); k++) m = Math.max(m, Math.abs(w[r * c.cols + k]));
+          gmax2.fill(2 * m, r * c.cols + g, r * c.cols + Math.min(g + 32, c.cols));
+        }
+      }
+    }
     const want = matmulRef(w, x, c.n, c.rows, c.cols, c.accumulate ? y0 : undefined);
     let worst = 0;
     let worstAt = -1;
     for (let t = 0; t < c.n; t++) {
       for (let r = 0; r < c.rows; r++) {
         let s = 0;
-        for (let k = 0; k < c.cols; k++) s += Math.abs(w[r * c.cols + k] * x[t * c.cols + k]);
+        for (let k = 0; k < c.cols; k++) s += (Math.abs(w[r * c.cols + k]) + gmax2[r * c.cols + k]) * Math.abs(x[t * c.cols + k]);
         const i = t * c.rows + r;
         if (c.accumulate) s += Math.abs(y0[i]);
         const ratio = Math.abs(got[i] - want[i]) / (2 ** -24 * (c.cols + 2) * s + 1e-6);
@@ -105,7 +130,7 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
 }
 
 const name = (c: Case) =>
-  `${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}] n=${c.n}${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+  `${c.kernel ?? 'default'} ${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}] n=${c.n}${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
 
 describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
   const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;

@@ -2,6 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import type { WeightDtype } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
+import { bindChunks, matvecPipeline } from './matvec.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
 /** Tokens and rows per workgroup tile (TILE in shaders/matmul.wgsl). */
@@ -10,10 +11,17 @@ const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
 
 /**
  * Matrix x matrix for prefill: Y[t, r] (+)= sum_c W[r, c] * X[t, c], X [n, cols] f32, Y [n, rows] f32, for
- * 1 <= n <= maxTokens (shaders/matmul.wgsl, tiled through workgroup memory). One dispatch per row chunk.
+ * 1 <= n <= maxTokens. One dispatch per row chunk.
+ *
+ * GPUs run shaders/matmul.wgsl, tiled through workgroup memory. CPU adapters (lavapipe, SwiftShader) run the
+ * matvec kernels once per token (dispatch z = n) when cols is a multiple of 4: there the tiled kernel measured
+ * slower than n matvecs (lavapipe, q4 4096 x 4096, n = 128: 2.9 s against 1.8 s of CPU time), because a CPU
+ * workgroup gathers every workgroup-memory read lane by lane.
  */
 export class MatMul {
   private readonly pipeline: GPUComputePipeline;
+  /** True when this op runs the matvec kernels per token (see the class comment). */
+  readonly batchedMatVec: boolean;
   /** Bound in the scales slot for f32/f16 weights, which have no scales. */
   private readonly noScales: GPUBuffer | undefined;
 
@@ -21,6 +29,8 @@ export class MatMul {
     private readonly gpu: Gpu,
     readonly weight: GpuWeight,
     readonly maxTokens: number,
+    /** 'tiled' or 'matvec' forces a kernel (tests, benchmarks); by default the adapter decides (above). */
+    options: { kernel?: 'tiled' | 'matvec' } = {},
   ) {
     checkWeight('matmul', weight);
     if (!Number.isInteger(maxTokens) || maxTokens < 1) {
@@ -31,8 +41,15 @@ export class MatMul {
     if (Math.ceil(widest / TILE) + TILE > maxGroups || Math.ceil(maxTokens / TILE) > maxGroups) {
       throw new KernelShapeError('matmul', `weight ${weight.name} [${weight.rows}, ${weight.cols}] with ${maxTokens} tokens needs more workgroups than this GPU dispatches; split it into smaller row chunks`);
     }
-    this.pipeline = gpu.pipeline('matmul', { DTYPE: DTYPE[weight.dtype], SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
-    this.noScales = weight.chunks[0].scales ? undefined : gpu.storage(`${weight.name}.noScales`, 4);
+    const canBatch = weight.cols % 4 === 0 && maxTokens <= maxGroups;
+    if (options.kernel === 'matvec' && !canBatch) {
+      throw new KernelShapeError('matmul', `weight ${weight.name} [${weight.rows}, ${weight.cols}]: the per-token matvec path needs cols a multiple of 4`);
+    }
+    this.batchedMatVec = canBatch && (options.kernel ? options.kernel === 'matvec' : gpu.summary.isFallbackAdapter);
+    this.pipeline = this.batchedMatVec
+      ? matvecPipeline(gpu, weight)
+      : gpu.pipeline('matmul', { DTYPE: DTYPE[weight.dtype], SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
+    this.noScales = weight.chunks[0].scales || this.batchedMatVec ? undefined : gpu.storage(`${weight.name}.noScales`, 4);
   }
 
   /**
@@ -48,6 +65,26 @@ export class MatMul {
     if (y.size < maxTokens * w.rows * 4) {
       throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${w.rows} rows of weight ${w.name} need ${maxTokens * w.rows * 4}`);
     }
+    const pipeline = this.pipeline;
+    const name = w.name;
+    const check = (n: number) => {
+      if (!(n >= 1 && n <= maxTokens)) {
+        throw new KernelShapeError('matmul', `${label}: ${n} tokens for weight ${name}, but it was built for 1..${maxTokens}`);
+      }
+    };
+    if (this.batchedMatVec) {
+      const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, options.accumulate ?? false);
+      return {
+        encode(pass, n = 1) {
+          check(n);
+          pass.setPipeline(pipeline);
+          for (const d of chunks) {
+            pass.setBindGroup(0, d.bindGroup);
+            pass.dispatchWorkgroups(d.grid[0], d.grid[1], n);
+          }
+        },
+      };
+    }
     const accumulate = options.accumulate ? 1 : 0;
     const dispatches = w.chunks.map((chunk, i) => {
       const params = this.gpu.uniform(
@@ -58,13 +95,9 @@ export class MatMul {
       const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, [x, chunk.data, scales, y, params]);
       return { bindGroup, rowTiles: Math.ceil(chunk.rows / TILE) };
     });
-    const pipeline = this.pipeline;
-    const name = w.name;
     return {
       encode(pass, n = 1) {
-        if (!(n >= 1 && n <= maxTokens)) {
-          throw new KernelShapeError('matmul', `${label}: ${n} tokens for weight ${name}, but it was built for 1..${maxTokens}`);
-        }
+        check(n);
         // The token count rides in the dispatch size (shaders/matmul.wgsl).
         const tokenTiles = Math.ceil(n / TILE);
         const extra = (n - 1) % TILE;

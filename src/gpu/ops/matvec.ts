@@ -30,9 +30,7 @@ export class MatVec {
     if (weight.cols < 4) {
       throw new KernelShapeError('matvec', `weight ${weight.name} has ${weight.cols} cols; the kernel reads x as vec4s and needs cols >= 4`);
     }
-    const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu) };
-    if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
-    this.pipeline = gpu.pipeline(`matvec_${weight.dtype}`, constants);
+    this.pipeline = matvecPipeline(gpu, weight);
   }
 
   /**
@@ -47,19 +45,7 @@ export class MatVec {
     if (y.size < w.rows * 4) {
       throw new KernelShapeError('matvec', `${label}: y (${y.label}) holds ${y.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] writes ${w.rows} floats`);
     }
-    const accumulate = options.accumulate ? 1 : 0;
-    const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
-    const dispatches = w.chunks.map((chunk, i) => {
-      const params = this.gpu.uniform(
-        `${label}.params${i}`,
-        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: accumulate }])),
-      );
-      const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, x, chunk.data];
-      if (chunk.scales) resources.push(chunk.scales);
-      resources.push(y, params);
-      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, resources);
-      return { bindGroup, grid: grid(this.gpu, Math.ceil(chunk.rows / ROWS), `${label} (${w.name})`) };
-    });
+    const dispatches = bindChunks(this.gpu, this.pipeline, w, label, x, y, options.accumulate ?? false);
     const pipeline = this.pipeline;
     return {
       encode(pass) {
@@ -71,6 +57,40 @@ export class MatVec {
       },
     };
   }
+}
+
+/** The matvec_<dtype> pipeline for a weight (shared with MatMul's batched path). */
+export function matvecPipeline(gpu: Gpu, weight: GpuWeight): GPUComputePipeline {
+  const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu) };
+  if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
+  return gpu.pipeline(`matvec_${weight.dtype}`, constants);
+}
+
+/**
+ * One bind group and workgroup grid per chunk of `w` for shaders/matvec_*.wgsl; x [n, cols], y [n, w.rows]
+ * (dispatch z = n tokens; n = 1 for decode).
+ */
+export function bindChunks(
+  gpu: Gpu,
+  pipeline: GPUComputePipeline,
+  w: GpuWeight,
+  label: string,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  accumulate: boolean,
+): { bindGroup: GPUBindGroup; grid: [number, number] }[] {
+  const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
+  return w.chunks.map((chunk, i) => {
+    const params = gpu.uniform(
+      `${label}.params${i}`,
+      new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: accumulate ? 1 : 0 }, { u32: w.rows }])),
+    );
+    const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, x, chunk.data];
+    if (chunk.scales) resources.push(chunk.scales);
+    resources.push(y, params);
+    const bindGroup = gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources);
+    return { bindGroup, grid: grid(gpu, Math.ceil(chunk.rows / ROWS), `${label} (${w.name})`) };
+  });
 }
 
 /**
