@@ -205,7 +205,18 @@ const OTHER_OPS: Record<string, (gpu: Gpu, mods: Record<string, OpModule>, step:
       },
     },
   ],
-  sampler: () => [],
+  sampler: (gpu, m, step) => [
+    {
+      name: `sample ${VOCAB} greedy`,
+      make: () => {
+        const Sampler = m.sampler.Sampler as Ctor;
+        const logits = gpu.storage('bench.logits', VOCAB * 4);
+        fillRandom(gpu, logits, 'f32');
+        const tokens = gpu.storage('bench.tokens', 16);
+        return { op: new Sampler(gpu, VOCAB).bind('bench.sample', logits, tokens, 0, step), n: 1, bytes: VOCAB * 4 };
+      },
+    },
+  ],
 };
 
 async function otherOps(gpu: Gpu): Promise<Maker[]> {
