@@ -1,6 +1,6 @@
 // Matrix x matrix kernel (shaders/matmul.wgsl, every dtype) against the float64 reference on the DEQUANTIZED
 // weights, so the comparison isolates kernel error from quantization error (checked in matvec.test.ts).
-// Both kernels run: the tiled one (GPUs) and the per-token matvec path (CPU adapters, cols a multiple of 4).
+// Both kernels run: the tiled one (the default) and the per-token matvec path (lavapipe's default; cols a multiple of 4).
 // Tolerance per output Y[t, r]: |got - want| <= 2^-24 * (cols + 2) * S + 1e-6, S = sum_c |W[r, c] X[t, c]| (plus
 // |y| when accumulating; for q4 through matvec also sum_c 2 * gmax_c |X[t, c]|, see matvec.test.ts): the tiled
 // kernel sums cols products in sequence, the matvec path fewer (the worst-case bound of recursive summation).
