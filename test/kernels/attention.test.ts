@@ -52,7 +52,7 @@ const MODELS = {
 
 type ModelName = keyof typeof MODELS;
 
-const CASES: { model: ModelName; n: number; pos: number; qScale?: number; slowAdapterToo: boolean }[] = [
+const CASES: { model: ModelName; n: number; pos: number; qScale?: number; slowAdapterToo: boolean; gpuLayout?: boolean }[] = [
   { model: 'llama2-7b', n: 1, pos: 0, slowAdapterToo: true },
   { model: 'llama2-7b', n: 1, pos: 1, slowAdapterToo: false },
   { model: 'llama2-7b', n: 1, pos: 17, slowAdapterToo: true },
@@ -73,7 +73,13 @@ const CASES: { model: ModelName; n: number; pos: number; qScale?: number; slowAd
   // Scores of +-100 and more: exp would overflow without the running max.
   { model: 'stories260K', n: 5, pos: 200, qScale: 60, slowAdapterToo: true },
   { model: 'llama2-7b', n: 1, pos: 1000, qScale: 20, slowAdapterToo: false },
+  // The layout hardware GPUs get (128 keys per chunk, ~512 workgroups); the adapters here default to the CPU layout.
+  { model: 'llama2-7b', n: 1, pos: 1000, slowAdapterToo: false, gpuLayout: true },
+  { model: 'llama2-70b', n: 5, pos: 1000, slowAdapterToo: true, gpuLayout: true },
+  { model: 'stories260K', n: 1, pos: 511, slowAdapterToo: true, gpuLayout: true },
+  { model: 'stories260K', n: 64, pos: 100, slowAdapterToo: true, gpuLayout: true },
 ];
+const GPU_LAYOUT = { keysPerChunk: 128, targetWorkgroups: 512 };
 
 describe.each(gpus)('attention on $name', ({ name, gpu }) => {
   const caches = new Map<ModelName, KvCache>();
@@ -88,7 +94,7 @@ describe.each(gpus)('attention on $name', ({ name, gpu }) => {
   };
   const cases = CASES.filter((c) => name === 'llvmpipe' || c.slowAdapterToo);
 
-  it.each(cases)(`$model n=$n pos=$pos (f16 cache: ${gpu.f16})`, async ({ model, n, pos, qScale }) => {
+  it.each(cases)(`$model n=$n pos=$pos gpuLayout=$gpuLayout (f16 cache: ${gpu.f16})`, async ({ model, n, pos, qScale, gpuLayout }) => {
     const m = MODELS[model];
     const kvDim = m.nKvHeads * m.headDim;
     const cache = cacheFor(model);
@@ -107,7 +113,8 @@ describe.each(gpus)('attention on $name', ({ name, gpu }) => {
     const step = new StepUniform(gpu, 'attention.test.step');
     step.write(pos, n);
     const write = new KvWrite(gpu, cache).bind('kvWrite.test', kb, vb, step.buffer);
-    const attention = new Attention(gpu, { ...m, maxTokens: 64 }, cache).bind('attention.test', qb, out, step.buffer);
+    const tuning = gpuLayout ? GPU_LAYOUT : undefined;
+    const attention = new Attention(gpu, { ...m, maxTokens: 64, tuning }, cache).bind('attention.test', qb, out, step.buffer);
     await gpu.checked('attention', () =>
       gpu.run('attention', (pass) => {
         write.encode(pass, n);

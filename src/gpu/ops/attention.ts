@@ -4,16 +4,25 @@ import type { KvCache } from './kv-cache.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
 /**
- * Keys per chunk of attention.wgsl (its workgroup size). On an H100, 7B decode at position 4095 took 97 us with
- * 128, 145 us with 64 and 107 us with 256 (fewer, longer dependent load chains per workgroup versus occupancy).
+ * How attention.wgsl is laid out on a device: keys per chunk (its workgroup size, a power of two >= headDim / 4)
+ * and the number of pass-1 workgroups worth keeping busy (the keys are split until there are about this many).
+ * GPUs: on an H100, 7B decode at position 4095 took 97 us with 128 keys per chunk, 145 us with 64 and 107 us with
+ * 256, and hundreds of workgroups fill its SMs. CPU adapters (lavapipe, SwiftShader) run each workgroup on one
+ * core's SIMD lanes: a few narrow workgroups avoid paying barriers and idle lanes many times over (stories260K
+ * decode at position 100 on lavapipe: 507 us per layer with the GPU layout).
  */
-const WG = 128;
+export interface AttentionTuning {
+  keysPerChunk: number;
+  targetWorkgroups: number;
+}
+
+export function attentionTuning(gpu: Gpu): AttentionTuning {
+  return gpu.summary.isFallbackAdapter ? { keysPerChunk: 32, targetWorkgroups: 8 } : { keysPerChunk: 128, targetWorkgroups: 512 };
+}
 /** Largest head the kernel serves: keeps workgroup memory under WebGPU's default 16 KiB. */
 const MAX_HEAD_DIM = 256;
 /** Query rows per workgroup at most (MAX_ROWS in attention.wgsl). */
 const MAX_ROWS = 8;
-/** Workgroups worth keeping busy: the keys are split until pass 1 has about this many. */
-const TARGET_WORKGROUPS = 512;
 const MERGE_WG = 64;
 
 export interface AttentionOptions {
@@ -24,6 +33,8 @@ export interface AttentionOptions {
   maxSeqLen: number;
   /** Most tokens one step may carry. */
   maxTokens: number;
+  /** Layout override (default attentionTuning(gpu)); tests use it to run the other device class's layout. */
+  tuning?: AttentionTuning;
 }
 
 interface Scratch {
@@ -95,6 +106,10 @@ export class Attention {
     if (maxTokens > maxSeqLen) throw new KernelShapeError('attention', `maxTokens ${maxTokens} exceeds maxSeqLen ${maxSeqLen}`);
 
     const hd4 = headDim / 4;
+    const { keysPerChunk: WG, targetWorkgroups } = o.tuning ?? attentionTuning(gpu);
+    if (WG < hd4 || (WG & (WG - 1)) !== 0) {
+      throw new KernelShapeError('attention', `keysPerChunk ${WG} must be a power of two >= headDim / 4 (${shape})`);
+    }
     this.kvMul = nHeads / nKvHeads;
     this.decodeRows = Math.min(MAX_ROWS, this.kvMul);
     const workgroupBytes = MAX_ROWS * hd4 * 16 + MAX_ROWS * WG * 4 + MAX_ROWS * 4 + WG * 20;
@@ -112,7 +127,7 @@ export class Attention {
     let partialRows = 0;
     for (let n = 1; n <= maxTokens; n++) {
       const tiles = nKvHeads * Math.ceil((n * this.kvMul) / this.rows(n));
-      this.splits[n] = Math.min(Math.ceil(maxSeqLen / WG), Math.max(1, Math.ceil(TARGET_WORKGROUPS / tiles)));
+      this.splits[n] = Math.min(Math.ceil(maxSeqLen / WG), Math.max(1, Math.ceil(targetWorkgroups / tiles)));
       partialRows = Math.max(partialRows, n * nHeads * this.splits[n]);
     }
     this.splits[0] = 1;
