@@ -1,5 +1,5 @@
 /** Converts sample checkpoints into package directories for end-to-end tests (one temp folder per process). */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openCheckpoint } from '../../src/formats/detect.ts';
@@ -15,6 +15,14 @@ export function packagesRoot(): string {
 }
 
 const done = new Map<string, Promise<string>>();
+
+/** Removes this process's converted packages (call from afterAll of every file that converts). */
+export async function removePackagesRoot(): Promise<void> {
+  await Promise.allSettled(done.values());
+  if (root) rmSync(root, { recursive: true, force: true });
+  root = undefined;
+  done.clear();
+}
 
 /** Converts `input` (with an optional tokenizer) at `quant` into <root>/<id>; returns the id. Cached per id. */
 export function convertedPackage(id: string, input: string | (() => Checkpoint), quant: WeightDtype, tokenizer?: string): Promise<string> {

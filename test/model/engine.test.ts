@@ -9,11 +9,12 @@ import { ContextOverflowError } from '../../src/generate/generate.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { argmax, ReferenceModel } from '../reference/forward.ts';
 import { loadLlama2cForReference } from '../reference/llama2c.ts';
-import { convertedPackage, packagesRoot } from '../helpers/convert.ts';
+import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';
 import { expectClose, testGpus } from '../helpers/gpu.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
 
 const gpus = await testGpus();
+afterAll(removePackagesRoot);
 const have = haveSharedModel('stories260K/stories260K.bin') && haveSharedModel('stories260K/stories260Ktok512.gguf');
 const BIN = sharedModel('stories260K/stories260K.bin');
 const TOK = sharedModel('stories260K/tok512.bin');

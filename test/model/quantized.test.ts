@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { argmax } from '../reference/forward.ts';
-import { convertedPackage, packagesRoot } from '../helpers/convert.ts';
+import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';
 import { testGpus } from '../helpers/gpu.ts';
 import { haveSharedModel, sharedModel } from '../helpers/models.ts';
 
@@ -16,6 +16,7 @@ const HELD_OUT =
   'walked around the pond and found the boat under a big tree. Tom was happy and said thank you to Sue.';
 
 const gpus = await testGpus();
+afterAll(removePackagesRoot);
 const have = haveSharedModel('stories260K/stories260K.bin');
 
 /** Teacher-forced next-token logits over `ids` (one decode step per position). */
