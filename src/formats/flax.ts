@@ -10,10 +10,9 @@
  * model/norm/weight, lm_head/kernel (dim, vocab); Dense kernels are the transpose of PyTorch's weight.
  */
 import { ModelFormatError } from '../errors.ts';
-import { checkTensors, type Checkpoint, type CheckpointTensor } from './checkpoint.ts';
+import type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
 import { Cursor } from './cursor.ts';
-import { hfConfig, hfToOurName, hfTokenizer, readJson, undoRotaryPermutation, type FileSet } from './hf-config.ts';
-import { readTokenizerFile } from './llama2c.ts';
+import { finishHfCheckpoint, hfConfig, hfToOurName, readJson, type FileSet } from './hf-config.ts';
 import type { ByteSource } from './source.ts';
 import { denseTensor, transposedTensor, DENSE_ITEM_BYTES, type DenseDtype } from './tensor-views.ts';
 
@@ -204,19 +203,5 @@ export async function openFlax(files: FileSet, options: { folder?: string; token
       tensors.set(name, { ...t, sourceName: a.path });
     }
   }
-  if (tied) tensors.delete('wcls');
-  undoRotaryPermutation(tensors, config, folder);
-  const tok = options.tokenizer ? await readTokenizerFile(options.tokenizer, config.vocabSize) : await hfTokenizer(files, folder);
-  const ckpt: Checkpoint = {
-    format: 'flax',
-    config,
-    ...tok,
-    tensors,
-    file: folder,
-    close: async () => {
-      for (const f of files.values()) await f.close?.();
-    },
-  };
-  checkTensors(ckpt, folder);
-  return ckpt;
+  return finishHfCheckpoint('flax', config, tied, tensors, files, folder, options.tokenizer);
 }

@@ -4,7 +4,8 @@
  */
 import { ModelFormatError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { checkConfig, guessChatTemplate, type Checkpoint, type CheckpointTensor } from './checkpoint.ts';
+import { checkConfig, checkTensors, guessChatTemplate, type Checkpoint, type CheckpointTensor } from './checkpoint.ts';
+import { readTokenizerFile } from './llama2c.ts';
 import { readAll, type ByteSource } from './source.ts';
 import { unpermuteRotary } from './tensor-views.ts';
 
@@ -100,4 +101,35 @@ export async function hfTokenizer(files: FileSet, folder: string, override?: Byt
     throw new ModelFormatError(folder, 'tokenizer.model is missing; put the SentencePiece tokenizer.model beside the weights or pass it with --tokenizer', 'tokenizer.model');
   }
   return { vocab: null, tokenizerModel: await readAll(src, 64 << 20) };
+}
+
+/**
+ * The common end of the Hugging Face and Flax readers: drops a tied classifier, un-permutes q/k into the
+ * interleaved RoPE form, attaches the tokenizer (an explicit one, else the folder's tokenizer.model) and checks
+ * every tensor against the config.
+ */
+export async function finishHfCheckpoint(
+  format: 'safetensors' | 'flax',
+  config: ModelConfig,
+  tied: boolean,
+  tensors: Map<string, CheckpointTensor>,
+  files: FileSet,
+  folder: string,
+  tokenizer?: ByteSource,
+): Promise<Checkpoint> {
+  if (tied) tensors.delete('wcls');
+  undoRotaryPermutation(tensors, config, folder);
+  const tok = tokenizer ? await readTokenizerFile(tokenizer, config.vocabSize) : await hfTokenizer(files, folder);
+  const ckpt: Checkpoint = {
+    format,
+    config,
+    ...tok,
+    tensors,
+    file: folder,
+    close: async () => {
+      for (const f of files.values()) await f.close?.();
+    },
+  };
+  checkTensors(ckpt, folder);
+  return ckpt;
 }

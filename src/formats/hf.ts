@@ -3,9 +3,8 @@
  * tokenizer.model. Tensors stream from the shards; q_proj/k_proj are read back in interleaved RoPE form.
  */
 import { ModelFormatError } from '../errors.ts';
-import { checkTensors, type Checkpoint, type CheckpointTensor } from './checkpoint.ts';
-import { hfConfig, hfToOurName, hfTokenizer, readJson, undoRotaryPermutation, type FileSet } from './hf-config.ts';
-import { readTokenizerFile } from './llama2c.ts';
+import type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
+import { finishHfCheckpoint, hfConfig, hfToOurName, readJson, type FileSet } from './hf-config.ts';
 import { isDenseDtype, readSafetensors } from './safetensors.ts';
 import { denseTensor } from './tensor-views.ts';
 import type { ByteSource } from './source.ts';
@@ -46,19 +45,5 @@ export async function openHuggingFace(files: FileSet, options: { folder?: string
       tensors.set(name, { ...denseTensor(src, name, e.offset, e.shape, e.dtype), sourceName: e.name });
     }
   }
-  if (tied) tensors.delete('wcls');
-  undoRotaryPermutation(tensors, config, folder);
-  const tok = options.tokenizer ? await readTokenizerFile(options.tokenizer, config.vocabSize) : await hfTokenizer(files, folder);
-  const ckpt: Checkpoint = {
-    format: 'safetensors',
-    config,
-    ...tok,
-    tensors,
-    file: folder,
-    close: async () => {
-      for (const f of files.values()) await f.close?.();
-    },
-  };
-  checkTensors(ckpt, folder);
-  return ckpt;
+  return finishHfCheckpoint('safetensors', config, tied, tensors, files, folder, options.tokenizer);
 }
