@@ -5,16 +5,7 @@
  */
 import { f32ToF16Bits, f16BitsToF32 } from '../../src/formats/quant.ts';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers/random.ts';
 
 export interface Blocks {
   bytes: Uint8Array;

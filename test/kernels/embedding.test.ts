@@ -9,7 +9,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { Embedding } from '../../src/gpu/ops/embedding.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
-import { embeddingRef } from '../reference/linear.ts';
+import { embeddingRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
 
 const gpus = await testGpus();
 
@@ -22,14 +22,6 @@ interface Case {
   chunks?: number;
 }
 
-const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
-  { dtype: 'f32' },
-  { dtype: 'f16' },
-  { dtype: 'q8', scaleDtype: 'f16' },
-  { dtype: 'q8', scaleDtype: 'f32' },
-  { dtype: 'q4', scaleDtype: 'f16' },
-  { dtype: 'q4', scaleDtype: 'f32' },
-];
 
 const SMALL: Case[] = VARIANTS.flatMap((v) => [
   { vocab: 512, dim: 64, ...v },

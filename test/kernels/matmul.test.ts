@@ -12,7 +12,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { MatMul } from '../../src/gpu/ops/matmul.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
-import { matmulRef } from '../reference/linear.ts';
+import { matmulRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
 
 const gpus = await testGpus();
 
@@ -30,14 +30,6 @@ interface Case {
   kernel?: 'tiled' | 'matvec';
 }
 
-const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
-  { dtype: 'f32' },
-  { dtype: 'f16' },
-  { dtype: 'q8', scaleDtype: 'f16' },
-  { dtype: 'q8', scaleDtype: 'f32' },
-  { dtype: 'q4', scaleDtype: 'f16' },
-  { dtype: 'q4', scaleDtype: 'f32' },
-];
 
 // stories260K shapes, awkward sizes and n = 1, 7, 64, 130 across every dtype.
 const SMALL: Case[] = (['tiled', 'matvec'] as const).flatMap((kernel) => VARIANTS.flatMap((v, i) =>

@@ -14,7 +14,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { MatVec } from '../../src/gpu/ops/matvec.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
-import { absDotBound, matvecRef } from '../reference/linear.ts';
+import { absDotBound, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
 
 const gpus = await testGpus();
 
@@ -27,14 +27,6 @@ interface Case {
   maxChunkBytes?: number;
 }
 
-const VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
-  { dtype: 'f32' },
-  { dtype: 'f16' },
-  { dtype: 'q8', scaleDtype: 'f16' },
-  { dtype: 'q8', scaleDtype: 'f32' },
-  { dtype: 'q4', scaleDtype: 'f16' },
-  { dtype: 'q4', scaleDtype: 'f32' },
-];
 
 // stories260K (dim 64, hidden 172, vocab 512) and awkward sizes, every dtype, with and without accumulate.
 const SMALL: Case[] = VARIANTS.flatMap((v, i) =>

@@ -2,6 +2,7 @@
  * Float64 references for the linear-algebra kernels: matrix x vector, matrix x matrix and embedding lookup.
  * W is the dequantized weight (decodeWeights), so a comparison measures kernel error alone.
  */
+import type { ScaleDtype, WeightDtype } from '../../src/formats/quant.ts';
 
 /** y[r] = sum_c W[r, c] * x[c] (+ y0[r] when given). W [rows, cols], x [cols]. */
 export function matvecRef(w: ArrayLike<number>, x: ArrayLike<number>, rows: number, cols: number, y0?: ArrayLike<number>): Float64Array {
@@ -59,3 +60,13 @@ export function absDotBound(w: ArrayLike<number>, x: ArrayLike<number>, rows: nu
   }
   return out;
 }
+
+/** Every weight encoding the linear kernels serve, with both scale precisions for the quantized ones. */
+export const WEIGHT_VARIANTS: { dtype: WeightDtype; scaleDtype?: ScaleDtype }[] = [
+  { dtype: 'f32' },
+  { dtype: 'f16' },
+  { dtype: 'q8', scaleDtype: 'f16' },
+  { dtype: 'q8', scaleDtype: 'f32' },
+  { dtype: 'q4', scaleDtype: 'f16' },
+  { dtype: 'q4', scaleDtype: 'f32' },
+];
