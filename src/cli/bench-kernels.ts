@@ -81,20 +81,24 @@ async function allBenches(gpu: Gpu): Promise<Maker[]> {
     [DIM, HIDDEN, 'w2'],
     [VOCAB, DIM, 'wcls'],
   ] as const;
-  for (const dtype of ['q4', 'q8', 'f16', 'f32'] as WeightDtype[]) {
+  // q4 runs the lanes kernel by default on CPU adapters with 8-lane subgroups; 'matvec' forces the other one.
+  const decode: [WeightDtype, 'matvec' | undefined][] = [['q4', undefined], ['q4', 'matvec'], ['q8', undefined], ['f16', undefined], ['f32', undefined]];
+  for (const [dtype, kernel] of decode) {
     for (const [rows, cols, what] of shapes) {
       makers.push({
-        name: `matvec ${dtype} ${rows}x${cols} (${what})`,
+        name: `matvec ${dtype} ${rows}x${cols} (${what})${kernel ? ` ${kernel}` : ''}`,
         make: () => {
           const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
-          const op = new MatVec(gpu, w).bind(`bench.matvec.${what}`, x, y, { accumulate: what === 'w2' });
+          const op = new MatVec(gpu, w, { kernel }).bind(`bench.matvec.${what}`, x, y, { accumulate: what === 'w2' });
           return { op, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
         },
       });
     }
   }
-  const prefill: [WeightDtype, number, number, string, 'tiled' | undefined][] = [
-    ...(['q4', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, c, what]) => [dtype, r, c, what, undefined] as [WeightDtype, number, number, string, undefined])),
+  type Prefill = [WeightDtype, number, number, string, 'tiled' | 'matvec' | undefined];
+  const prefill: Prefill[] = [
+    ...(['q4', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, c, what]): Prefill => [dtype, r, c, what, undefined])),
+    ['q4', DIM, DIM, 'wq', 'matvec'],
     ['q4', DIM, DIM, 'wq', 'tiled'],
   ];
   for (const [dtype, rows, cols, what, kernel] of prefill) {

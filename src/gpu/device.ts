@@ -10,6 +10,9 @@ export interface AdapterSummary {
   isFallbackAdapter: boolean;
   f16: boolean;
   subgroups: boolean;
+  /** Smallest and largest subgroup size (0 when the adapter does not say). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
   maxComputeWorkgroupStorageSize: number;
@@ -34,6 +37,8 @@ export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
     isFallbackAdapter: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
     f16: adapter.features.has('shader-f16'),
     subgroups: adapter.features.has('subgroups'),
+    subgroupMinSize: info.subgroupMinSize ?? 0,
+    subgroupMaxSize: info.subgroupMaxSize ?? 0,
     maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
     maxBufferSize: l.maxBufferSize,
     maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
@@ -62,6 +67,8 @@ export class Gpu {
   readonly device: GPUDevice;
   /** True when shaders may `enable f16;` (adapter has shader-f16 and it was not turned off). */
   readonly f16: boolean;
+  /** True when shaders may `enable subgroups;` (the adapter has the feature; it is always requested). */
+  readonly subgroups: boolean;
   readonly summary: AdapterSummary;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
@@ -70,6 +77,7 @@ export class Gpu {
     this.adapter = adapter;
     this.device = device;
     this.f16 = f16;
+    this.subgroups = device.features.has('subgroups');
     this.summary = summarizeAdapter(adapter);
   }
 
@@ -77,6 +85,7 @@ export class Gpu {
     const f16 = (options.f16 ?? true) && adapter.features.has('shader-f16');
     const requiredFeatures: GPUFeatureName[] = [];
     if (f16) requiredFeatures.push('shader-f16');
+    if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups');
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
     const device = await adapter.requestDevice({ label: options.label ?? 'llama-webgpu', requiredFeatures, requiredLimits });

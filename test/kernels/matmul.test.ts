@@ -1,6 +1,7 @@
 // Matrix x matrix kernel (shaders/matmul.wgsl, every dtype) against the float64 reference on the DEQUANTIZED
 // weights, so the comparison isolates kernel error from quantization error (checked in matvec.test.ts).
-// Both kernels run: the tiled one (the default) and the per-token matvec path (lavapipe's default; cols a multiple of 4).
+// Three kernels run: the tiled one (the default), the per-token matvec path (cols a multiple of 4) and the lanes
+// kernel (q4 on CPU adapters with 8-lane subgroups, lavapipe's default for q4; shaders/matmul_lanes_q4.wgsl).
 // Tolerance per output Y[t, r]: |got - want| <= 2^-24 * (cols + 2) * S + 1e-6, S = sum_c |W[r, c] X[t, c]| (plus
 // |y| when accumulating; for q4 through matvec also sum_c 2 * gmax_c |X[t, c]|, see matvec.test.ts): the tiled
 // kernel sums cols products in sequence, the matvec path fewer (the worst-case bound of recursive summation).
@@ -10,6 +11,7 @@ import { KernelShapeError } from '../../src/errors.ts';
 import { decodeWeights, encodeWeights, type ScaleDtype, type WeightDtype } from '../../src/formats/quant.ts';
 import type { Gpu } from '../../src/gpu/device.ts';
 import { MatMul } from '../../src/gpu/ops/matmul.ts';
+import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
 import { matmulRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
@@ -26,8 +28,8 @@ interface Case {
   maxChunkBytes?: number;
   /** Tokens the op is built for (default n); larger than n checks only n rows are touched. */
   maxTokens?: number;
-  /** Forces the tiled kernel or the per-token matvec path (default: the adapter's choice). */
-  kernel?: 'tiled' | 'matvec';
+  /** Forces a kernel: tiled, per-token matvec or lanes (default: the adapter's choice). */
+  kernel?: 'tiled' | 'matvec' | 'lanes';
 }
 
 
@@ -49,7 +51,22 @@ const SPLIT: Case[] = VARIANTS.flatMap((v, i) => [
   { rows: 1000, cols: 1000, n: 35, ...v, accumulate: i % 2 === 1, maxChunkBytes: 96 * 1024, kernel: 'matvec' as const },
 ]);
 
+// The lanes kernel (q4, cols a multiple of 4; where subgroups are 8 lanes): token counts around its 8 tokens per
+// invocation, row counts around its 16 rows per workgroup, split weights, both scale encodings.
+const LANES: Case[] = (['f16', 'f32'] as const).flatMap((scaleDtype, i) =>
+  [
+    { rows: 64, cols: 64, n: 1 },
+    { rows: 172, cols: 64, n: 7, maxTokens: 40 },
+    { rows: 64, cols: 172, n: 64 },
+    { rows: 17, cols: 36, n: 9, maxTokens: 9 },
+    { rows: 512, cols: 64, n: 130 },
+    { rows: 1000, cols: 1000, n: 35, maxChunkBytes: 96 * 1024 },
+  ].map((s, j) => ({ ...s, dtype: 'q4' as const, scaleDtype, kernel: 'lanes' as const, accumulate: (i + j) % 2 === 1 })),
+);
+
 const LLAMA7B_ALL: Case[] = [
+  { rows: 4096, cols: 4096, n: 16, dtype: 'q4', kernel: 'lanes' },
+  { rows: 4096, cols: 11008, n: 9, dtype: 'q4', accumulate: true, kernel: 'lanes' },
   { rows: 4096, cols: 4096, n: 16, dtype: 'q4', kernel: 'tiled' },
   { rows: 4096, cols: 4096, n: 16, dtype: 'q4', kernel: 'matvec' },
   { rows: 11008, cols: 4096, n: 7, dtype: 'q8', kernel: 'tiled' },
@@ -125,12 +142,24 @@ const name = (c: Case) =>
   `${c.kernel ?? 'default'} ${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}] n=${c.n}${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
 
 describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
-  const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;
-  it.each([...SMALL, ...SPLIT].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  const lanes = lanesKernelRuns(gpu, { name: 'probe', dtype: 'q4', rows: 1, cols: 4, scaleDtype: 'f16', chunks: [] });
+  const big = (adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW).filter((c) => lanes || c.kernel !== 'lanes');
+  it.each([...SMALL, ...SPLIT, ...(lanes ? LANES : [])].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 17 + c.cols + c.n);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {
     await check(gpu, c, c.rows + c.cols + c.n);
+  });
+
+  it('runs q4 prefill through the lanes kernel on CPU adapters with 8-lane subgroups (lavapipe)', () => {
+    const w = uploadWeight(gpu, 'w', randomArray(64 * 64, 1), 64, 64, 'q4');
+    try {
+      expect(new MatMul(gpu, w, 16).kernel).toBe(lanesKernelFits(gpu, w) ? 'lanes' : adapter === 'llvmpipe' ? 'matvec' : 'tiled');
+      if (adapter === 'llvmpipe') expect(new MatMul(gpu, w, 16).kernel).toBe('lanes');
+      if (!lanes) expect(() => new MatMul(gpu, w, 16, { kernel: 'lanes' })).toThrow(/8-lane subgroups/);
+    } finally {
+      destroyWeight(w);
+    }
   });
 
   it('rejects bad shapes when built, bound or encoded', async () => {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
 import { decodeWeights, encodeWeights, QUANT_GROUP, type ScaleDtype, type WeightDtype } from '../../src/formats/quant.ts';
 import type { Gpu } from '../../src/gpu/device.ts';
+import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes.ts';
 import { MatVec } from '../../src/gpu/ops/matvec.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
@@ -25,6 +26,8 @@ interface Case {
   scaleDtype?: ScaleDtype;
   accumulate?: boolean;
   maxChunkBytes?: number;
+  /** Forces a kernel (default: the op's choice, the lanes kernel for q4 on lavapipe). */
+  kernel?: 'matvec' | 'lanes';
 }
 
 
@@ -40,6 +43,15 @@ const SMALL: Case[] = VARIANTS.flatMap((v, i) =>
     [37, 5],
   ].map(([rows, cols], j) => ({ rows, cols, ...v, accumulate: (i + j) % 2 === 1 })),
 );
+
+// q4 through the kernel the adapter does not pick by default for it (lavapipe picks the lanes kernel when cols
+// is a multiple of 4; other adapters matvec_q4, and the lanes kernel runs only where subgroups are 8 lanes).
+const OTHER_Q4: Case[] = [
+  [64, 64],
+  [172, 64],
+  [64, 172],
+  [1000, 1000],
+].map(([rows, cols], j) => ({ rows, cols, dtype: 'q4' as const, accumulate: j % 2 === 1 }));
 
 // Split into row chunks by a small maxChunkBytes (chunks of unequal size: the last one is short).
 const SPLIT: Case[] = VARIANTS.map((v, i) => ({ rows: 1000, cols: 1001, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 }));
@@ -105,7 +117,7 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const xb = gpu.storage('x', x);
   const yb = gpu.storage('y', c.accumulate ? y0 : new Float32Array(c.rows).fill(Number.NaN));
   try {
-    const op = new MatVec(gpu, weight).bind('matvec.test', xb, yb, { accumulate: c.accumulate });
+    const op = new MatVec(gpu, weight, { kernel: c.kernel }).bind('matvec.test', xb, yb, { accumulate: c.accumulate });
     await gpu.run('matvec', (pass) => op.encode(pass));
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
@@ -122,15 +134,33 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
 }
 
 const name = (c: Case) =>
-  `${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+  `${c.kernel ? `${c.kernel} ` : ''}${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
 
 describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
   const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;
-  it.each([...SMALL, ...SPLIT].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  const lanes = lanesKernelRuns(gpu, { name: 'probe', dtype: 'q4', rows: 1, cols: 4, scaleDtype: 'f16', chunks: [] });
+  const other: Case[] = OTHER_Q4.flatMap((c) => [{ ...c, kernel: 'matvec' as const }, ...(lanes ? [{ ...c, kernel: 'lanes' as const }] : [])]);
+  it.each([...SMALL, ...SPLIT, ...other].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 31 + c.cols);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {
     await check(gpu, c, c.rows + c.cols);
+  });
+
+  it('runs q4 through the lanes kernel on CPU adapters with 8-lane subgroups (lavapipe), matvec_q4 elsewhere', () => {
+    const w = uploadWeight(gpu, 'wq', randomArray(64 * 64, 1), 64, 64, 'q4');
+    const odd = uploadWeight(gpu, 'wodd', randomArray(8 * 6, 1), 8, 6, 'q4');
+    const f16 = uploadWeight(gpu, 'wf16', randomArray(64 * 64, 1), 64, 64, 'f16');
+    try {
+      expect(new MatVec(gpu, w).kernel).toBe(lanesKernelFits(gpu, w) ? 'lanes' : 'matvec');
+      if (adapter === 'llvmpipe') expect(new MatVec(gpu, w).kernel).toBe('lanes');
+      expect(new MatVec(gpu, odd).kernel).toBe('matvec');
+      expect(new MatVec(gpu, f16).kernel).toBe('matvec');
+      expect(() => new MatVec(gpu, f16, { kernel: 'lanes' })).toThrow(KernelShapeError);
+      if (!lanes) expect(() => new MatVec(gpu, w, { kernel: 'lanes' })).toThrow(/8-lane subgroups/);
+    } finally {
+      for (const x of [w, odd, f16]) destroyWeight(x);
+    }
   });
 
   it('rejects bad shapes when built or bound', () => {

@@ -2,6 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import type { WeightDtype } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
+import { LANES_PREFILL_TOKENS, LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
 import { bindChunks, matvecPipeline } from './matvec.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
@@ -13,16 +14,19 @@ const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
  * Matrix x matrix for prefill: Y[t, r] (+)= sum_c W[r, c] * X[t, c], X [n, cols] f32, Y [n, rows] f32, for
  * 1 <= n <= maxTokens. One dispatch per row chunk.
  *
- * shaders/matmul.wgsl (tiled through workgroup memory) runs by default. On lavapipe the matvec kernels run once
+ * On CPU adapters with 8-lane subgroups, q4 weights run shaders/matmul_lanes_q4.wgsl, 8 tokens per invocation
+ * (see lanesKernelFits: a third of the per-token matvec path's time on lavapipe).
+ * Otherwise shaders/matmul.wgsl (tiled through workgroup memory) runs by default. On lavapipe the matvec kernels run once
  * per token instead (dispatch z = n; cols a multiple of 4): there they measured 1.5x less CPU time than the tiled
  * kernel (q4 4096 x 4096, n = 128: 1.7-2.0 s against 3.0 s), as every workgroup-memory read is gathered lane by
  * lane. SwiftShader goes the other way (7.9 s per token against 4.0 s tiled); GPUs get the tiled kernel, which
  * reuses each staged weight tile across 32 tokens.
  */
 export class MatMul {
-  private readonly pipeline: GPUComputePipeline;
-  /** True when this op runs the matvec kernels per token (see the class comment). */
-  readonly batchedMatVec: boolean;
+  private readonly pipeline: GPUComputePipeline | undefined;
+  private readonly lanes: LanesMatMul | undefined;
+  /** The kernel this op runs (see the class comment); 'matvec' runs the matvec kernels once per token. */
+  readonly kernel: 'tiled' | 'matvec' | 'lanes';
   /** Bound in the scales slot for f32/f16 weights, which have no scales. */
   private readonly noScales: GPUBuffer | undefined;
 
@@ -30,8 +34,8 @@ export class MatMul {
     private readonly gpu: Gpu,
     readonly weight: GpuWeight,
     readonly maxTokens: number,
-    /** 'tiled' or 'matvec' forces a kernel (tests, benchmarks); by default the adapter decides (see above). */
-    options: { kernel?: 'tiled' | 'matvec' } = {},
+    /** 'tiled', 'matvec' or 'lanes' forces a kernel (tests, benchmarks); by default the adapter decides (see above). */
+    options: { kernel?: 'tiled' | 'matvec' | 'lanes' } = {},
   ) {
     checkWeight('matmul', weight);
     if (!Number.isInteger(maxTokens) || maxTokens < 1) {
@@ -42,16 +46,22 @@ export class MatMul {
     if (Math.ceil(widest / TILE) + TILE > maxGroups || Math.ceil(maxTokens / TILE) > maxGroups) {
       throw new KernelShapeError('matmul', `weight ${weight.name} [${weight.rows}, ${weight.cols}] with ${maxTokens} tokens needs more workgroups than this GPU dispatches; split it into smaller row chunks`);
     }
+    if (options.kernel ? options.kernel === 'lanes' : lanesKernelFits(gpu, weight)) {
+      this.lanes = new LanesMatMul(gpu, weight, Math.min(maxTokens, LANES_PREFILL_TOKENS));
+      this.kernel = 'lanes';
+      return;
+    }
     const canBatch = weight.cols % 4 === 0 && maxTokens <= maxGroups;
     if (options.kernel === 'matvec' && !canBatch) {
       throw new KernelShapeError('matmul', `weight ${weight.name} [${weight.rows}, ${weight.cols}]: the per-token matvec path needs cols a multiple of 4`);
     }
     const lavapipe = /llvmpipe/i.test(`${gpu.summary.device} ${gpu.summary.description}`);
-    this.batchedMatVec = canBatch && (options.kernel ? options.kernel === 'matvec' : lavapipe);
-    this.pipeline = this.batchedMatVec
+    const batched = canBatch && (options.kernel ? options.kernel === 'matvec' : lavapipe);
+    this.kernel = batched ? 'matvec' : 'tiled';
+    this.pipeline = batched
       ? matvecPipeline(gpu, weight)
       : gpu.pipeline('matmul', { DTYPE: DTYPE[weight.dtype], SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
-    this.noScales = weight.chunks[0].scales || this.batchedMatVec ? undefined : gpu.storage(`${weight.name}.noScales`, 4);
+    this.noScales = weight.chunks[0].scales || batched ? undefined : gpu.storage(`${weight.name}.noScales`, 4);
   }
 
   /**
@@ -67,14 +77,23 @@ export class MatMul {
     if (y.size < maxTokens * w.rows * 4) {
       throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${w.rows} rows of weight ${w.name} need ${maxTokens * w.rows * 4}`);
     }
-    const pipeline = this.pipeline;
     const name = w.name;
     const check = (n: number) => {
       if (!(n >= 1 && n <= maxTokens)) {
         throw new KernelShapeError('matmul', `${label}: ${n} tokens for weight ${name}, but it was built for 1..${maxTokens}`);
       }
     };
-    if (this.batchedMatVec) {
+    if (this.lanes) {
+      const op = this.lanes.bind(label, x, y, options);
+      return {
+        encode(pass, n = 1) {
+          check(n);
+          op.encode(pass, n);
+        },
+      };
+    }
+    const pipeline = this.pipeline!;
+    if (this.kernel === 'matvec') {
       const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, options.accumulate ?? false);
       return {
         encode(pass, n = 1) {
@@ -94,7 +113,7 @@ export class MatMul {
         new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: w.rows }, { u32: accumulate }])),
       );
       const scales = chunk.scales ?? this.noScales!;
-      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, [x, chunk.data, scales, y, params]);
+      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, [x, chunk.data, scales, y, params]);
       return { bindGroup, rowTiles: Math.ceil(chunk.rows / TILE) };
     });
     return {

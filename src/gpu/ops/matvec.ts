@@ -2,6 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import { isQuantized } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
+import { LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
 /** Rows per workgroup (fixed in shaders/matvec_*.wgsl). */
@@ -17,20 +18,29 @@ export function matvecWorkgroupSize(gpu: Gpu): number {
 
 /**
  * Matrix x vector for one token (decode): y[r] (+)= sum_c W[r, c] * x[c], x [cols] f32, y [rows] f32
- * (shaders/matvec_<dtype>.wgsl). One dispatch per row chunk of the weight, each writing its rows of y.
+ * (shaders/matvec_<dtype>.wgsl; on CPU adapters with 8-lane subgroups, q4 weights run
+ * shaders/matmul_lanes_q4.wgsl, see lanesKernelFits). One dispatch per row chunk of the weight, each writing its
+ * rows of y.
  */
 export class MatVec {
-  private readonly pipeline: GPUComputePipeline;
+  private readonly pipeline: GPUComputePipeline | undefined;
+  private readonly lanes: LanesMatMul | undefined;
+  /** The kernel this op runs. */
+  readonly kernel: 'matvec' | 'lanes';
 
   constructor(
     private readonly gpu: Gpu,
     readonly weight: GpuWeight,
+    /** 'matvec' or 'lanes' forces a kernel (tests, benchmarks); by default the adapter decides. */
+    options: { kernel?: 'matvec' | 'lanes' } = {},
   ) {
     checkWeight('matvec', weight);
     if (weight.cols < 4) {
       throw new KernelShapeError('matvec', `weight ${weight.name} has ${weight.cols} cols; the kernel reads x as vec4s and needs cols >= 4`);
     }
-    this.pipeline = matvecPipeline(gpu, weight);
+    this.kernel = options.kernel ?? (lanesKernelFits(gpu, weight) ? 'lanes' : 'matvec');
+    if (this.kernel === 'lanes') this.lanes = new LanesMatMul(gpu, weight, 1);
+    else this.pipeline = matvecPipeline(gpu, weight);
   }
 
   /**
@@ -45,8 +55,12 @@ export class MatVec {
     if (y.size < w.rows * 4) {
       throw new KernelShapeError('matvec', `${label}: y (${y.label}) holds ${y.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] writes ${w.rows} floats`);
     }
-    const dispatches = bindChunks(this.gpu, this.pipeline, w, label, x, y, options.accumulate ?? false);
-    const pipeline = this.pipeline;
+    if (this.lanes) {
+      const op = this.lanes.bind(label, x, y, options);
+      return { encode: (pass) => op.encode(pass, 1) };
+    }
+    const pipeline = this.pipeline!;
+    const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, options.accumulate ?? false);
     return {
       encode(pass) {
         pass.setPipeline(pipeline);

@@ -1,0 +1,118 @@
+// matmul_lanes_q4: Y[t, row_offset + r] (+)= sum_c W[r, c] * X[t, c] for the rows r of one chunk of a q4 weight,
+// laid out for CPU adapters whose subgroups are 8 SIMD lanes (Mesa lavapipe). Decode runs it with TOKENS = 1,
+// prefill with TOKENS = 8.
+//
+// Shapes: X [n, cols] f32, cols a multiple of 4, read as vec4s; w_q [rows, G] vec4<u32> and w_s [rows, G] scales
+// (f16 pairs when SCALE_F16, else f32), G = ceil(cols / 32) (shaders/README.md); Y [n, y_stride] f32.
+// Dispatch: (ceil(rows / (2 WG)) + (n - 1) % TOKENS, ceil(n / TOKENS)) workgroups of WG threads (a multiple of
+// the subgroup size, 8). The token count n changes per step while params are fixed at bind time, so it rides in
+// the dispatch size: the (n - 1) % TOKENS workgroups past the row groups only tell the others n.
+//
+// Invocation `lid` of workgroup w computes rows 2 WG w + lid and 2 WG w + WG + lid for TOKENS tokens. On a CPU
+// adapter a load whose address differs between lanes costs one scalar load per lane and 32-bit word, so the
+// kernel loads each byte once per workgroup: every lane loads its own rows' weights (dequantized once for all
+// TOKENS tokens), and for each group of 32 columns the 8 lanes of a subgroup load one vec4 of each token's X
+// apiece and pass them to each other with subgroupBroadcast (a register shuffle).
+
+enable subgroups;
+
+override WG: u32 = 8u;
+override TOKENS: u32 = 1u; // 1 ..= MAX_TOKENS
+override SCALE_F16: bool = true;
+const MAX_TOKENS: u32 = 8u;
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  row_offset: u32,
+  accumulate: u32,
+  y_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
+@group(0) @binding(2) var<storage, read> w_s: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+fn scale_at(i: u32) -> f32 {
+  if (SCALE_F16) {
+    let pair = unpack2x16float(w_s[i >> 1u]);
+    return select(pair.x, pair.y, (i & 1u) == 1u);
+  }
+  return bitcast<f32>(w_s[i]);
+}
+
+// (nibble - 8) * s for the 8 nibbles of a word: elements 0..3 and 4..7.
+fn dequant_lo(q: u32, s: f32) -> vec4f {
+  let n = vec4f(bitcast<vec4i>((vec4u(q) >> vec4u(0u, 4u, 8u, 12u)) & vec4u(15u)));
+  return fma(n, vec4f(s), vec4f(-8.0 * s));
+}
+
+fn dequant_hi(q: u32, s: f32) -> vec4f {
+  let n = vec4f(bitcast<vec4i>((vec4u(q) >> vec4u(16u, 20u, 24u, 28u)) & vec4u(15u)));
+  return fma(n, vec4f(s), vec4f(-8.0 * s));
+}
+
+// The 32 dequantized values of one group of one row: word k holds elements 8k .. 8k + 7 (lo_k, hi_k).
+struct Group { lo0: vec4f, hi0: vec4f, lo1: vec4f, hi1: vec4f, lo2: vec4f, hi2: vec4f, lo3: vec4f, hi3: vec4f }
+
+fn dequant(q: vec4u, s: f32) -> Group {
+  return Group(dequant_lo(q.x, s), dequant_hi(q.x, s), dequant_lo(q.y, s), dequant_hi(q.y, s),
+              dequant_lo(q.z, s), dequant_hi(q.z, s), dequant_lo(q.w, s), dequant_hi(q.w, s));
+}
+
+// sum over one group of W * X, where lane i of the subgroup holds X's elements 4i .. 4i + 3 of the group in xv.
+fn group_dot(w: Group, xv: vec4f) -> f32 {
+  return dot(w.lo0, subgroupBroadcast(xv, 0u)) + dot(w.hi0, subgroupBroadcast(xv, 1u)) +
+    dot(w.lo1, subgroupBroadcast(xv, 2u)) + dot(w.hi1, subgroupBroadcast(xv, 3u)) +
+    dot(w.lo2, subgroupBroadcast(xv, 4u)) + dot(w.hi2, subgroupBroadcast(xv, 5u)) +
+    dot(w.lo3, subgroupBroadcast(xv, 6u)) + dot(w.hi3, subgroupBroadcast(xv, 7u));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) li: u32) {
+  let row_groups = (params.rows + 2u * WG - 1u) / (2u * WG);
+  if (wg.x >= row_groups) {
+    return;
+  }
+  let n = (nwg.y - 1u) * TOKENS + (nwg.x - row_groups) + 1u;
+  let tok0 = wg.y * TOKENS;
+  let cols = params.cols;
+  let groups = (cols + 31u) / 32u;
+  let row_a = wg.x * 2u * WG + lid;
+  let row_b = row_a + WG;
+  let wa = min(row_a, params.rows - 1u) * groups;
+  let wb = min(row_b, params.rows - 1u) * groups;
+  // Each token's row of X, in vec4s; tokens past n read the last token again and are not written. Rows past the
+  // chunk (the last workgroup) read the last row again and are not written.
+  var x_row: array<u32, MAX_TOKENS>;
+  for (var j = 0u; j < TOKENS; j++) {
+    x_row[j] = min(tok0 + j, n - 1u) * (cols / 4u);
+  }
+  var acc_a: array<f32, MAX_TOKENS>;
+  var acc_b: array<f32, MAX_TOKENS>;
+  for (var g = 0u; g < groups; g++) {
+    let da = dequant(w_q[wa + g], scale_at(wa + g));
+    let db = dequant(w_q[wb + g], scale_at(wb + g));
+    // Lane li loads X[t, c .. c + 3] (zero past cols).
+    let c = 32u * g + 4u * li;
+    for (var j = 0u; j < TOKENS; j++) {
+      let xv = select(vec4f(0.0), x4[x_row[j] + min(c, cols - 4u) / 4u], c < cols);
+      acc_a[j] += group_dot(da, xv);
+      acc_b[j] += group_dot(db, xv);
+    }
+  }
+  for (var j = 0u; j < TOKENS; j++) {
+    if (tok0 + j < n) {
+      let i = (tok0 + j) * params.y_stride + params.row_offset;
+      if (row_a < params.rows) {
+        y[i + row_a] = select(acc_a[j], y[i + row_a] + acc_a[j], params.accumulate != 0u);
+      }
+      if (row_b < params.rows) {
+        y[i + row_b] = select(acc_b[j], y[i + row_b] + acc_b[j], params.accumulate != 0u);
+      }
+    }
+  }
+}

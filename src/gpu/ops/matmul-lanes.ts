@@ -1,0 +1,90 @@
+import { KernelShapeError } from '../../errors.ts';
+import type { Gpu } from '../device.ts';
+import type { GpuWeight } from '../weights.ts';
+import { grid } from './matvec.ts';
+import { uniformData, type BoundOp } from './op.ts';
+
+/** Threads per workgroup (one subgroup); each computes 2 rows (shaders/matmul_lanes_q4.wgsl). */
+const WG = 8;
+const ROWS_PER_WORKGROUP = 2 * WG;
+/** Tokens per invocation for prefill (MAX_TOKENS in the shader). */
+export const LANES_PREFILL_TOKENS = 8;
+
+/**
+ * True when shaders/matmul_lanes_<dtype>.wgsl can run `weight` on this GPU and is the faster kernel there: a CPU
+ * adapter (isFallbackAdapter) whose subgroups are exactly 8 lanes, a q4 weight, cols a multiple of 4.
+ * On Mesa lavapipe it takes 0.6-0.8x the time of matvec_q4 for one token and a third of it per token for
+ * 128-token prefill (q4 4096 x 4096: 5.6-6.3 ms against 7.9 ms; 262-302 ms against 798 ms; `bench-kernels`).
+ */
+export function lanesKernelFits(gpu: Gpu, weight: GpuWeight): boolean {
+  const s = gpu.summary;
+  return lanesKernelRuns(gpu, weight) && s.isFallbackAdapter;
+}
+
+/** True when the lanes kernel can run at all (tests force it on any adapter with 8-lane subgroups). */
+export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
+  const s = gpu.summary;
+  return gpu.subgroups && s.subgroupMinSize === 8 && s.subgroupMaxSize === 8 && weight.dtype === 'q4' && weight.cols % 4 === 0;
+}
+
+/**
+ * Y[t, r] (+)= sum_c W[r, c] * X[t, c] through shaders/matmul_lanes_<dtype>.wgsl, the layout for CPU adapters:
+ * each invocation computes two rows for `tokens` tokens (1 for decode), so each weight element is loaded and
+ * dequantized once per `tokens` tokens, and a subgroup loads each value of X once and shares it by broadcast.
+ */
+export class LanesMatMul {
+  private readonly pipeline: GPUComputePipeline;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly weight: GpuWeight,
+    /** Tokens per invocation: 1 (decode) ..= LANES_PREFILL_TOKENS. */
+    readonly tokens: number,
+  ) {
+    if (!lanesKernelRuns(gpu, weight)) {
+      throw new KernelShapeError(
+        'matmul',
+        `weight ${weight.name} (${weight.dtype} [${weight.rows}, ${weight.cols}]): the lanes kernel needs a q4 weight with cols a multiple of 4 and a GPU with 8-lane subgroups`,
+      );
+    }
+    if (!Number.isInteger(tokens) || tokens < 1 || tokens > LANES_PREFILL_TOKENS) {
+      throw new KernelShapeError('matmul', `weight ${weight.name}: the lanes kernel takes 1..${LANES_PREFILL_TOKENS} tokens per invocation, got ${tokens}`);
+    }
+    this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, { WG, TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
+  }
+
+  /**
+   * x [n, cols] f32, y [n, rows] f32. With `accumulate`, adds into y (the residual stream). encode(pass, n)
+   * multiplies the first n rows of x (the caller checks n against its buffers).
+   */
+  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: { accumulate?: boolean } = {}): BoundOp {
+    const w = this.weight;
+    const tokens = this.tokens;
+    const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
+    const dispatches = w.chunks.map((chunk, i) => {
+      const params = this.gpu.uniform(
+        `${label}.params${i}`,
+        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: options.accumulate ? 1 : 0 }, { u32: w.rows }])),
+      );
+      const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, chunk.data];
+      if (chunk.scales) resources.push(chunk.scales);
+      resources.push(y, params);
+      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, resources);
+      const rowGroups = Math.ceil(chunk.rows / ROWS_PER_WORKGROUP);
+      // The token count rides in the x dimension (up to tokens - 1 extra workgroups), which must stay one row.
+      const [, rowsY] = grid(this.gpu, rowGroups + tokens - 1, `${label} (${w.name})`);
+      if (rowsY !== 1) throw new KernelShapeError('matmul', `${label}: weight ${w.name} has too many rows per chunk for one dispatch row; split it into smaller chunks`);
+      return { bindGroup, rowGroups };
+    });
+    const pipeline = this.pipeline;
+    return {
+      encode(pass, n = 1) {
+        pass.setPipeline(pipeline);
+        for (const d of dispatches) {
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.rowGroups + ((n - 1) % tokens), Math.ceil(n / tokens));
+        }
+      },
+    };
+  }
+}
