@@ -4,21 +4,24 @@
 //
 // Shapes: X [n, cols] f32, cols a multiple of 4, read as vec4s; w_q [rows, G] vec4<u32> and w_s [rows, G] scales
 // (f16 pairs when SCALE_F16, else f32), G = ceil(cols / 32) (shaders/README.md); Y [n, y_stride] f32.
-// Dispatch: (ceil(rows / (2 WG)) + (n - 1) % TOKENS, ceil(n / TOKENS)) workgroups of WG threads (a multiple of
+// Dispatch: (ceil(rows / (RPL WG)) + (n - 1) % TOKENS, ceil(n / TOKENS)) workgroups of WG threads (a multiple of
 // the subgroup size, 8). The token count n changes per step while params are fixed at bind time, so it rides in
 // the dispatch size: the (n - 1) % TOKENS workgroups past the row groups only tell the others n.
 //
-// Invocation `lid` of workgroup w computes rows 2 WG w + lid and 2 WG w + WG + lid for TOKENS tokens. On a CPU
+// Invocation `lid` of workgroup w computes rows RPL WG w + k WG + lid (k < RPL) for TOKENS tokens. On a CPU
 // adapter a load whose address differs between lanes costs one scalar load per lane and 32-bit word, so the
-// kernel loads each byte once per workgroup: every lane loads its own rows' weights (dequantized once for all
+// kernel loads each byte once per subgroup: every lane loads its own rows' weights (dequantized once for all
 // TOKENS tokens), and for each group of 32 columns the 8 lanes of a subgroup load one vec4 of each token's X
-// apiece and pass them to each other with subgroupBroadcast (a register shuffle).
+// apiece and pass them to each other with subgroupBroadcast (a register shuffle). More rows per lane share each
+// load of X among more rows (prefill); decode has one token and little to share.
 
 enable subgroups;
 
 override WG: u32 = 8u;
 override TOKENS: u32 = 1u; // 1 ..= MAX_TOKENS
 override SCALE_F16: bool = true;
+override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
+const MAX_RPL: u32 = 8u;
 const MAX_TOKENS: u32 = 8u;
 
 struct Params {
@@ -73,7 +76,7 @@ fn group_dot(w: Group, xv: vec4f) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) li: u32) {
-  let row_groups = (params.rows + 2u * WG - 1u) / (2u * WG);
+  let row_groups = (params.rows + RPL * WG - 1u) / (RPL * WG);
   if (wg.x >= row_groups) {
     return;
   }
@@ -81,37 +84,37 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let tok0 = wg.y * TOKENS;
   let cols = params.cols;
   let groups = (cols + 31u) / 32u;
-  let row_a = wg.x * 2u * WG + lid;
-  let row_b = row_a + WG;
-  let wa = min(row_a, params.rows - 1u) * groups;
-  let wb = min(row_b, params.rows - 1u) * groups;
-  // Each token's row of X, in vec4s; tokens past n read the last token again and are not written. Rows past the
-  // chunk (the last workgroup) read the last row again and are not written.
+  // Each lane's rows of W and each token's row of X (in vec4s). Rows past the chunk (the last workgroup) and
+  // tokens past n read the last one again and are not written.
+  var w_row: array<u32, MAX_RPL>;
+  for (var r = 0u; r < RPL; r++) {
+    w_row[r] = min(wg.x * RPL * WG + r * WG + lid, params.rows - 1u) * groups;
+  }
   var x_row: array<u32, MAX_TOKENS>;
   for (var j = 0u; j < TOKENS; j++) {
     x_row[j] = min(tok0 + j, n - 1u) * (cols / 4u);
   }
-  var acc_a: array<f32, MAX_TOKENS>;
-  var acc_b: array<f32, MAX_TOKENS>;
+  var acc: array<array<f32, MAX_TOKENS>, MAX_RPL>;
   for (var g = 0u; g < groups; g++) {
-    let da = dequant(w_q[wa + g], scale_at(wa + g));
-    let db = dequant(w_q[wb + g], scale_at(wb + g));
     // Lane li loads X[t, c .. c + 3] (zero past cols).
     let c = 32u * g + 4u * li;
+    var xv: array<vec4f, MAX_TOKENS>;
     for (var j = 0u; j < TOKENS; j++) {
-      let xv = select(vec4f(0.0), x4[x_row[j] + min(c, cols - 4u) / 4u], c < cols);
-      acc_a[j] += group_dot(da, xv);
-      acc_b[j] += group_dot(db, xv);
+      xv[j] = select(vec4f(0.0), x4[x_row[j] + min(c, cols - 4u) / 4u], c < cols);
+    }
+    for (var r = 0u; r < RPL; r++) {
+      let d = dequant(w_q[w_row[r] + g], scale_at(w_row[r] + g));
+      for (var j = 0u; j < TOKENS; j++) {
+        acc[r][j] += group_dot(d, xv[j]);
+      }
     }
   }
-  for (var j = 0u; j < TOKENS; j++) {
-    if (tok0 + j < n) {
-      let i = (tok0 + j) * params.y_stride + params.row_offset;
-      if (row_a < params.rows) {
-        y[i + row_a] = select(acc_a[j], y[i + row_a] + acc_a[j], params.accumulate != 0u);
-      }
-      if (row_b < params.rows) {
-        y[i + row_b] = select(acc_b[j], y[i + row_b] + acc_b[j], params.accumulate != 0u);
+  for (var r = 0u; r < RPL; r++) {
+    let row = wg.x * RPL * WG + r * WG + lid;
+    for (var j = 0u; j < TOKENS; j++) {
+      if (tok0 + j < n && row < params.rows) {
+        let i = (tok0 + j) * params.y_stride + params.row_offset + row;
+        y[i] = select(acc[r][j], y[i] + acc[r][j], params.accumulate != 0u);
       }
     }
   }

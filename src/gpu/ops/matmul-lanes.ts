@@ -4,17 +4,22 @@ import type { GpuWeight } from '../weights.ts';
 import { grid } from './matvec.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
-/** Threads per workgroup (one subgroup); each computes 2 rows (shaders/matmul_lanes_q4.wgsl). */
+/** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
 const WG = 8;
-const ROWS_PER_WORKGROUP = 2 * WG;
 /** Tokens per invocation for prefill (MAX_TOKENS in the shader). */
 export const LANES_PREFILL_TOKENS = 8;
+/**
+ * Rows per lane (RPL): 8 for prefill, where they share each load of X (q4 11008 x 4096, 128 tokens on lavapipe:
+ * 500-630 ms against 540-730 with 4 and 640-700 with 2); 2 for decode (within the run-to-run noise of 1 to 8).
+ */
+const rowsPerLane = (tokens: number) => (tokens === 1 ? 2 : 8);
 
 /**
  * True when shaders/matmul_lanes_<dtype>.wgsl can run `weight` on this GPU and is the faster kernel there: a CPU
  * adapter (isFallbackAdapter) whose subgroups are exactly 8 lanes, a q4 weight, cols a multiple of 4.
- * On Mesa lavapipe it takes 0.6-0.8x the time of matvec_q4 for one token and a third of it per token for
- * 128-token prefill (q4 4096 x 4096: 5.6-6.3 ms against 7.9 ms; 262-302 ms against 798 ms; `bench-kernels`).
+ * On Mesa lavapipe it takes about 0.6x the time of matvec_q4 for one token and a quarter of it per token for
+ * 128-token prefill (q4 4096 x 4096: 4.3-6.3 ms against 7.9 ms; 200-250 ms against 798 ms; `bench-kernels`,
+ * whose timings vary by about 20% from run to run on these machines).
  */
 export function lanesKernelFits(gpu: Gpu, weight: GpuWeight): boolean {
   const s = gpu.summary;
@@ -29,11 +34,12 @@ export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
 
 /**
  * Y[t, r] (+)= sum_c W[r, c] * X[t, c] through shaders/matmul_lanes_<dtype>.wgsl, the layout for CPU adapters:
- * each invocation computes two rows for `tokens` tokens (1 for decode), so each weight element is loaded and
+ * each invocation computes 2 (decode) or 8 (prefill) rows for `tokens` tokens, so each weight element is loaded and
  * dequantized once per `tokens` tokens, and a subgroup loads each value of X once and shares it by broadcast.
  */
 export class LanesMatMul {
   private readonly pipeline: GPUComputePipeline;
+  private readonly rowsPerWorkgroup: number;
 
   constructor(
     private readonly gpu: Gpu,
@@ -50,7 +56,8 @@ export class LanesMatMul {
     if (!Number.isInteger(tokens) || tokens < 1 || tokens > LANES_PREFILL_TOKENS) {
       throw new KernelShapeError('matmul', `weight ${weight.name}: the lanes kernel takes 1..${LANES_PREFILL_TOKENS} tokens per invocation, got ${tokens}`);
     }
-    this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, { WG, TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
+    this.rowsPerWorkgroup = rowsPerLane(tokens) * WG;
+    this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
   }
 
   /**
@@ -70,7 +77,7 @@ export class LanesMatMul {
       if (chunk.scales) resources.push(chunk.scales);
       resources.push(y, params);
       const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, resources);
-      const rowGroups = Math.ceil(chunk.rows / ROWS_PER_WORKGROUP);
+      const rowGroups = Math.ceil(chunk.rows / this.rowsPerWorkgroup);
       // The token count rides in the x dimension (up to tokens - 1 extra workgroups), which must stay one row.
       const [, rowsY] = grid(this.gpu, rowGroups + tokens - 1, `${label} (${w.name})`);
       if (rowsY !== 1) throw new KernelShapeError('matmul', `${label}: weight ${w.name} has too many rows per chunk for one dispatch row; split it into smaller chunks`);
