@@ -1,6 +1,6 @@
 // matmul_lanes_q4: Y[t, row_offset + r] (+)= sum_c W[r, c] * X[t, c] for the rows r of one chunk of a q4 weight,
 // laid out for CPU adapters whose subgroups are 8 SIMD lanes (Mesa lavapipe). Decode runs it with TOKENS = 1,
-// prefill with TOKENS = 8.
+// prefill with TOKENS = 16.
 //
 // Shapes: X [n, cols] f32, cols a multiple of 4, read as vec4s; w_q [rows, G] vec4<u32> and w_s [rows, G] scales
 // (f16 pairs when SCALE_F16, else f32), G = ceil(cols / 32) (shaders/README.md); Y [n, y_stride] f32.
@@ -22,7 +22,7 @@ override TOKENS: u32 = 1u; // 1 ..= MAX_TOKENS
 override SCALE_F16: bool = true;
 override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
 const MAX_RPL: u32 = 8u;
-const MAX_TOKENS: u32 = 8u;
+const MAX_TOKENS: u32 = 16u;
 
 struct Params {
   rows: u32,

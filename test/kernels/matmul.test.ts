@@ -51,14 +51,15 @@ const SPLIT: Case[] = VARIANTS.flatMap((v, i) => [
   { rows: 1000, cols: 1000, n: 35, ...v, accumulate: i % 2 === 1, maxChunkBytes: 96 * 1024, kernel: 'matvec' as const },
 ]);
 
-// The lanes kernel (q4, cols a multiple of 4; where subgroups are 8 lanes): token counts around its 8 tokens per
-// invocation, row counts around its 16 rows per workgroup, split weights, both scale encodings.
+// The lanes kernel (q4, cols a multiple of 4; where subgroups are 8 lanes): token counts around its 16 tokens per
+// invocation, row counts around its 64 rows per workgroup, split weights, both scale encodings.
 const LANES: Case[] = (['f16', 'f32'] as const).flatMap((scaleDtype, i) =>
   [
     { rows: 64, cols: 64, n: 1 },
     { rows: 172, cols: 64, n: 7, maxTokens: 40 },
     { rows: 64, cols: 172, n: 64 },
     { rows: 17, cols: 36, n: 9, maxTokens: 9 },
+    { rows: 65, cols: 96, n: 33 },
     { rows: 512, cols: 64, n: 130 },
     { rows: 1000, cols: 1000, n: 35, maxChunkBytes: 96 * 1024 },
   ].map((s, j) => ({ ...s, dtype: 'q4' as const, scaleDtype, kernel: 'lanes' as const, accumulate: (i + j) % 2 === 1 })),

@@ -6,8 +6,11 @@ import { uniformData, type BoundOp } from './op.ts';
 
 /** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
 const WG = 8;
-/** Tokens per invocation for prefill (MAX_TOKENS in the shader). */
-export const LANES_PREFILL_TOKENS = 8;
+/**
+ * Tokens per invocation for prefill (MAX_TOKENS in the shader): with 8 rows per lane, q4 11008 x 4096 and 128
+ * tokens on lavapipe take 460-490 ms with 16 tokens, 510-550 with 8.
+ */
+export const LANES_PREFILL_TOKENS = 16;
 /**
  * Rows per lane (RPL): 8 for prefill, where they share each load of X (q4 11008 x 4096, 128 tokens on lavapipe:
  * 500-630 ms against 540-730 with 4 and 640-700 with 2); 2 for decode (within the run-to-run noise of 1 to 8).

@@ -14,8 +14,8 @@ const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
  * Matrix x matrix for prefill: Y[t, r] (+)= sum_c W[r, c] * X[t, c], X [n, cols] f32, Y [n, rows] f32, for
  * 1 <= n <= maxTokens. One dispatch per row chunk.
  *
- * On CPU adapters with 8-lane subgroups, q4 weights run shaders/matmul_lanes_q4.wgsl, 8 tokens per invocation
- * (see lanesKernelFits: a third of the per-token matvec path's time on lavapipe).
+ * On CPU adapters with 8-lane subgroups, q4 weights run shaders/matmul_lanes_q4.wgsl, 16 tokens per invocation
+ * (see lanesKernelFits: a quarter of the per-token matvec path's time on lavapipe).
  * Otherwise shaders/matmul.wgsl (tiled through workgroup memory) runs by default. On lavapipe the matvec kernels run once
  * per token instead (dispatch z = n; cols a multiple of 4): there they measured 1.5x less CPU time than the tiled
  * kernel (q4 4096 x 4096, n = 128: 1.7-2.0 s against 3.0 s), as every workgroup-memory read is gathered lane by
