@@ -1,4 +1,5 @@
-// rope: rotary position embedding, interleaved pairs (shaders/README.md), in place on q and k.
+// rope: rotary position embedding, interleaved pairs (shaders/README.md), on q (in place) and k, and the step's
+// keys (rotated) and values stored into the KV cache at positions pos .. pos + n - 1.
 //
 // For token t of the step (position p = pos + t) and pair i of every head:
 //   (x[2i], x[2i+1]) <- (x[2i] cos a - x[2i+1] sin a, x[2i] sin a + x[2i+1] cos a),
@@ -9,15 +10,20 @@
 // turn and the rest, within [-pi/4, pi/4], goes through sin/cos polynomials: WGSL only bounds the built-in sin/cos
 // to 2^-11 absolute (some drivers are 2e-4 off), which would be the largest error of the whole attention block.
 //
-// Shapes: freq [head_dim / 2] vec2<u32>; q [n, n_heads * head_dim] f32; k [n, n_kv_heads * head_dim] f32.
-// Dispatch: (ceil((n_heads + n_kv_heads) * head_dim / 2 / WG), n, 1) workgroups of WG threads; one thread per pair.
+// Shapes: freq [head_dim / 2] vec2<u32>; q [n, n_heads * head_dim] f32; k, v [n, kv_dim] f32 (kv_dim =
+// n_kv_heads * head_dim, left as they are); key_cache, value_cache [max_seq_len, kv_dim], f16 when F16_CACHE
+// (two per u32, element 2i in the low half; rounded as pack2x16float rounds) else f32, both bound as u32 words.
+// Dispatch: (ceil((n_heads + 2 n_kv_heads) * head_dim / 2 / WG), n, 1) workgroups of WG threads; one thread per
+// pair of q, of k (rotated into the cache) and of v (copied into the cache).
 
 override WG: u32 = 64u;
+override F16_CACHE: bool = false;
 
 struct Params {
   n_heads: u32,
   n_kv_heads: u32,
   half_dim: u32, // head_dim / 2
+  max_seq_len: u32,
 }
 
 struct Step {
@@ -29,9 +35,12 @@ struct Step {
 
 @group(0) @binding(0) var<storage, read> freq: array<vec2u>;
 @group(0) @binding(1) var<storage, read_write> q: array<vec2f>;
-@group(0) @binding(2) var<storage, read_write> k: array<vec2f>;
-@group(0) @binding(3) var<uniform> params: Params;
-@group(0) @binding(4) var<uniform> step: Step;
+@group(0) @binding(2) var<storage, read> k: array<vec2f>;
+@group(0) @binding(3) var<storage, read> v: array<vec2f>;
+@group(0) @binding(4) var<storage, read_write> key_cache: array<u32>;
+@group(0) @binding(5) var<storage, read_write> value_cache: array<u32>;
+@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(7) var<uniform> step: Step;
 
 // High 32 bits of the 64-bit product a * b, from 16-bit halves (WGSL has no 64-bit integers).
 fn mul_hi(a: u32, b: u32) -> u32 {
@@ -69,16 +78,46 @@ fn sin_cos_turn(turn: u32) -> vec2f {
   }
 }
 
+// Pair i of the cache row at position p (p < max_seq_len, checked by the caller).
+fn store_key(p: u32, i: u32, x: vec2f) {
+  let pairs = params.n_kv_heads * params.half_dim;
+  if (F16_CACHE) {
+    key_cache[p * pairs + i] = pack2x16float(x);
+  } else {
+    let w = 2u * (p * pairs + i);
+    key_cache[w] = bitcast<u32>(x.x);
+    key_cache[w + 1u] = bitcast<u32>(x.y);
+  }
+}
+
+fn store_value(p: u32, i: u32, x: vec2f) {
+  let pairs = params.n_kv_heads * params.half_dim;
+  if (F16_CACHE) {
+    value_cache[p * pairs + i] = pack2x16float(x);
+  } else {
+    let w = 2u * (p * pairs + i);
+    value_cache[w] = bitcast<u32>(x.x);
+    value_cache[w + 1u] = bitcast<u32>(x.y);
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let q_pairs = params.n_heads * params.half_dim;
   let k_pairs = params.n_kv_heads * params.half_dim;
   let pair = gid.x;
-  if (pair >= q_pairs + k_pairs) {
-    return;
-  }
   let t = gid.y;
   let p = step.pos + t;
+  if (pair >= q_pairs + 2u * k_pairs) {
+    return;
+  }
+  if (pair >= q_pairs + k_pairs) {
+    let i = pair - q_pairs - k_pairs;
+    if (p < params.max_seq_len) {
+      store_value(p, i, v[t * k_pairs + i]);
+    }
+    return;
+  }
   let f = freq[pair % params.half_dim];
   // Top 32 bits of the fraction of a turn, (p * f) mod 2^64 >> 32.
   let turn = p * f.x + mul_hi(p, f.y);
@@ -89,9 +128,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     let i = t * q_pairs + pair;
     let x = q[i];
     q[i] = vec2f(x.x * c - x.y * s, x.x * s + x.y * c);
-  } else {
-    let i = t * k_pairs + pair - q_pairs;
-    let x = k[i];
-    k[i] = vec2f(x.x * c - x.y * s, x.x * s + x.y * c);
+  } else if (p < params.max_seq_len) {
+    let i = pair - q_pairs;
+    let x = k[t * k_pairs + i];
+    store_key(p, i, vec2f(x.x * c - x.y * s, x.x * s + x.y * c));
   }
 }

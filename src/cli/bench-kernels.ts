@@ -151,13 +151,15 @@ const HEAD_DIM = DIM / N_HEADS;
 const OTHER_OPS: Record<string, (gpu: Gpu, mods: Record<string, OpModule>, step: GPUBuffer) => Maker[]> = {
   rope: (gpu, m, step) => [
     {
-      name: `rope ${N_HEADS}x${HEAD_DIM} q+k`,
+      name: `rope ${N_HEADS}x${HEAD_DIM} q+k, k+v into the cache`,
       make: () => {
         const Rope = m.rope.Rope as Ctor;
+        const cache = (m['kv-cache'].createKvCache as (g: Gpu, l: string, s: number, d: number) => { f16: boolean })(gpu, 'bench', CONTEXT, DIM);
         const q = gpu.storage('bench.q', DIM * 4);
         const k = gpu.storage('bench.k', DIM * 4);
-        const op = new Rope(gpu, { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', q, k, step);
-        return { op, n: 1, bytes: DIM * 4 * 4 };
+        const v = gpu.storage('bench.v', DIM * 4);
+        const op = new Rope(gpu, { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', q, k, v, cache, step);
+        return { op, n: 1, bytes: DIM * 4 * 4 + DIM * 2 * (cache.f16 ? 2 : 4) };
       },
     },
   ],
@@ -180,18 +182,6 @@ const OTHER_OPS: Record<string, (gpu: Gpu, mods: Record<string, OpModule>, step:
         const a = gpu.storage('bench.a', DIM * 4);
         const b = gpu.storage('bench.b', DIM * 4);
         return { op: new Add(gpu, DIM).bind('bench.add', a, b), n: 1, bytes: DIM * 4 * 3 };
-      },
-    },
-  ],
-  'kv-cache': (gpu, m, step) => [
-    {
-      name: `kvWrite ${DIM}`,
-      make: () => {
-        const cache = (m['kv-cache'].createKvCache as (g: Gpu, l: string, s: number, d: number) => { f16: boolean })(gpu, 'bench', CONTEXT, DIM);
-        const KvWrite = m['kv-cache'].KvWrite as Ctor;
-        const k = gpu.storage('bench.k', DIM * 4);
-        const v = gpu.storage('bench.v', DIM * 4);
-        return { op: new KvWrite(gpu, cache).bind('bench.kvWrite', k, v, step), n: 1, bytes: DIM * 2 * (4 + (cache.f16 ? 2 : 4)) };
       },
     },
   ],

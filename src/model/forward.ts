@@ -4,7 +4,7 @@
  *
  *   x = embedding[token]
  *   for each layer:
- *     xb = rmsnorm(x, rmsAtt);  q, k, v = wq xb, wk xb, wv xb;  rope(q, k);  cache k, v
+ *     xb = rmsnorm(x, rmsAtt);  q, k, v = wq xb, wk xb, wv xb;  rope(q, k) and cache k, v (one kernel)
  *     xb2 = attention(q, keyCache, valueCache);  x += wo xb2
  *     xb = rmsnorm(x, rmsFfn);  hb = silu(w1 xb) * (w3 xb);  x += w2 hb
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
@@ -14,7 +14,6 @@
 import type { Gpu } from '../gpu/device.ts';
 import { Attention } from '../gpu/ops/attention.ts';
 import { Embedding } from '../gpu/ops/embedding.ts';
-import { KvWrite } from '../gpu/ops/kv-cache.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import { MatVec } from '../gpu/ops/matvec.ts';
 import type { BoundOp } from '../gpu/ops/op.ts';
@@ -33,7 +32,6 @@ interface LayerOps {
   k: BoundOp;
   v: BoundOp;
   rope: BoundOp;
-  kvWrite: BoundOp;
   attention: BoundOp;
   o: BoundOp;
   ffnNorm: BoundOp;
@@ -82,8 +80,7 @@ export class Forward {
       );
       const shared = {
         attNorm: attNorm.bind(`${L}.rmsAtt`, s.x, vectorBuffer(lw.rmsAtt), s.xb),
-        rope: rope.bind(`${L}.rope`, s.q, s.k, step),
-        kvWrite: new KvWrite(gpu, cache).bind(`${L}.kvWrite`, s.k, s.v, step),
+        rope: rope.bind(`${L}.rope`, s.q, s.k, s.v, cache, step),
         attention: attention.bind(`${L}.attention`, s.q, s.xb2, step),
         ffnNorm: attNorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb),
         swiglu: swiglu.bind(`${L}.swiglu`, s.hb, s.hb2),
@@ -120,7 +117,6 @@ export class Forward {
       o.k.encode(pass, n);
       o.v.encode(pass, n);
       o.rope.encode(pass, n);
-      o.kvWrite.encode(pass, n);
       o.attention.encode(pass, n);
       o.o.encode(pass, n);
       o.ffnNorm.encode(pass, n);

@@ -1,13 +1,17 @@
-// RoPE kernel (shaders/rope.wgsl) against the float64 reference, interleaved pairs, in place on q and k.
-// Tolerance: 2e-6 absolute + 2e-6 relative for inputs in [-1, 1]. The angle is reduced modulo one turn in exact
-// integer arithmetic, so the error is that of one f32 cos/sin in [-pi, pi) and a 2x2 rotation, independent of the
-// position (checked up to 4095 and at a far position 100000 with linear scaling).
+// RoPE kernel (shaders/rope.wgsl) against the float64 reference, interleaved pairs: q rotated in place, the step's
+// keys rotated into the KV cache and its values copied there (k and v themselves are left as they were).
+// Tolerances: q and f32-cache keys 2e-6 absolute + 2e-6 relative for inputs in [-1, 1] (the angle is reduced
+// modulo one turn in exact integer arithmetic, so the error is that of one f32 cos/sin in [-pi, pi) and a 2x2
+// rotation, independent of the position: checked up to 4095 and at a far position 100000 with linear scaling).
+// f32-cache values are bit-exact. An f16 cache (lavapipe) adds the half rounding: 2^-10 relative.
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
+import { createKvCache } from '../../src/gpu/ops/kv-cache.ts';
 import { Rope } from '../../src/gpu/ops/rope.ts';
 import { StepUniform } from '../../src/gpu/ops/step.ts';
 import { ropeRef } from '../reference/attention.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
+import { readRows } from '../helpers/kv.ts';
 
 const gpus = await testGpus();
 
@@ -20,25 +24,58 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     { name: 'stories260K prefill', nHeads: 8, nKvHeads: 4, headDim: 8, n: 64, pos: 100, theta: 10000, scale: 1 },
     { name: 'large theta, linear scaling', nHeads: 8, nKvHeads: 2, headDim: 64, n: 4, pos: 100000, theta: 1000000, scale: 4 },
   ])('$name n=$n pos=$pos', async ({ nHeads, nKvHeads, headDim, n, pos, theta, scale }) => {
+    const kvDim = nKvHeads * headDim;
+    // A fresh (zero) cache with one row past the step's rows: the rows either side of them must stay zero.
+    const cache = createKvCache(gpu, 'rope.test', pos + n + 1, kvDim);
     const q0 = randomArray(n * nHeads * headDim, 1);
-    const k0 = randomArray(n * nKvHeads * headDim, 2);
+    const k0 = randomArray(n * kvDim, 2);
+    const v0 = randomArray(n * kvDim, 3);
     const op = new Rope(gpu, { nHeads, nKvHeads, headDim, theta, scale, maxTokens: n });
     const q = gpu.storage('q', q0);
     const k = gpu.storage('k', k0);
+    const v = gpu.storage('v', v0);
     const step = new StepUniform(gpu, 'rope.test.step');
     step.write(pos, n);
-    const bound = op.bind('rope.test', q, k, step.buffer);
-    await gpu.run('rope', (pass) => bound.encode(pass, n));
+    const bound = op.bind('rope.test', q, k, v, cache, step.buffer);
+    await gpu.checked('rope', () => gpu.run('rope', (pass) => bound.encode(pass, n)));
+    const rel = cache.f16 ? 2 ** -10 : 2e-6;
     expectClose(await gpu.readF32(q), ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale), 2e-6, 2e-6, 'rope q');
-    expectClose(await gpu.readF32(k), ropeRef(k0, n, nKvHeads * headDim, headDim, pos, theta, scale), 2e-6, 2e-6, 'rope k');
+    expectClose(await readRows(gpu, cache, cache.keyCache, pos, n), ropeRef(k0, n, kvDim, headDim, pos, theta, scale), 2e-6, rel, 'cached keys');
+    const values = await readRows(gpu, cache, cache.valueCache, pos, n);
+    if (cache.f16) expectClose(values, v0, 2 ** -24, 2 ** -10, 'cached values (f16)');
+    else expect(values).toEqual(v0);
+    expect(await gpu.readF32(k)).toEqual(k0);
+    expect(await gpu.readF32(v)).toEqual(v0);
+    for (const row of [pos - 1, pos + n].filter((r) => r >= 0)) {
+      for (const buffer of [cache.keyCache, cache.valueCache]) {
+        expect((await readRows(gpu, cache, buffer, row, 1)).every((x) => x === 0)).toBe(true);
+      }
+    }
+    for (const b of [q, k, v, cache.keyCache, cache.valueCache]) b.destroy();
   });
 
-  it('rejects bad shapes when built', () => {
+  it('stores nothing past the end of the cache', async () => {
+    const o = { nHeads: 8, nKvHeads: 4, headDim: 8, theta: 10000, scale: 1, maxTokens: 4 };
+    const cache = createKvCache(gpu, 'rope.short', 6, 32);
+    const k0 = randomArray(4 * 32, 4);
+    const step = new StepUniform(gpu, 'rope.short.step');
+    step.write(4, 4); // positions 4..7 of a 6-row cache
+    const bound = new Rope(gpu, o).bind('rope.short', gpu.storage('q', 4 * 64 * 4), gpu.storage('k', k0), gpu.storage('v', k0), cache, step.buffer);
+    await gpu.checked('rope', () => gpu.run('rope', (pass) => bound.encode(pass, 4)));
+    const values = await readRows(gpu, cache, cache.valueCache, 0, 6);
+    expect(values.subarray(0, 4 * 32).every((x) => x === 0)).toBe(true);
+    expectClose(values.subarray(4 * 32), k0.subarray(0, 2 * 32), 2 ** -24, cache.f16 ? 2 ** -10 : 0, 'the rows that fit');
+  });
+
+  it('rejects bad shapes when built or bound', () => {
     const o = { nHeads: 8, nKvHeads: 4, headDim: 8, theta: 10000, scale: 1, maxTokens: 4 };
     expect(() => new Rope(gpu, { ...o, headDim: 7 })).toThrow(KernelShapeError);
     expect(() => new Rope(gpu, { ...o, nHeads: 0 })).toThrow(KernelShapeError);
     expect(() => new Rope(gpu, { ...o, scale: 0 })).toThrow(KernelShapeError);
-    const bound = new Rope(gpu, o).bind('rope.bad', gpu.storage('q', 4 * 64 * 4), gpu.storage('k', 4 * 32 * 4), new StepUniform(gpu).buffer);
+    const [q, k, v] = [gpu.storage('q', 4 * 64 * 4), gpu.storage('k', 4 * 32 * 4), gpu.storage('v', 4 * 32 * 4)];
+    const step = new StepUniform(gpu).buffer;
+    expect(() => new Rope(gpu, o).bind('rope.wrong cache', q, k, v, createKvCache(gpu, 'wide', 8, 64), step)).toThrow(/KV cache rows hold 64/);
+    const bound = new Rope(gpu, o).bind('rope.bad', q, k, v, createKvCache(gpu, 'ok', 8, 32), step);
     expect(() => bound.encode({} as GPUComputePassEncoder, 5)).toThrow(KernelShapeError);
   });
 });

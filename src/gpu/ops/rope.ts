@@ -1,5 +1,6 @@
 import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
+import type { KvCache } from './kv-cache.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
 const WG = 64;
@@ -32,10 +33,11 @@ export function ropeTurns(headDim: number, theta: number, scale: number): Uint32
   return out;
 }
 
-/** Rotary position embedding, interleaved pairs, in place on q and k (shaders/rope.wgsl). */
+/**
+ * Rotary position embedding, interleaved pairs, on q (in place) and k, storing the step's rotated keys and its
+ * values into a layer's KV cache (shaders/rope.wgsl): one dispatch where RoPE and a cache write would take two.
+ */
 export class Rope {
-  private readonly pipeline: GPUComputePipeline;
-  private readonly params: GPUBuffer;
   private readonly freq: GPUBuffer;
   private readonly groupsX: number;
 
@@ -52,19 +54,27 @@ export class Rope {
     if (headDim % 2 !== 0) throw new KernelShapeError('rope', `headDim must be even to rotate pairs (${shape}); check the model's dim / nHeads`);
     if (!(theta > 1) || !Number.isFinite(theta)) throw new KernelShapeError('rope', `theta must be a finite number > 1, got ${theta}`);
     if (!(scale > 0) || !Number.isFinite(scale)) throw new KernelShapeError('rope', `scale must be a positive finite number, got ${scale}`);
-    this.pipeline = gpu.pipeline('rope', { WG });
-    this.params = gpu.uniform(`${label}.params`, new Uint8Array(uniformData([{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }])));
     this.freq = gpu.storage(`${label}.freq`, ropeTurns(headDim, theta, scale));
-    this.groupsX = Math.ceil(((nHeads + nKvHeads) * headDim) / 2 / WG);
+    this.groupsX = Math.ceil(((nHeads + 2 * nKvHeads) * headDim) / 2 / WG);
   }
 
   /**
-   * q [maxTokens, nHeads*headDim] and k [maxTokens, nKvHeads*headDim], rotated in place; `step` is the StepUniform
-   * buffer (positions pos..pos+n-1). encode(pass, n) rotates the first n rows.
+   * q [maxTokens, nHeads*headDim] rotated in place; k, v [maxTokens, nKvHeads*headDim] read, the rotated keys
+   * and the values stored into `cache` rows pos..pos+n-1; `step` is the StepUniform buffer. encode(pass, n)
+   * handles the first n rows.
    */
-  bind(label: string, q: GPUBuffer, k: GPUBuffer, step: GPUBuffer): BoundOp {
-    const bindGroup = this.gpu.bindGroup(label, this.pipeline, [this.freq, q, k, this.params, step]);
-    const { pipeline, groupsX } = this;
+  bind(label: string, q: GPUBuffer, k: GPUBuffer, v: GPUBuffer, cache: KvCache, step: GPUBuffer): BoundOp {
+    const { nHeads, nKvHeads, headDim } = this.o;
+    if (cache.kvDim !== nKvHeads * headDim) {
+      throw new KernelShapeError('rope', `${label}: the KV cache rows hold ${cache.kvDim} values, but nKvHeads * headDim = ${nKvHeads * headDim}`);
+    }
+    const pipeline = this.gpu.pipeline('rope', { WG, F16_CACHE: cache.f16 ? 1 : 0 });
+    const params = this.gpu.uniform(
+      `${label}.params`,
+      new Uint8Array(uniformData([{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }, { u32: cache.maxSeqLen }])),
+    );
+    const bindGroup = this.gpu.bindGroup(label, pipeline, [this.freq, q, k, v, cache.keyCache, cache.valueCache, params, step]);
+    const groupsX = this.groupsX;
     const maxTokens = this.o.maxTokens;
     return {
       encode(pass, n = 1) {
