@@ -18,7 +18,7 @@ struct Params {
   cols: u32,
   row_offset: u32,
   y_stride: u32,
-  accumulate: u32,
+  mode: u32, // 0 store, 1 add, 2 SwiGLU gate (combine)
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -30,6 +30,16 @@ struct Params {
 // [TILE][TILE + 1]: the extra column keeps column reads off a single memory bank.
 var<workgroup> xs: array<f32, TILE * (TILE + 1u)>;
 var<workgroup> ws: array<f32, TILE * (TILE + 1u)>;
+
+// y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
+// (the SwiGLU gate: y holds W1 x, this weight is W3). silu through exp(-|g|), which never overflows.
+fn combine(old: f32, v: f32) -> f32 {
+  if (params.mode == 2u) {
+    let e = exp(-abs(old));
+    return old * select(e / (1.0 + e), 1.0 / (1.0 + e), old >= 0.0) * v;
+  }
+  return select(v, old + v, params.mode == 1u);
+}
 
 fn scale_at(i: u32) -> f32 {
   if (SCALE_F16) {
@@ -143,7 +153,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       if (tok < n && r < params.rows) {
         let i = tok * params.y_stride + params.row_offset + r;
         let v = acc[a][b];
-        y[i] = select(v, y[i] + v, params.accumulate != 0u);
+        y[i] = combine(y[i], v);
       }
     }
   }

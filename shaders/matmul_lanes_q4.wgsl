@@ -28,7 +28,7 @@ struct Params {
   rows: u32,
   cols: u32,
   row_offset: u32,
-  accumulate: u32,
+  mode: u32, // 0 store, 1 add, 2 SwiGLU gate (combine)
   y_stride: u32,
 }
 
@@ -37,6 +37,16 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w_s: array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
+
+// y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
+// (the SwiGLU gate: y holds W1 x, this weight is W3). silu through exp(-|g|), which never overflows.
+fn combine(old: f32, v: f32) -> f32 {
+  if (params.mode == 2u) {
+    let e = exp(-abs(old));
+    return old * select(e / (1.0 + e), 1.0 / (1.0 + e), old >= 0.0) * v;
+  }
+  return select(v, old + v, params.mode == 1u);
+}
 
 fn scale_at(i: u32) -> f32 {
   if (SCALE_F16) {
@@ -114,7 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     for (var j = 0u; j < TOKENS; j++) {
       if (tok0 + j < n && row < params.rows) {
         let i = (tok0 + j) * params.y_stride + params.row_offset + row;
-        y[i] = select(acc[r][j], y[i] + acc[r][j], params.accumulate != 0u);
+        y[i] = combine(y[i], acc[r][j]);
       }
     }
   }

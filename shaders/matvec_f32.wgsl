@@ -15,7 +15,7 @@ struct Params {
   rows: u32,
   cols: u32,
   row_offset: u32,
-  accumulate: u32,
+  mode: u32, // 0 store, 1 add, 2 SwiGLU gate (combine)
   y_stride: u32,
 }
 
@@ -28,6 +28,16 @@ struct Params {
 var<workgroup> partial: array<vec4f, WG>;
 
 // W[r, 4k..4k+3].
+// y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
+// (the SwiGLU gate: y holds W1 x, this weight is W3). silu through exp(-|g|), which never overflows.
+fn combine(old: f32, v: f32) -> f32 {
+  if (params.mode == 2u) {
+    let e = exp(-abs(old));
+    return old * select(e / (1.0 + e), 1.0 / (1.0 + e), old >= 0.0) * v;
+  }
+  return select(v, old + v, params.mode == 1u);
+}
+
 fn block(r: u32, k: u32) -> vec4f {
   let i = r * params.cols + 4u * k;
   return bitcast<vec4f>(vec4u(w_q[i], w_q[i + 1u], w_q[i + 2u], w_q[i + 3u]));
@@ -68,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     }
     if (first + t < params.rows) {
       let i = wg.z * params.y_stride + params.row_offset + first + t;
-      y[i] = select(sum, y[i] + sum, params.accumulate != 0u);
+      y[i] = combine(y[i], sum);
     }
   }
 }

@@ -163,17 +163,6 @@ const OTHER_OPS: Record<string, (gpu: Gpu, mods: Record<string, OpModule>, step:
       },
     },
   ],
-  swiglu: (gpu, m) => [
-    {
-      name: `swiglu ${HIDDEN}`,
-      make: () => {
-        const SwiGlu = m.swiglu.SwiGlu as Ctor;
-        const hb = gpu.storage('bench.hb', HIDDEN * 4);
-        const hb2 = gpu.storage('bench.hb2', HIDDEN * 4);
-        return { op: new SwiGlu(gpu, HIDDEN).bind('bench.swiglu', hb, hb2), n: 1, bytes: HIDDEN * 4 * 3 };
-      },
-    },
-  ],
   add: (gpu, m) => [
     {
       name: `add ${DIM}`,

@@ -76,7 +76,7 @@ export function checkFit(
   const kvBytesPerToken = 2 * c.nLayers * kvRowBytes;
   const t = PREFILL_TOKENS;
   const activationBuffers = [t * c.dim * 4, t * kvDim(c) * 4, t * c.hiddenDim * 4, c.vocabSize * 4];
-  const activationBytes = 4 * t * c.dim * 4 + 2 * t * kvDim(c) * 4 + 2 * t * c.hiddenDim * 4 + c.vocabSize * 4 + c.dim * 4;
+  const activationBytes = 4 * t * c.dim * 4 + 2 * t * kvDim(c) * 4 + t * c.hiddenDim * 4 + c.vocabSize * 4 + c.dim * 4;
   const largestActivation = Math.max(...activationBuffers);
   if (largestActivation > bindLimit) {
     fail(`An activation buffer needs ${mb(largestActivation)}, over this GPU's binding limit of ${mb(bindLimit)}. Use a GPU with higher limits.`);

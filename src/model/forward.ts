@@ -6,7 +6,7 @@
  *   for each layer:
  *     xb = rmsnorm(x, rmsAtt);  q, k, v = wq xb, wk xb, wv xb;  rope(q, k) and cache k, v (one kernel)
  *     xb2 = attention(q, keyCache, valueCache);  x += wo xb2
- *     xb = rmsnorm(x, rmsFfn);  hb = silu(w1 xb) * (w3 xb);  x += w2 hb
+ *     xb = rmsnorm(x, rmsFfn);  hb = w1 xb;  hb = silu(hb) * (w3 xb) (the w3 kernel applies the gate);  x += w2 hb
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
  *
  * Decode (one token) uses matrix-vector kernels; prefill (many tokens) uses the tiled matrix-matrix kernels.
@@ -20,7 +20,6 @@ import type { BoundOp } from '../gpu/ops/op.ts';
 import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import type { Sampler } from '../gpu/ops/sampler.ts';
-import { SwiGlu } from '../gpu/ops/swiglu.ts';
 import type { GpuWeight } from '../gpu/weights.ts';
 import { headDim, type ModelConfig } from './config.ts';
 import type { RunState } from './state.ts';
@@ -37,7 +36,6 @@ interface LayerOps {
   ffnNorm: BoundOp;
   w1: BoundOp;
   w3: BoundOp;
-  swiglu: BoundOp;
   w2: BoundOp;
 }
 
@@ -65,7 +63,6 @@ export class Forward {
     const maxTokens = s.maxTokens;
     const attNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsnorm');
     const rope = new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, maxTokens });
-    const swiglu = new SwiGlu(gpu, c.hiddenDim);
     const matvec = (w: GpuWeight) => new MatVec(gpu, w);
     const matmul = (w: GpuWeight) => new MatMul(gpu, w, maxTokens);
 
@@ -83,7 +80,6 @@ export class Forward {
         rope: rope.bind(`${L}.rope`, s.q, s.k, s.v, cache, step),
         attention: attention.bind(`${L}.attention`, s.q, s.xb2, step),
         ffnNorm: attNorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb),
-        swiglu: swiglu.bind(`${L}.swiglu`, s.hb, s.hb2),
       };
       for (const [ops, make, kind] of [
         [this.decodeLayers, matvec, 'matvec'],
@@ -96,7 +92,7 @@ export class Forward {
           v: make(lw.wv).bind(`${L}.wv.${kind}`, s.xb, s.v),
           o: make(lw.wo).bind(`${L}.wo.${kind}`, s.xb2, s.x, { accumulate: true }),
           w1: make(lw.w1).bind(`${L}.w1.${kind}`, s.xb, s.hb),
-          w3: make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb2),
+          w3: make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb, { gate: true }),
           w2: make(lw.w2).bind(`${L}.w2.${kind}`, s.hb, s.x, { accumulate: true }),
         });
       }
@@ -122,7 +118,6 @@ export class Forward {
       o.ffnNorm.encode(pass, n);
       o.w1.encode(pass, n);
       o.w3.encode(pass, n);
-      o.swiglu.encode(pass, n);
       o.w2.encode(pass, n);
     }
   }

@@ -17,7 +17,6 @@ export class RunState {
   readonly k: GPUBuffer; // [maxTokens, kvDim]
   readonly v: GPUBuffer; // [maxTokens, kvDim]
   readonly hb: GPUBuffer; // [maxTokens, hiddenDim]
-  readonly hb2: GPUBuffer; // [maxTokens, hiddenDim]
   readonly logits: GPUBuffer; // [vocab] of the last token
   /** u32 [maxTokens]: prompt ids of a prefill; slot 0 holds the sampled id that the next decode step embeds. */
   readonly tokens: GPUBuffer;
@@ -34,7 +33,6 @@ export class RunState {
     this.k = f32('k', maxTokens * kvDim(c));
     this.v = f32('v', maxTokens * kvDim(c));
     this.hb = f32('hb', maxTokens * c.hiddenDim);
-    this.hb2 = f32('hb2', maxTokens * c.hiddenDim);
     this.logits = f32('logits', c.vocabSize);
     this.tokens = gpu.storage('state.tokens', maxTokens * 4);
     this.kvCaches = Array.from({ length: c.nLayers }, (_, l) => createKvCache(gpu, `L${l}.kv`, contextLength, kvDim(c)));
@@ -42,7 +40,7 @@ export class RunState {
   }
 
   destroy(): void {
-    for (const b of [this.x, this.xb, this.xb2, this.xLast, this.q, this.k, this.v, this.hb, this.hb2, this.logits, this.tokens]) b.destroy();
+    for (const b of [this.x, this.xb, this.xb2, this.xLast, this.q, this.k, this.v, this.hb, this.logits, this.tokens]) b.destroy();
     for (const kv of this.kvCaches) {
       kv.keyCache.destroy();
       kv.valueCache.destroy();

@@ -14,6 +14,7 @@ import { MatMul } from '../../src/gpu/ops/matmul.ts';
 import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
+import { swigluRef } from '../reference/elementwise.ts';
 import { matmulRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
 
 const gpus = await testGpus();
@@ -25,6 +26,8 @@ interface Case {
   dtype: WeightDtype;
   scaleDtype?: ScaleDtype;
   accumulate?: boolean;
+  /** Y starts as random G and the op stores silu(G) * X W^T (the SwiGLU gate). */
+  gate?: boolean;
   maxChunkBytes?: number;
   /** Tokens the op is built for (default n); larger than n checks only n rows are touched. */
   maxTokens?: number;
@@ -65,6 +68,12 @@ const LANES: Case[] = (['f16', 'f32'] as const).flatMap((scaleDtype, i) =>
   ].map((s, j) => ({ ...s, dtype: 'q4' as const, scaleDtype, kernel: 'lanes' as const, accumulate: (i + j) % 2 === 1 })),
 );
 
+// The SwiGLU gate through each kernel, at stories260K's w3 shape.
+const GATE: Case[] = (['tiled', 'matvec', 'lanes'] as const).flatMap((kernel) => [
+  { rows: 172, cols: 64, n: 9, dtype: 'q4' as const, kernel, gate: true },
+  { rows: 172, cols: 64, n: 9, dtype: 'f16' as const, kernel, gate: true },
+]).filter((c) => c.kernel !== 'lanes' || c.dtype === 'q4');
+
 const LLAMA7B_ALL: Case[] = [
   { rows: 4096, cols: 4096, n: 16, dtype: 'q4', kernel: 'lanes' },
   { rows: 4096, cols: 11008, n: 9, dtype: 'q4', accumulate: true, kernel: 'lanes' },
@@ -93,10 +102,10 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   if (c.maxChunkBytes) expect(weight.chunks.length).toBeGreaterThan(2);
   const xb = gpu.storage('x', x);
   // Without accumulate, y starts as NaN so any output the kernel fails to write shows up.
-  const yInit = c.accumulate ? y0 : new Float32Array(maxTokens * c.rows).fill(Number.NaN);
+  const yInit = c.accumulate || c.gate ? y0 : new Float32Array(maxTokens * c.rows).fill(Number.NaN);
   const yb = gpu.storage('y', yInit);
   try {
-    const op = new MatMul(gpu, weight, maxTokens, { kernel: c.kernel }).bind('matmul.test', xb, yb, { accumulate: c.accumulate });
+    const op = new MatMul(gpu, weight, maxTokens, { kernel: c.kernel }).bind('matmul.test', xb, yb, { accumulate: c.accumulate, gate: c.gate });
     await gpu.run('matmul', (pass) => op.encode(pass, c.n));
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
@@ -111,7 +120,9 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
         }
       }
     }
-    const want = matmulRef(w, x, c.n, c.rows, c.cols, c.accumulate ? y0 : undefined);
+    const plain = matmulRef(w, x, c.n, c.rows, c.cols, c.accumulate ? y0 : undefined);
+    const gain = c.gate ? swigluRef(y0, new Float64Array(y0.length).fill(1)) : undefined; // silu(G)
+    const want = gain ? plain.map((v, i) => gain[i] * v) : plain;
     let worst = 0;
     let worstAt = -1;
     for (let t = 0; t < c.n; t++) {
@@ -120,7 +131,9 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
         for (let k = 0; k < c.cols; k++) s += (Math.abs(w[r * c.cols + k]) + gmax2[r * c.cols + k]) * Math.abs(x[t * c.cols + k]);
         const i = t * c.rows + r;
         if (c.accumulate) s += Math.abs(y0[i]);
-        const ratio = Math.abs(got[i] - want[i]) / (2 ** -24 * (c.cols + 2) * s + 1e-6);
+        // The gate: silu(G) scales the product's error; f32 exp adds a few ulps relative (2^-16 |want| covers them).
+        const tol = gain ? Math.abs(gain[i]) * 2 ** -24 * (c.cols + 2) * s + 2 ** -16 * Math.abs(want[i]) : 2 ** -24 * (c.cols + 2) * s;
+        const ratio = Math.abs(got[i] - want[i]) / (tol + 1e-6);
         if (!(ratio <= worst)) {
           worst = Number.isNaN(ratio) ? Infinity : ratio;
           worstAt = i;
@@ -140,12 +153,12 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
 }
 
 const name = (c: Case) =>
-  `${c.kernel ?? 'default'} ${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}] n=${c.n}${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+  `${c.kernel ?? 'default'} ${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}] n=${c.n}${c.accumulate ? ' accumulate' : ''}${c.gate ? ' gate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
 
 describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
   const lanes = lanesKernelRuns(gpu, { name: 'probe', dtype: 'q4', rows: 1, cols: 4, scaleDtype: 'f16', chunks: [] });
   const big = (adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW).filter((c) => lanes || c.kernel !== 'lanes');
-  it.each([...SMALL, ...SPLIT, ...(lanes ? LANES : [])].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  it.each([...SMALL, ...SPLIT, ...(lanes ? LANES : []), ...GATE.filter((c) => lanes || c.kernel !== 'lanes')].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 17 + c.cols + c.n);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {

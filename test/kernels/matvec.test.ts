@@ -15,6 +15,7 @@ import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes
 import { MatVec } from '../../src/gpu/ops/matvec.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
+import { swigluRef } from '../reference/elementwise.ts';
 import { absDotBound, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
 
 const gpus = await testGpus();
@@ -25,6 +26,8 @@ interface Case {
   dtype: WeightDtype;
   scaleDtype?: ScaleDtype;
   accumulate?: boolean;
+  /** y starts as random g and the op stores silu(g) * W x (the SwiGLU gate). */
+  gate?: boolean;
   maxChunkBytes?: number;
   /** Forces a kernel (default: the op's choice, the lanes kernel for q4 on lavapipe). */
   kernel?: 'matvec' | 'lanes';
@@ -52,6 +55,13 @@ const OTHER_Q4: Case[] = [
   [64, 172],
   [1000, 1000],
 ].map(([rows, cols], j) => ({ rows, cols, dtype: 'q4' as const, accumulate: j % 2 === 1 }));
+
+// The SwiGLU gate (y = silu(y) * W x) through every kernel: stories260K's w3 shape and a row-chunked one.
+const GATE: Case[] = [
+  ...VARIANTS.map((v) => ({ rows: 172, cols: 64, ...v, gate: true })),
+  { rows: 1000, cols: 1000, dtype: 'q4', gate: true, maxChunkBytes: 96 * 1024 },
+  { rows: 1000, cols: 1000, dtype: 'q4', gate: true, kernel: 'matvec' },
+];
 
 // Split into row chunks by a small maxChunkBytes (chunks of unequal size: the last one is short).
 const SPLIT: Case[] = VARIANTS.map((v, i) => ({ rows: 1000, cols: 1001, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 }));
@@ -115,16 +125,21 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const weight = uploadWeight(gpu, 'w', values, c.rows, c.cols, c.dtype, { scaleDtype: c.scaleDtype, maxChunkBytes: c.maxChunkBytes });
   if (c.maxChunkBytes) expect(weight.chunks.length).toBeGreaterThan(2);
   const xb = gpu.storage('x', x);
-  const yb = gpu.storage('y', c.accumulate ? y0 : new Float32Array(c.rows).fill(Number.NaN));
+  const yb = gpu.storage('y', c.accumulate || c.gate ? y0 : new Float32Array(c.rows).fill(Number.NaN));
   try {
-    const op = new MatVec(gpu, weight, { kernel: c.kernel }).bind('matvec.test', xb, yb, { accumulate: c.accumulate });
+    const op = new MatVec(gpu, weight, { kernel: c.kernel }).bind('matvec.test', xb, yb, { accumulate: c.accumulate, gate: c.gate });
     await gpu.run('matvec', (pass) => op.encode(pass));
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
-    const want = matvecRef(w, x, c.rows, c.cols, c.accumulate ? y0 : undefined);
+    let want = matvecRef(w, x, c.rows, c.cols, c.accumulate ? y0 : undefined);
     const bound = absDotBound(w, x, c.rows, c.cols);
     if (c.dtype === 'q4') addGroupMaxBound(bound, w, x, c.rows, c.cols);
     if (c.accumulate) for (let r = 0; r < c.rows; r++) bound[r] += Math.abs(y0[r]);
+    if (c.gate) {
+      // silu(g) scales the product's error; f32 exp adds a few ulps relative (|want| at rel 2^-16 covers them).
+      want = swigluRef(y0, want);
+      for (let r = 0; r < c.rows; r++) bound[r] = bound[r] * Math.abs(swigluRef([y0[r]], [1])[0]) + Math.abs(want[r]);
+    }
     expectWithinBound(got, want, bound, 256 * 2 ** -24, `matvec ${c.dtype} [${c.rows}, ${c.cols}]`);
   } finally {
     destroyWeight(weight);
@@ -134,13 +149,13 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
 }
 
 const name = (c: Case) =>
-  `${c.kernel ? `${c.kernel} ` : ''}${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+  `${c.kernel ? `${c.kernel} ` : ''}${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.gate ? ' gate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
 
 describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
   const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;
   const lanes = lanesKernelRuns(gpu, { name: 'probe', dtype: 'q4', rows: 1, cols: 4, scaleDtype: 'f16', chunks: [] });
   const other: Case[] = OTHER_Q4.flatMap((c) => [{ ...c, kernel: 'matvec' as const }, ...(lanes ? [{ ...c, kernel: 'lanes' as const }] : [])]);
-  it.each([...SMALL, ...SPLIT, ...other].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  it.each([...SMALL, ...SPLIT, ...other, ...GATE].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 31 + c.cols);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {

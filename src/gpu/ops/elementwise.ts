@@ -6,7 +6,7 @@ const WG = 256;
 
 /**
  * An in-place elementwise op a = f(a, b) over rows of `width` floats, one thread per element: the shape of
- * shaders/add.wgsl and shaders/swiglu.wgsl (bindings b, a, params; dispatch (ceil(width / WG), rows)).
+ * shaders/add.wgsl (bindings b, a, params; dispatch (ceil(width / WG), rows)).
  */
 export class ElementwiseOp {
   private readonly pipeline: GPUComputePipeline;

@@ -2,7 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import type { GpuWeight } from '../weights.ts';
 import { grid } from './matvec.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { outputMode, uniformData, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
 const WG = 8;
@@ -64,17 +64,18 @@ export class LanesMatMul {
   }
 
   /**
-   * x [n, cols] f32, y [n, rows] f32. With `accumulate`, adds into y (the residual stream). encode(pass, n)
+   * x [n, cols] f32, y [n, rows] f32. Written as `options` says (LinearOutput). encode(pass, n)
    * multiplies the first n rows of x (the caller checks n against its buffers).
    */
-  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: { accumulate?: boolean } = {}): BoundOp {
+  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     const tokens = this.tokens;
     const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
+    const mode = outputMode(label, options);
     const dispatches = w.chunks.map((chunk, i) => {
       const params = this.gpu.uniform(
         `${label}.params${i}`,
-        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: options.accumulate ? 1 : 0 }, { u32: w.rows }])),
+        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: mode }, { u32: w.rows }])),
       );
       const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, chunk.data];
       if (chunk.scales) resources.push(chunk.scales);

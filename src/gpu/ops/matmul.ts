@@ -4,7 +4,7 @@ import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LANES_PREFILL_TOKENS, LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
 import { bindChunks, matvecPipeline } from './matvec.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { outputMode, uniformData, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Tokens and rows per workgroup tile (TILE in shaders/matmul.wgsl). */
 const TILE = 32;
@@ -65,10 +65,10 @@ export class MatMul {
   }
 
   /**
-   * x [maxTokens, cols] f32, y [maxTokens, rows] f32 (at least). With `accumulate`, adds into y (the residual
-   * stream). encode(pass, n) multiplies the first n rows of x.
+   * x [maxTokens, cols] f32, y [maxTokens, rows] f32 (at least), written as `options` says (LinearOutput: store,
+   * accumulate or SwiGLU gate). encode(pass, n) multiplies the first n rows of x.
    */
-  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: { accumulate?: boolean } = {}): BoundOp {
+  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     const maxTokens = this.maxTokens;
     if (x.size < maxTokens * w.cols * 4) {
@@ -94,7 +94,7 @@ export class MatMul {
     }
     const pipeline = this.pipeline!;
     if (this.kernel === 'matvec') {
-      const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, options.accumulate ?? false);
+      const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, outputMode(label, options));
       return {
         encode(pass, n = 1) {
           check(n);
@@ -106,11 +106,11 @@ export class MatMul {
         },
       };
     }
-    const accumulate = options.accumulate ? 1 : 0;
+    const mode = outputMode(label, options);
     const dispatches = w.chunks.map((chunk, i) => {
       const params = this.gpu.uniform(
         `${label}.params${i}`,
-        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: w.rows }, { u32: accumulate }])),
+        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: w.rows }, { u32: mode }])),
       );
       const scales = chunk.scales ?? this.noScales!;
       const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, [x, chunk.data, scales, y, params]);

@@ -3,7 +3,7 @@ import { isQuantized } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { outputMode, uniformData, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Rows per workgroup (fixed in shaders/matvec_*.wgsl). */
 const ROWS = 4;
@@ -44,10 +44,10 @@ export class MatVec {
   }
 
   /**
-   * x [cols] f32, y [rows] f32. With `accumulate`, adds into y (the residual stream) instead of overwriting it.
+   * x [cols] f32, y [rows] f32, written as `options` says (LinearOutput: store, accumulate or SwiGLU gate).
    * encode(pass) records one dispatch per chunk; its `rows` argument is ignored (always one token).
    */
-  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: { accumulate?: boolean } = {}): BoundOp {
+  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     if (x.size < w.cols * 4) {
       throw new KernelShapeError('matvec', `${label}: x (${x.label}) holds ${x.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] needs ${w.cols} floats`);
@@ -60,7 +60,7 @@ export class MatVec {
       return { encode: (pass) => op.encode(pass, 1) };
     }
     const pipeline = this.pipeline!;
-    const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, options.accumulate ?? false);
+    const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, outputMode(label, options));
     return {
       encode(pass) {
         pass.setPipeline(pipeline);
@@ -91,13 +91,13 @@ export function bindChunks(
   label: string,
   x: GPUBuffer,
   y: GPUBuffer,
-  accumulate: boolean,
+  mode: number,
 ): { bindGroup: GPUBindGroup; grid: [number, number] }[] {
   const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
   return w.chunks.map((chunk, i) => {
     const params = gpu.uniform(
       `${label}.params${i}`,
-      new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: accumulate ? 1 : 0 }, { u32: w.rows }])),
+      new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: mode }, { u32: w.rows }])),
     );
     const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, x, chunk.data];
     if (chunk.scales) resources.push(chunk.scales);

@@ -1,3 +1,4 @@
+import { KernelShapeError } from '../../errors.ts';
 /** A dispatch with its pipeline and bind group fixed at load time; encoding it per token allocates nothing. */
 export interface BoundOp {
   /** Records the dispatch. `rows` (when the op takes it) is the number of tokens in this step. */
@@ -14,4 +15,19 @@ export function uniformData(fields: ({ u32: number } | { f32: number } | { i32: 
     else view.setFloat32(i * 4, f.f32, true);
   });
   return buf;
+}
+
+/**
+ * How a matrix-vector / matrix-matrix op writes y (the `mode` of shaders/matvec_*.wgsl, matmul*.wgsl):
+ * by default it stores W x; `accumulate` adds W x into y (the residual stream); `gate` stores silu(y) * W x, the
+ * SwiGLU gate of the Llama FFN, when y already holds W1 x and the op's weight is W3.
+ */
+export interface LinearOutput {
+  accumulate?: boolean;
+  gate?: boolean;
+}
+
+export function outputMode(label: string, o: LinearOutput): number {
+  if (o.accumulate && o.gate) throw new KernelShapeError('linear', `${label}: accumulate and gate are exclusive`);
+  return o.gate ? 2 : o.accumulate ? 1 : 0;
 }
