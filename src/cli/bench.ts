@@ -41,6 +41,8 @@ export async function run(args: string[]): Promise<number> {
     const result = {
       model: engine.manifest.name,
       adapter: engine.gpu.summary.description || engine.gpu.summary.device,
+      /** Mesa lavapipe's compute threads (LP_NUM_THREADS; src/gpu/node.ts lavapipeThreads), null for Mesa's default. */
+      lavapipeThreads: process.env.LP_NUM_THREADS ?? null,
       config: { dim: c.dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads, vocabSize: c.vocabSize },
       weightDtypes: [...new Set(engine.manifest.tensors.filter((t) => t.shape.length === 2).map((t) => t.dtype))],
       promptTokens: s.promptTokens,
@@ -60,7 +62,8 @@ export async function run(args: string[]): Promise<number> {
     result.peakRssMB = peakRss / 2 ** 20;
     if (p.options.has('json')) console.log(JSON.stringify(result, null, 2));
     else {
-      console.log(`model ${result.model} (${result.weightDtypes.join('/')}) on ${result.adapter}`);
+      const lp = /llvmpipe/i.test(result.adapter) ? ` (LP_NUM_THREADS=${result.lavapipeThreads ?? 'Mesa default'})` : '';
+      console.log(`model ${result.model} (${result.weightDtypes.join('/')}) on ${result.adapter}${lp}`);
       const rows: [string, string][] = [
         ['prefill', `${result.prefillTokensPerSecond.toFixed(2)} tok/s (${result.promptTokens} tokens)`],
         ['decode', `${result.decodeTokensPerSecond.toFixed(2)} tok/s, ${result.decodeMsPerToken.toFixed(2)} ms/token (${result.generatedTokens} tokens)`],

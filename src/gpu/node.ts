@@ -6,6 +6,7 @@
  * alongside any hardware driver the loader finds by itself.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { WebGpuUnavailableError } from '../errors.ts';
 import { Gpu, type GpuOptions } from './device.ts';
 
@@ -59,8 +60,33 @@ export async function nodeAdapter(name: NodeAdapterName = 'default'): Promise<GP
   return adapter;
 }
 
-/** A ready Gpu in Node, or WebGpuUnavailableError saying how to install a driver. */
-export async function createNodeGpu(name: NodeAdapterName = 'default', options?: GpuOptions): Promise<Gpu> {
+/** Below this many bytes of weights, a model counts as small for lavapipeThreads. */
+export const SMALL_MODEL_BYTES = 64 << 20;
+
+/**
+ * The compute thread count for Mesa lavapipe (its LP_NUM_THREADS; 0 runs each dispatch on the thread that
+ * submits it), unless the environment already sets one. Lavapipe hands every dispatch to a pool of worker threads
+ * and waits for them; for the small dispatches of a small model that hand-off costs more than the work
+ * (stories260K decode on 2 vCPUs: 420-570 tok/s with 0 threads, 190-300 with 2), and on a machine with at most
+ * 2 CPUs it did not pay for itself even at 7B shapes (q4 decode 0.52 tok/s with 0 threads, 0.43 with 2; prefill
+ * within the run-to-run noise). Elsewhere Mesa's default (one thread per CPU) stands.
+ */
+export function lavapipeThreads(modelBytes: number | undefined, cpus = availableParallelism()): number | undefined {
+  if (process.env.LP_NUM_THREADS !== undefined) return undefined;
+  if (cpus <= 2 || (modelBytes !== undefined && modelBytes < SMALL_MODEL_BYTES)) return 0;
+  return undefined;
+}
+
+/**
+ * A ready Gpu in Node, or WebGpuUnavailableError saying how to install a driver. `modelBytes` (the weights the
+ * GPU will hold) picks lavapipe's thread count (lavapipeThreads); it takes effect when the process first opens the
+ * adapter, since Mesa reads it once.
+ */
+export async function createNodeGpu(name: NodeAdapterName = 'default', options?: GpuOptions & { modelBytes?: number }): Promise<Gpu> {
+  if (!instances.has(name)) {
+    const threads = lavapipeThreads(options?.modelBytes);
+    if (threads !== undefined) process.env.LP_NUM_THREADS = String(threads);
+  }
   const adapter = await nodeAdapter(name);
   if (!adapter) {
     throw new WebGpuUnavailableError(
