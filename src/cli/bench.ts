@@ -32,8 +32,9 @@ export async function run(args: string[]): Promise<number> {
     // Deterministic prompt of ordinary token ids (ids past the control and byte pieces).
     const ids = [c.bosId];
     for (let i = 1; i < promptTokens; i++) ids.push(259 + ((i * 7919) % Math.max(1, c.vocabSize - 259)));
-    // Warm-up: compiles pipelines and touches every weight once.
-    for await (const _ of engine.generate(ids.slice(0, Math.min(8, ids.length)), { maxTokens: 2, temperature: 0, stopTokenIds: [] })) void _;
+    // Warm-up with the same prompt: compiles pipelines, touches every weight once, and times a prefill and a few
+    // steps the way a second request in a session would find them (the generation loop paces its readbacks by them).
+    for await (const _ of engine.generate(ids, { maxTokens: 4, temperature: 0, stopTokenIds: [] })) void _;
     const stream = engine.generate(ids, { maxTokens: genTokens, temperature: 0, stopTokenIds: [] });
     for await (const _ of stream) void _;
     const s = await stream.result;

@@ -62,6 +62,10 @@ export function stepSeed(seed: number, step: number): number {
 
 const RING = 3;
 const readbackRings = new WeakMap<LlamaModel, GPUBuffer[]>();
+/** Per model: the decode step time (a running average) and the prefill time per prompt token, for pacing readbacks. */
+const paceTimings = new WeakMap<LlamaModel, { stepMs: number; prefillMsPerToken: number }>();
+/** Prompts at least this long have their prefill paced (and timed for pacing). */
+const PACED_PROMPT = 32;
 
 function ring(model: LlamaModel): GPUBuffer[] {
   let r = readbackRings.get(model);
@@ -115,7 +119,14 @@ export async function* generateIds(
   model.sampler.resetCounts(promptIds);
 
   const slots = ring(model);
-  const inflight: Promise<void>[] = [];
+  // Submitted steps, oldest first, each with its readback's map once requested. Where waiting on a map keeps a
+  // core busy (Gpu.busyWaits: Dawn in Node), the map is requested only when the step should be nearly done (see
+  // pace), which leaves that core to a software GPU; elsewhere it is requested right after the submit.
+  const inflight: { slot: GPUBuffer; mapped?: Promise<void> }[] = [];
+  const busyWaits = model.gpu.busyWaits;
+  const timing = paceTimings.get(model) ?? { stepMs: 0, prefillMsPerToken: 0 };
+  paceTimings.set(model, timing);
+  let tLast = 0;
   let submitted = 0;
   let received = 0;
   let emitted = 0;
@@ -132,8 +143,23 @@ export async function* generateIds(
     if (submitted === 0) model.prefill(promptIds, 0, stepSeed(seed, 0), slot);
     else model.decode(P + submitted - 1, stepSeed(seed, submitted), slot);
     if (submitted > 0) encodeMs += performance.now() - te;
-    inflight.push(slot.mapAsync(GPUMapMode.READ));
+    inflight.push({ slot, mapped: busyWaits ? undefined : slot.mapAsync(GPUMapMode.READ) });
     submitted++;
+  };
+  // Sleeps until about when the oldest step should finish (90% of the last step time after the previous token,
+  // or of the last prefill rate for the prompt), then requests its map: a late guess only costs a short busy wait.
+  const pace = async () => {
+    const due = received === 0 ? (P >= PACED_PROMPT ? t0 + 0.9 * timing.prefillMsPerToken * P : 0) : tLast + 0.9 * timing.stepMs;
+    const ms = due - performance.now();
+    if (ms >= 1) await new Promise((resolve) => setTimeout(resolve, ms));
+  };
+  const nextReadback = async () => {
+    const next = inflight.shift()!;
+    if (!next.mapped) {
+      await pace();
+      next.mapped = next.slot.mapAsync(GPUMapMode.READ);
+    }
+    await next.mapped;
   };
 
   try {
@@ -148,11 +174,21 @@ export async function* generateIds(
       }
       while (inflight.length < RING && submitted < maxTokens) submitNext();
       if (inflight.length === 1 && received > 0) stalls++;
-      await inflight.shift();
+      await nextReadback();
       const slot = slots[received % RING];
       const id = new Uint32Array(slot.getMappedRange(0, 4))[0];
       slot.unmap();
-      if (received === 0) tFirst = performance.now();
+      const now = performance.now();
+      if (received === 0) {
+        tFirst = now;
+        // The lowest rate seen over prompts of PACED_PROMPT tokens or more (shorter ones leave the prefill kernels'
+        // token blocks part empty, and the first prefill also compiles pipelines; sleeping too little is harmless).
+        const perToken = (now - t0) / P;
+        if (P >= PACED_PROMPT) timing.prefillMsPerToken = timing.prefillMsPerToken > 0 ? Math.min(timing.prefillMsPerToken, perToken) : perToken;
+      } else {
+        timing.stepMs = received === 1 ? now - tLast : 0.8 * timing.stepMs + 0.2 * (now - tLast);
+      }
+      tLast = now;
       received++;
       if (stopIds.has(id)) {
         finishReason = 'stop';
@@ -164,7 +200,7 @@ export async function* generateIds(
   } finally {
     // Drain steps submitted past the stop, so the ring is unmapped and the GPU idle for the next request.
     while (inflight.length > 0) {
-      await inflight.shift();
+      await nextReadback();
       slots[received % RING].unmap();
       received++;
     }

@@ -23,6 +23,11 @@ export interface AdapterSummary {
 export interface GpuOptions {
   /** Use shader-f16 when the adapter has it (default true). False forces the f32 paths. */
   f16?: boolean;
+  /**
+   * True when the WebGPU implementation polls on a busy loop while a mapAsync or onSubmittedWorkDone is pending
+   * (Dawn in Node drives its events from setImmediate), so waiting keeps a CPU core busy; see Gpu.busyWaits.
+   */
+  busyWaits?: boolean;
   label?: string;
 }
 
@@ -69,14 +74,20 @@ export class Gpu {
   readonly f16: boolean;
   /** True when shaders may `enable subgroups;` (the adapter has the feature; it is always requested). */
   readonly subgroups: boolean;
+  /**
+   * True when a pending map keeps a CPU core busy (GpuOptions.busyWaits). The generation loop then asks for a
+   * step's readback only when the step should be nearly done, which leaves the core to a software GPU's threads.
+   */
+  readonly busyWaits: boolean;
   readonly summary: AdapterSummary;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
 
-  private constructor(adapter: GPUAdapter, device: GPUDevice, f16: boolean) {
+  private constructor(adapter: GPUAdapter, device: GPUDevice, f16: boolean, busyWaits: boolean) {
     this.adapter = adapter;
     this.device = device;
     this.f16 = f16;
+    this.busyWaits = busyWaits;
     this.subgroups = device.features.has('subgroups');
     this.summary = summarizeAdapter(adapter);
   }
@@ -89,7 +100,7 @@ export class Gpu {
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
     const device = await adapter.requestDevice({ label: options.label ?? 'llama-webgpu', requiredFeatures, requiredLimits });
-    return new Gpu(adapter, device, f16);
+    return new Gpu(adapter, device, f16, options.busyWaits ?? false);
   }
 
   get limits(): GPUSupportedLimits {

@@ -94,5 +94,6 @@ export async function createNodeGpu(name: NodeAdapterName = 'default', options?:
         'and SwiftShader (via chromium), or set VK_ICD_FILENAMES to your driver\'s ICD file.',
     );
   }
-  return Gpu.create(adapter, options);
+  // Dawn in Node resolves mapAsync and onSubmittedWorkDone by polling from setImmediate.
+  return Gpu.create(adapter, { busyWaits: true, ...options });
 }
