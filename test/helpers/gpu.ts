@@ -31,7 +31,8 @@ async function openGpu(name: NodeAdapterName): Promise<Gpu | null> {
     console.warn(`\n!!!!!!!! SKIPPING GPU TESTS ON ${name}: ${msg} !!!!!!!!\n`);
     return null;
   }
-  const gpu = await Gpu.create(adapter, { label: `test.${name}` });
+  // Dawn in Node, like createNodeGpu: waits busy-poll, so generation paces its readbacks (Gpu.busyWaits).
+  const gpu = await Gpu.create(adapter, { label: `test.${name}`, busyWaits: true });
   gpu.device.onuncapturederror = (e) => {
     throw new Error(`uncaptured WebGPU error on ${name}: ${e.error.message}`);
   };
