@@ -6,7 +6,6 @@
  * alongside any hardware driver the loader finds by itself.
  */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { WebGpuUnavailableError } from '../errors.ts';
 import { Gpu, type GpuOptions } from './device.ts';
 
@@ -60,21 +59,23 @@ export async function nodeAdapter(name: NodeAdapterName = 'default'): Promise<GP
   return adapter;
 }
 
-/** Below this many bytes of weights, a model counts as small for lavapipeThreads. */
+/**
+ * Below this many bytes of weights, a model counts as small for lavapipeThreads: a round figure between the
+ * measured sizes on either side of the crossover (1 MB, 619 MB), not a measured crossover.
+ */
 export const SMALL_MODEL_BYTES = 64 << 20;
 
 /**
- * The compute thread count for Mesa lavapipe (its LP_NUM_THREADS; 0 runs each dispatch on the thread that
- * submits it), unless the environment already sets one. Lavapipe hands every dispatch to a pool of worker threads
- * and waits for them; for the small dispatches of a small model that hand-off costs more than the work
- * (stories260K decode on 2 vCPUs: 420-570 tok/s with 0 threads, 190-300 with 2), and on a machine with at most
- * 2 CPUs it did not pay for itself even at 7B shapes (q4 decode 0.52 tok/s with 0 threads, 0.43 with 2; prefill
- * within the run-to-run noise). Elsewhere Mesa's default (one thread per CPU) stands.
+ * The compute thread count for Mesa lavapipe (its LP_NUM_THREADS; 0 runs each dispatch on the driver's queue
+ * thread), unless the environment already sets one. Lavapipe hands every dispatch to a pool of worker threads and
+ * waits for them; for the small dispatches of a small model that hand-off costs more than the work (stories260K
+ * decode on 2 vCPUs: 475-610 tok/s with 0 threads, 125-225 with 2), while large models gain from the threads
+ * (TinyLlama-shaped q4 on 2 vCPUs: prefill 10.0-10.2 tok/s with 2 threads, 8.7-8.9 with 0; decode 3.7-4.0 against
+ * 3.3-3.4). Mesa's default (one thread per CPU) stands for models of SMALL_MODEL_BYTES or more, or of unknown size.
  */
-export function lavapipeThreads(modelBytes: number | undefined, cpus = availableParallelism()): number | undefined {
+export function lavapipeThreads(modelBytes: number | undefined): number | undefined {
   if (process.env.LP_NUM_THREADS !== undefined) return undefined;
-  if (cpus <= 2 || (modelBytes !== undefined && modelBytes < SMALL_MODEL_BYTES)) return 0;
-  return undefined;
+  return modelBytes !== undefined && modelBytes < SMALL_MODEL_BYTES ? 0 : undefined;
 }
 
 /**

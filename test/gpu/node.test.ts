@@ -10,23 +10,17 @@ describe('lavapipe thread count', () => {
     else process.env.LP_NUM_THREADS = saved;
   });
 
-  it('runs dispatches on the submitting thread for small models or on machines with at most 2 CPUs', () => {
+  it('runs dispatches on the queue thread for small models only', () => {
     delete process.env.LP_NUM_THREADS;
-    expect(lavapipeThreads(1 << 20, 16)).toBe(0);
-    expect(lavapipeThreads(SMALL_MODEL_BYTES - 1, 16)).toBe(0);
-    expect(lavapipeThreads(4e9, 2)).toBe(0);
-    expect(lavapipeThreads(undefined, 1)).toBe(0);
-  });
-
-  it("keeps Mesa's default for large or unknown models on bigger machines", () => {
-    delete process.env.LP_NUM_THREADS;
-    expect(lavapipeThreads(SMALL_MODEL_BYTES, 16)).toBeUndefined();
-    expect(lavapipeThreads(4e9, 8)).toBeUndefined();
-    expect(lavapipeThreads(undefined, 8)).toBeUndefined();
+    expect(lavapipeThreads(1 << 20)).toBe(0);
+    expect(lavapipeThreads(SMALL_MODEL_BYTES - 1)).toBe(0);
+    expect(lavapipeThreads(SMALL_MODEL_BYTES)).toBeUndefined();
+    expect(lavapipeThreads(4e9)).toBeUndefined();
+    expect(lavapipeThreads(undefined)).toBeUndefined();
   });
 
   it('never overrides LP_NUM_THREADS from the environment', () => {
     process.env.LP_NUM_THREADS = '3';
-    expect(lavapipeThreads(1 << 20, 2)).toBeUndefined();
+    expect(lavapipeThreads(1 << 20)).toBeUndefined();
   });
 });
