@@ -9,7 +9,7 @@
  *     xb = rmsnorm(x, rmsFfn);  hb = w1 xb;  hb = silu(hb) * (w3 xb) (the w3 kernel applies the gate);  x += w2 hb
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
  *
- * Decode (one token) uses matrix-vector kernels; prefill (many tokens) uses the tiled matrix-matrix kernels.
+ * Decode (one token) uses the MatVec ops; prefill (many tokens) the MatMul ops (each picks its kernel for the adapter).
  */
 import type { Gpu } from '../gpu/device.ts';
 import { Attention } from '../gpu/ops/attention.ts';

@@ -1,8 +1,8 @@
 import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import type { GpuWeight } from '../weights.ts';
-import { grid } from './matvec.ts';
-import { outputMode, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { chunkBindGroups, grid, vec4View } from './matvec.ts';
+import { outputMode, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
 const WG = 8;
@@ -70,18 +70,8 @@ export class LanesMatMul {
   bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     const tokens = this.tokens;
-    const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
-    const mode = outputMode(label, options);
-    const dispatches = w.chunks.map((chunk, i) => {
-      const params = this.gpu.uniform(
-        `${label}.params${i}`,
-        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: mode }, { u32: w.rows }])),
-      );
-      const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, chunk.data];
-      if (chunk.scales) resources.push(chunk.scales);
-      resources.push(y, params);
-      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, this.pipeline, resources);
-      const rowGroups = Math.ceil(chunk.rows / this.rowsPerWorkgroup);
+    const dispatches = chunkBindGroups(this.gpu, this.pipeline, w, label, [vec4View(x)], y, outputMode(label, options)).map(({ bindGroup, rows }) => {
+      const rowGroups = Math.ceil(rows / this.rowsPerWorkgroup);
       // The token count rides in the x dimension (up to tokens - 1 extra workgroups), which must stay one row.
       const [, rowsY] = grid(this.gpu, rowGroups + tokens - 1, `${label} (${w.name})`);
       if (rowsY !== 1) throw new KernelShapeError('matmul', `${label}: weight ${w.name} has too many rows per chunk for one dispatch row; split it into smaller chunks`);

@@ -93,17 +93,39 @@ export function bindChunks(
   y: GPUBuffer,
   mode: number,
 ): { bindGroup: GPUBindGroup; grid: [number, number] }[] {
-  const x4: GPUBufferBinding = { buffer: x, size: Math.floor(x.size / 16) * 16 };
+  return chunkBindGroups(gpu, pipeline, w, label, [vec4View(x), x], y, mode).map(({ bindGroup, rows }) => ({
+    bindGroup,
+    grid: grid(gpu, Math.ceil(rows / ROWS), `${label} (${w.name})`),
+  }));
+}
+
+/** x bound as array<vec4f>: its size rounded down to whole vec4s. */
+export function vec4View(x: GPUBuffer): GPUBufferBinding {
+  return { buffer: x, size: Math.floor(x.size / 16) * 16 };
+}
+
+/**
+ * One bind group per chunk of `w` for the matrix kernels that share matvec's layout: the `xs` bindings, the
+ * chunk's data and scales, y, and params (rows, cols, row_offset, mode, y_stride).
+ */
+export function chunkBindGroups(
+  gpu: Gpu,
+  pipeline: GPUComputePipeline,
+  w: GpuWeight,
+  label: string,
+  xs: (GPUBuffer | GPUBufferBinding)[],
+  y: GPUBuffer,
+  mode: number,
+): { bindGroup: GPUBindGroup; rows: number }[] {
   return w.chunks.map((chunk, i) => {
     const params = gpu.uniform(
       `${label}.params${i}`,
       new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: mode }, { u32: w.rows }])),
     );
-    const resources: (GPUBuffer | GPUBufferBinding)[] = [x4, x, chunk.data];
+    const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
     if (chunk.scales) resources.push(chunk.scales);
     resources.push(y, params);
-    const bindGroup = gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources);
-    return { bindGroup, grid: grid(gpu, Math.ceil(chunk.rows / ROWS), `${label} (${w.name})`) };
+    return { bindGroup: gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources), rows: chunk.rows };
   });
 }
 
