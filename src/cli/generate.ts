@@ -1,23 +1,29 @@
 /**
  * llama-webgpu generate <package-dir> --prompt <text> [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
- *   [--seed S] [--chat] [--system <text>] [--json]
- * Temperature 0 is greedy. With --json, prints one object: prompt_ids (with BOS), ids, text, timings.
+ *   [--seed S] [--chat] [--system <text>] [--adapter llvmpipe|swiftshader|default] [--json]
+ * Temperature 0 is greedy. With --json, prints one object: prompt_ids (with BOS), ids, text, timings. The adapter
+ * in use and why it was chosen go to stderr, so stdout holds only the text or the JSON.
  */
 import { numberOption, parseArgs, UsageError } from './args.ts';
-import { openPackageDir } from './open-model.ts';
+import { describeAdapter, openPackageDir } from './open-model.ts';
 
 export async function run(args: string[]): Promise<number> {
   let p;
   try {
-    p = parseArgs(args, { values: ['prompt', 'max-tokens', 'temperature', 'top-p', 'top-k', 'seed', 'system', 'context'], flags: ['chat', 'json'] });
+    p = parseArgs(args, { values: ['prompt', 'max-tokens', 'temperature', 'top-p', 'top-k', 'seed', 'system', 'context', 'adapter'], flags: ['chat', 'json'] });
     if (p.positional.length !== 1) throw new UsageError('expected one <package-dir>');
   } catch (e) {
-    console.error(`${(e as Error).message}\nusage: llama-webgpu generate <package-dir> --prompt <text> [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system <text>] [--json]`);
+    console.error(`${(e as Error).message}\nusage: llama-webgpu generate <package-dir> --prompt <text> [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system <text>] [--adapter NAME] [--json]`);
     return 2;
   }
   const prompt = String(p.options.get('prompt') ?? '');
   const json = p.options.has('json');
-  const engine = await openPackageDir(p.positional[0], { contextLength: numberOption(p, 'context') });
+  const adapterOption = p.options.get('adapter');
+  const { engine, adapter } = await openPackageDir(p.positional[0], {
+    contextLength: numberOption(p, 'context'),
+    adapter: typeof adapterOption === 'string' ? adapterOption : undefined,
+  });
+  console.error(`[adapter ${describeAdapter(adapter)}]`);
   try {
     const promptIds = p.options.has('chat')
       ? engine.encodeChat([

@@ -2,16 +2,34 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createEngine, type Engine, type EngineOptions } from '../engine.ts';
-import { createNodeGpu, type NodeAdapterName } from '../gpu/node.ts';
+import { openNodeGpu, resolveAdapterRequest, type NodeAdapterChoice } from '../gpu/node.ts';
 import { createFsStore } from '../storage/fs-store.ts';
 
+/**
+ * The engine, and the adapter it runs on with the reason it was chosen. `adapter` is a --adapter value
+ * (llvmpipe, swiftshader, default); without it LLAMA_WEBGPU_ADAPTER decides, and without that the automatic choice.
+ */
 export async function openPackageDir(
   dir: string,
-  options: Omit<EngineOptions, 'model' | 'store' | 'gpu'> & { adapter?: NodeAdapterName } = {},
-): Promise<Engine> {
+  options: Omit<EngineOptions, 'model' | 'store' | 'gpu'> & { adapter?: string } = {},
+): Promise<{ engine: Engine; adapter: NodeAdapterChoice }> {
   const abs = path.resolve(dir);
-  const gpu = await createNodeGpu(options.adapter ?? (process.env.LLAMA_WEBGPU_ADAPTER as NodeAdapterName) ?? 'default', { modelBytes: packageBytes(abs) });
-  return createEngine({ ...options, model: path.basename(abs), store: createFsStore(path.dirname(abs)), gpu });
+  const { adapter: option, ...engineOptions } = options;
+  const request = resolveAdapterRequest(option);
+  const { gpu, choice } = await openNodeGpu(request.name, { modelBytes: packageBytes(abs), source: request.source });
+  try {
+    const engine = await createEngine({ ...engineOptions, model: path.basename(abs), store: createFsStore(path.dirname(abs)), gpu });
+    return { engine, adapter: choice };
+  } catch (e) {
+    gpu.destroy();
+    throw e;
+  }
+}
+
+/** One line naming an adapter and why it was chosen: "llvmpipe: no hardware GPU found; ...". */
+export function describeAdapter(choice: NodeAdapterChoice): string {
+  const s = choice.summary;
+  return `${s.description || s.device} [${choice.kind}]: ${choice.reason}`;
 }
 
 /** The bytes of a package's shards from its manifest, or undefined when it cannot be read (createEngine then reports why). */

@@ -2,21 +2,18 @@
  * WebGPU in Node through Dawn (the `webgpu` npm package) on a software or hardware Vulkan driver.
  *
  * Known software drivers: Mesa lavapipe ("llvmpipe", with shader-f16) and SwiftShader (shipped with Chromium,
- * no shader-f16). When VK_ICD_FILENAMES is unset we point the Vulkan loader at whichever of them is installed,
- * alongside any hardware driver the loader finds by itself.
+ * no shader-f16). The Vulkan loader finds lavapipe and hardware drivers in its standard folders by itself; when
+ * VK_ICD_FILENAMES and VK_DRIVER_FILES (which replace that search) are unset, Chromium's SwiftShader is added to
+ * it through VK_ADD_DRIVER_FILES (Vulkan loader 1.3.234 or later).
  */
 import { existsSync } from 'node:fs';
 import { WebGpuUnavailableError } from '../errors.ts';
-import { Gpu, type GpuOptions } from './device.ts';
+import { Gpu, summarizeAdapter, type AdapterSummary, type GpuOptions } from './device.ts';
 
 export type NodeAdapterName = 'llvmpipe' | 'swiftshader' | 'default';
 
-const SOFTWARE_ICDS = [
-  '/usr/share/vulkan/icd.d/lvp_icd.json',
-  '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json',
-  '/usr/share/vulkan/icd.d/lvp_icd.aarch64.json',
-  '/usr/lib/chromium/vk_swiftshader_icd.json',
-];
+/** Software driver manifests outside the loader's standard search folders. */
+const EXTRA_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json'];
 
 type DawnModule = { create(options: string[]): GPU; globals: Record<string, unknown> };
 let dawn: DawnModule | undefined;
@@ -25,8 +22,9 @@ const instances = new Map<NodeAdapterName, GPU>();
 async function loadDawn(): Promise<DawnModule> {
   if (dawn) return dawn;
   if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES) {
-    const found = SOFTWARE_ICDS.filter((f) => existsSync(f));
-    if (found.length > 0) process.env.VK_ICD_FILENAMES = found.join(':');
+    const added = (process.env.VK_ADD_DRIVER_FILES ?? '').split(':').filter(Boolean);
+    const found = EXTRA_ICDS.filter((f) => existsSync(f) && !added.includes(f));
+    if (found.length > 0) process.env.VK_ADD_DRIVER_FILES = [...added, ...found].join(':');
   }
   try {
     dawn = (await import('webgpu')) as unknown as DawnModule;
@@ -40,7 +38,11 @@ async function loadDawn(): Promise<DawnModule> {
   return dawn;
 }
 
-/** A Node GPU adapter by name. 'default' lets Dawn choose (a hardware GPU when there is one). */
+/**
+ * The adapter one Dawn instance picks. 'llvmpipe' and 'swiftshader' return that driver's adapter or null when it is
+ * not installed; 'default' returns Dawn's own pick (a hardware GPU when there is one, else whichever software
+ * adapter Dawn ranks first). chooseNodeAdapter ranks the candidates itself.
+ */
 export async function nodeAdapter(name: NodeAdapterName = 'default'): Promise<GPUAdapter | null> {
   const { create } = await loadDawn();
   const options = name === 'llvmpipe' ? ['adapter=llvmpipe'] : name === 'swiftshader' ? ['adapter=SwiftShader'] : [];
@@ -53,10 +55,101 @@ export async function nodeAdapter(name: NodeAdapterName = 'default'): Promise<GP
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return null;
-  if (name !== 'default' && !`${adapter.info.device} ${adapter.info.description} ${adapter.info.architecture}`.toLowerCase().includes(name)) {
+  if (name !== 'default' && adapterKind(summarizeAdapter(adapter)) !== name) {
     return null; // Dawn fell back to another adapter: the one asked for is not installed.
   }
   return adapter;
+}
+
+/** What an adapter is, for ranking: a hardware GPU, one of the two known software drivers, or another CPU driver. */
+export type AdapterKind = 'hardware' | 'llvmpipe' | 'swiftshader' | 'software';
+
+type AdapterFacts = Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description' | 'isFallbackAdapter'>;
+
+export function adapterKind(s: AdapterFacts): AdapterKind {
+  const text = `${s.vendor} ${s.architecture} ${s.device} ${s.description}`.toLowerCase();
+  if (text.includes('llvmpipe') || text.includes('lavapipe')) return 'llvmpipe';
+  if (text.includes('swiftshader')) return 'swiftshader';
+  // Dawn marks CPU (software) Vulkan devices as fallback adapters.
+  if (s.isFallbackAdapter || /\bcpu\b|software rasterizer/.test(text)) return 'software';
+  return 'hardware';
+}
+
+/** Rank of each kind for the automatic choice, best first: lavapipe runs this engine's kernels ~20x faster than SwiftShader. */
+const KIND_RANK: AdapterKind[] = ['hardware', 'llvmpipe', 'swiftshader', 'software'];
+
+/**
+ * The automatic choice among the adapters found: a hardware GPU, else Mesa lavapipe, else SwiftShader, else any
+ * other software adapter; with the reason in words. Undefined when nothing was found. Ties keep the first.
+ */
+export function chooseAdapter(found: AdapterFacts[]): { index: number; kind: AdapterKind; reason: string } | undefined {
+  let best = -1;
+  for (let i = 0; i < found.length; i++) {
+    if (best < 0 || KIND_RANK.indexOf(adapterKind(found[i])) < KIND_RANK.indexOf(adapterKind(found[best]))) best = i;
+  }
+  if (best < 0) return undefined;
+  const kind = adapterKind(found[best]);
+  const kinds = new Set(found.map(adapterKind));
+  const reason =
+    kind === 'hardware'
+      ? 'hardware GPU preferred over software adapters'
+      : kind === 'llvmpipe'
+        ? `no hardware GPU found; lavapipe preferred${kinds.has('swiftshader') ? ' over SwiftShader' : ''}`
+        : kind === 'swiftshader'
+          ? 'no hardware GPU or Mesa lavapipe found (scripts/setup-system.sh installs lavapipe, ~20x faster)'
+          : 'no hardware GPU, lavapipe or SwiftShader found; using the software adapter Dawn offers';
+  return { index: best, kind, reason };
+}
+
+/** Where an adapter request came from: a command-line option, the environment, or neither (automatic). */
+export type AdapterRequestSource = '--adapter' | 'LLAMA_WEBGPU_ADAPTER' | 'automatic';
+
+/** The adapter asked for by `option` (a CLI --adapter value) or else LLAMA_WEBGPU_ADAPTER; 'default' when neither. */
+export function resolveAdapterRequest(
+  option: string | undefined,
+  env: string | undefined = process.env.LLAMA_WEBGPU_ADAPTER,
+): { name: NodeAdapterName; source: AdapterRequestSource } {
+  const [value, source] = option !== undefined ? [option, '--adapter' as const] : env ? [env, 'LLAMA_WEBGPU_ADAPTER' as const] : ['default', 'automatic' as const];
+  if (!(NODE_ADAPTER_NAMES as readonly string[]).includes(value)) {
+    throw new WebGpuUnavailableError(`Unknown adapter "${value}" (from ${source}). Use one of: ${NODE_ADAPTER_NAMES.join(', ')}.`);
+  }
+  return { name: value as NodeAdapterName, source: value === 'default' ? 'automatic' : source };
+}
+
+export const NODE_ADAPTER_NAMES = ['default', 'llvmpipe', 'swiftshader'] as const;
+
+/** An opened adapter with the reason it was chosen. */
+export interface NodeAdapterChoice {
+  adapter: GPUAdapter;
+  summary: AdapterSummary;
+  kind: AdapterKind;
+  /** "set by --adapter", "set by LLAMA_WEBGPU_ADAPTER", or the automatic choice's reason. */
+  reason: string;
+}
+
+/**
+ * Opens the adapter `name` names; for 'default', the best of what is installed (chooseAdapter): Dawn's own pick
+ * first, and the software drivers only when that pick is not a hardware GPU. Null when none is found.
+ */
+export async function chooseNodeAdapter(name: NodeAdapterName, source: AdapterRequestSource = 'automatic'): Promise<NodeAdapterChoice | null> {
+  if (name !== 'default') {
+    const adapter = await nodeAdapter(name);
+    if (!adapter) return null;
+    return { adapter, summary: summarizeAdapter(adapter), kind: name, reason: `set by ${source === 'automatic' ? 'the caller' : source}` };
+  }
+  const candidates: GPUAdapter[] = [];
+  const dawnPick = await nodeAdapter('default');
+  if (dawnPick) candidates.push(dawnPick);
+  if (!dawnPick || adapterKind(summarizeAdapter(dawnPick)) !== 'hardware') {
+    for (const software of ['llvmpipe', 'swiftshader'] as const) {
+      const adapter = await nodeAdapter(software);
+      if (adapter) candidates.push(adapter);
+    }
+  }
+  const summaries = candidates.map(summarizeAdapter);
+  const choice = chooseAdapter(summaries);
+  if (!choice) return null;
+  return { adapter: candidates[choice.index], summary: summaries[choice.index], kind: choice.kind, reason: choice.reason };
 }
 
 /**
@@ -80,21 +173,31 @@ export function lavapipeThreads(modelBytes: number | undefined): number | undefi
 
 /**
  * A ready Gpu in Node, or WebGpuUnavailableError saying how to install a driver. `modelBytes` (the weights the
- * GPU will hold) picks lavapipe's thread count (lavapipeThreads); it takes effect when the process first opens the
- * adapter, since Mesa reads it once.
+ * GPU will hold) picks lavapipe's thread count (lavapipeThreads); it takes effect only when this call opens the
+ * process's first Dawn instance, since Mesa reads it once.
  */
 export async function createNodeGpu(name: NodeAdapterName = 'default', options?: GpuOptions & { modelBytes?: number }): Promise<Gpu> {
-  if (!instances.has(name)) {
+  return (await openNodeGpu(name, options)).gpu;
+}
+
+/** createNodeGpu, also saying which adapter it opened and why (for `bench` and `generate`). */
+export async function openNodeGpu(
+  name: NodeAdapterName = 'default',
+  options?: GpuOptions & { modelBytes?: number; source?: AdapterRequestSource },
+): Promise<{ gpu: Gpu; choice: NodeAdapterChoice }> {
+  if (instances.size === 0) {
     const threads = lavapipeThreads(options?.modelBytes);
     if (threads !== undefined) process.env.LP_NUM_THREADS = String(threads);
   }
-  const adapter = await nodeAdapter(name);
-  if (!adapter) {
+  const choice = await chooseNodeAdapter(name, options?.source);
+  if (!choice) {
     throw new WebGpuUnavailableError(
       `No WebGPU adapter "${name}" in Node. Install a Vulkan driver: scripts/setup-system.sh installs Mesa lavapipe ` +
         'and SwiftShader (via chromium), or set VK_ICD_FILENAMES to your driver\'s ICD file.',
     );
   }
   // Dawn in Node resolves mapAsync and onSubmittedWorkDone by polling from setImmediate.
-  return Gpu.create(adapter, { busyWaits: true, ...options });
+  const { modelBytes: _bytes, source: _source, ...gpuOptions } = options ?? {};
+  const gpu = await Gpu.create(choice.adapter, { busyWaits: true, ...gpuOptions });
+  return { gpu, choice };
 }

@@ -1,0 +1,75 @@
+/**
+ * `llama-webgpu bench` and `generate` on a small synthetic package: the adapter and the reason it was chosen are
+ * reported (bench: summary and JSON; generate: stderr only, so --json stays parseable), progress goes to stderr, and
+ * the per-dispatch encode time is the per-token encode time spread over the dispatches. SwiftShader compiles
+ * pipelines in about a second, so the run stays short.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.ts';
+import { testGpus } from '../helpers/gpu.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cli-'));
+const pkg = path.join(tmp, 'tiny-q4');
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let stdout: string[];
+let stderr: string[];
+beforeEach(() => {
+  stdout = [];
+  stderr = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.map(String).join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.map(String).join(' ')));
+  vi.spyOn(process.stdout, 'write').mockImplementation((s) => (stdout.push(String(s)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (stderr.push(String(s)), true));
+});
+afterEach(() => vi.restoreAllMocks());
+
+const haveSwiftShader = (await testGpus()).some((g) => g.name === 'swiftshader');
+
+describe.runIf(haveSwiftShader)('bench and generate report their adapter', () => {
+  beforeAll(async () => {
+    expect(await main(['synth', pkg, '--shape', 'tiny', '--quant', 'q4'])).toBe(0);
+  });
+
+  it('bench --json: adapter, reason, and encode µs per dispatch; progress on stderr', async () => {
+    expect(await main(['bench', pkg, '--adapter', 'swiftshader', '--prompt-tokens', '8', '--gen-tokens', '6', '--json'])).toBe(0);
+    const r = JSON.parse(stdout.join('\n'));
+    expect(r).toMatchObject({ adapterKind: 'swiftshader', adapterReason: 'set by --adapter', shaderF16: false, generatedTokens: 6 });
+    expect(r.adapter).toMatch(/swiftshader/i);
+    expect(r.dispatchesPerToken).toBeGreaterThan(10);
+    expect(r.encodeMsPerToken).toBeGreaterThan(0);
+    expect(r.encodeUsPerDispatch).toBeCloseTo((r.encodeMsPerToken * 1000) / r.dispatchesPerToken, 9);
+    expect(r.weightBytesPerToken).toBeGreaterThan(0);
+    expect(r.weightBytesPerToken).toBeLessThanOrEqual(r.weightBytes);
+    const progress = stderr.join('');
+    expect(progress).toContain('loading 100%');
+    expect(progress).toContain('warm-up');
+    expect(progress).toContain('decode token 6/6');
+  });
+
+  it('bench summary names the adapter chosen by LLAMA_WEBGPU_ADAPTER; --quiet prints no progress', async () => {
+    vi.stubEnv('LLAMA_WEBGPU_ADAPTER', 'swiftshader');
+    try {
+      expect(await main(['bench', pkg, '--prompt-tokens', '4', '--gen-tokens', '3', '--quiet'])).toBe(0);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    const text = stdout.join('\n');
+    expect(text).toMatch(/adapter +swiftshader: set by LLAMA_WEBGPU_ADAPTER/);
+    expect(text).toMatch(/JS encode\/dispatch +\d+\.\d\d µs/);
+    expect(stderr.join('')).not.toContain('decode token');
+  });
+
+  it('generate --json keeps stdout to one JSON object and names the adapter on stderr', async () => {
+    expect(await main(['generate', pkg, '--prompt', '', '--temperature', '0', '--max-tokens', '3', '--json', '--adapter', 'swiftshader'])).toBe(0);
+    expect(JSON.parse(stdout.join('')).ids).toHaveLength(3);
+    expect(stderr.join('\n')).toMatch(/\[adapter SwiftShader.*\[swiftshader\]: set by --adapter\]/);
+  });
+
+  it('an unknown adapter name is a typed error naming the valid ones', async () => {
+    await expect(main(['bench', pkg, '--adapter', 'nvidia'])).rejects.toThrow(/Use one of: default, llvmpipe, swiftshader/);
+  });
+});
