@@ -4,7 +4,7 @@
  * the per-dispatch encode time is the per-token encode time spread over the dispatches. SwiftShader compiles
  * pipelines in about a second, so the run stays short.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -71,5 +71,26 @@ describe.runIf(haveSwiftShader)('bench and generate report their adapter', () =>
 
   it('an unknown adapter name is a typed error naming the valid ones', async () => {
     await expect(main(['bench', pkg, '--adapter', 'nvidia'])).rejects.toThrow(/Use one of: default, llvmpipe, swiftshader/);
+  });
+});
+
+const haveChromium = existsSync(process.env.LLAMA_WEBGPU_CHROMIUM ?? '/usr/bin/chromium');
+if (!haveChromium && process.env.CI) throw new Error('Chromium is missing (run scripts/setup-system.sh); CI runs bench-encode --browser.');
+
+describe.runIf(haveSwiftShader)('bench-encode', () => {
+  it('reports µs per call of each encoding method, in Node and in Chromium', async () => {
+    const args = ['bench-encode', '--adapter', 'swiftshader', '--dispatches', '500', '--rounds', '2', '--json'];
+    expect(await main(haveChromium ? [...args, '--browser'] : args)).toBe(0);
+    const r = JSON.parse(stdout.join('\n'));
+    for (const run of haveChromium ? [r.node, r.chromium] : [r.node]) {
+      expect(run.dispatches).toBe(500);
+      expect(run.adapter).toMatch(/swiftshader/i);
+      const { setPipeline, setBindGroup, dispatchWorkgroups, allThree } = run.usPerCall;
+      for (const us of [setPipeline, setBindGroup, dispatchWorkgroups, allThree]) expect(us).toBeGreaterThan(0);
+      // One dispatch with its pipeline and bind group costs more than the dispatch call alone.
+      expect(allThree).toBeGreaterThan(dispatchWorkgroups);
+      expect(run.msPerPass.gpuWait).toBeGreaterThan(0);
+    }
+    expect(r.node.adapterReason).toBe('set by --adapter');
   });
 });
