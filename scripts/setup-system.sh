@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need: a software Vulkan driver that Dawn accepts
 # (Mesa 25 lavapipe from bookworm-backports, with shader-f16) and Chromium (for its SwiftShader
-# Vulkan driver and for the browser tests). Idempotent; needs root.
+# Vulkan driver and for the browser tests), then builds Chromium on lavapipe for the browser tests
+# and benchmark at Llama 2 7B width (scripts/setup-chromium-lavapipe.sh, into
+# /opt/llama-webgpu-chromium-lavapipe). Idempotent; needs root.
 set -euo pipefail
 
 SRC=/etc/apt/sources.list.d/debian.sources
@@ -19,4 +21,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
 $SUDO apt-get install -y -qq libvulkan1 chromium >/dev/null
+$SUDO apt-get install -y -qq gcc libc6-dev libvulkan-dev >/dev/null
+$SUDO bash "$(dirname "${BASH_SOURCE[0]}")/setup-chromium-lavapipe.sh"
 echo "system packages ready: $(dpkg-query -W -f='${Package} ${Version}\n' mesa-vulkan-drivers chromium | tr '\n' ';')"

@@ -72,6 +72,8 @@ export interface EngineStats {
   readbacks: number;
   stalls: number;
   encodeMs: number;
+  /** Compute dispatches one decode step encodes (a property of the loaded model and GPU). */
+  dispatchesPerToken: number;
 }
 
 export class EngineUnloadedError extends LlamaWebGpuError {
@@ -96,7 +98,7 @@ export class Engine {
   ) {
     this.last = {
       loadMs, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0, finishReason: null,
-      submits: 0, readbacks: 0, stalls: 0, encodeMs: 0,
+      submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, dispatchesPerToken: model.forward.dispatchesPerDecode,
     };
     this.chat = createChatApi(this);
   }
@@ -178,6 +180,7 @@ export class Engine {
           readbacks: g?.readbacks ?? 0,
           stalls: g?.stalls ?? 0,
           encodeMs: g?.encodeMs ?? 0,
+          dispatchesPerToken: self.model.forward.dispatchesPerDecode,
         };
         self.last = stats;
         resolveResult(stats);

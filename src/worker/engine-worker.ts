@@ -81,7 +81,7 @@ async function handle(msg: ToWorker): Promise<void> {
 function emptyStats() {
   return {
     loadMs: 0, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0,
-    finishReason: null, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0,
+    finishReason: null, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, dispatchesPerToken: 0,
   };
 }
 

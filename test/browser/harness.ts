@@ -1,48 +1,41 @@
 /**
  * Browser test harness: builds the chat page with the real vite.config.ts, serves it with `vite preview` (which
  * also serves the sample models through scripts/models-plugin.ts) on 127.0.0.1, and drives the system Chromium
- * through playwright-core with WebGPU on (SwiftShader in headless Chromium).
+ * through playwright-core with WebGPU on (SwiftShader in headless Chromium, or Mesa lavapipe through the build of
+ * scripts/setup-chromium-lavapipe.sh; see src/cli/browser/chromium.ts).
  *
- * Chromium is never downloaded: /usr/bin/chromium comes from scripts/setup-system.sh. In CI (CI=true) a missing
- * Chromium fails the run; elsewhere its tests are skipped with a loud warning.
+ * Chromium is never downloaded: /usr/bin/chromium and its lavapipe build come from scripts/setup-system.sh. In CI
+ * (CI=true) a missing Chromium fails the run; elsewhere its tests are skipped with a loud warning.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type LaunchOptions, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
+import { chromiumProblem, launchChromium, type BrowserAdapter } from '../../src/cli/browser/chromium.ts';
+
+export { CHROMIUM, CHROMIUM_ARGS } from '../../src/cli/browser/chromium.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
-export const CHROMIUM = process.env.LLAMA_WEBGPU_CHROMIUM ?? '/usr/bin/chromium';
 export const SAMPLE_MODELS = path.resolve(ROOT, '../shared/models');
 
-export const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-
-/** True when Chromium is installed; in CI its absence throws, elsewhere it warns loudly and the tests skip. */
-export function haveChromium(): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const msg = `Chromium not found at ${CHROMIUM} (run scripts/setup-system.sh)`;
-  if (process.env.CI) throw new Error(`${msg}; in CI the browser tests must run.`);
-  console.warn(`\n!!!!!!!! SKIPPING BROWSER TESTS: ${msg} !!!!!!!!\n`);
+/**
+ * True when Chromium on `adapter` is installed; in CI its absence throws, elsewhere it warns loudly and the tests
+ * skip.
+ */
+export function haveChromium(adapter: BrowserAdapter = 'swiftshader'): boolean {
+  const problem = chromiumProblem(adapter);
+  if (!problem) return true;
+  if (process.env.CI) throw new Error(`${problem}; in CI the browser tests must run.`);
+  console.warn(`\n!!!!!!!! SKIPPING BROWSER TESTS ON ${adapter}: ${problem} !!!!!!!!\n`);
   return false;
 }
 
-export function launch(options: { webgpu?: boolean } = {}): Promise<Browser> {
-  const args = options.webgpu === false ? CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu') : CHROMIUM_ARGS;
-  const launchOptions: LaunchOptions = { executablePath: CHROMIUM, args, headless: true };
-  return chromium.launch(launchOptions);
+export function launch(options: { webgpu?: boolean; adapter?: BrowserAdapter } = {}): Promise<Browser> {
+  return launchChromium(options.adapter ?? 'swiftshader', options);
 }
 
 export interface AppServer {
