@@ -1,15 +1,17 @@
 /**
- * llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S]
+ * llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]
  *
  * Time per dispatch of every kernel at Llama 2 7B decode shapes, and the effective GB/s of weight bytes it reads.
  * Each kernel is recorded many times in one compute pass and submitted once (after a warm-up submit), timed with
  * performance.now around queue.onSubmittedWorkDone, so per-submit overhead is spread over the repetitions. The
  * CPU columns give the process's CPU time per dispatch (the work itself, on software adapters).
  * Weights hold random bytes in the right encoding (finite, normal values): speed does not depend on the values.
+ * The adapter is chosen as for `bench` (--adapter, else LLAMA_WEBGPU_ADAPTER, else the best installed). --json prints
+ * the rows as one JSON object on stdout and the table on stderr.
  */
 import { parseArgs, UsageError } from './args.ts';
 import type { Gpu } from '../gpu/device.ts';
-import { createNodeGpu, type NodeAdapterName } from '../gpu/node.ts';
+import { openNodeGpu, resolveAdapterRequest } from '../gpu/node.ts';
 import { Embedding } from '../gpu/ops/embedding.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import { MatVec } from '../gpu/ops/matvec.ts';
@@ -250,12 +252,22 @@ async function time(gpu: Gpu, b: Bench, seconds: number): Promise<{ wall: number
   return submit(reps, 0.8 * reps * one.wall * 1000);
 }
 
+/** One row of bench-kernels --json. */
+export interface KernelTiming {
+  name: string;
+  msPerDispatch: number;
+  /** Weight (or activation, for the small ops) bytes one dispatch reads. */
+  bytes: number;
+  gbps: number;
+  cpuMsPerDispatch: number;
+}
+
 export async function run(args: string[]): Promise<number> {
   let p;
   try {
-    p = parseArgs(args, { values: ['adapter', 'only', 'seconds'] });
+    p = parseArgs(args, { values: ['adapter', 'only', 'seconds'], flags: ['json'] });
   } catch (e) {
-    console.error(`${(e as Error).message}\nusage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S]`);
+    console.error(`${(e as Error).message}\nusage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]`);
     if (e instanceof UsageError) return 2;
     throw e;
   }
@@ -263,28 +275,39 @@ export async function run(args: string[]): Promise<number> {
     const v = p.options.get(k);
     return typeof v === 'string' ? v : undefined;
   };
-  const adapter = (text('adapter') ?? 'llvmpipe') as NodeAdapterName;
+  const request = resolveAdapterRequest(text('adapter'));
   const only = text('only');
   const seconds = Number(text('seconds') ?? 1);
-  const gpu = await createNodeGpu(adapter);
+  const json = p.options.has('json');
+  // With --json the table goes to stderr as progress and stdout holds only the JSON.
+  const say = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+  const { gpu, choice } = await openNodeGpu(request.name, { source: request.source });
   const s = gpu.summary;
-  console.log(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}`);
-  console.log(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)} ${'CPU ms'.padStart(10)} ${'GB/CPU-s'.padStart(9)}`);
+  say(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}; ${choice.kind}: ${choice.reason}`);
+  say(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)} ${'CPU ms'.padStart(10)} ${'GB/CPU-s'.padStart(9)}`);
+  const rows: KernelTiming[] = [];
+  const skipped: { name: string; reason: string }[] = [];
   for (const { name, make } of [...(await allBenches(gpu)), ...(await otherOps(gpu))]) {
     if (only && !name.includes(only)) continue;
     let b: Bench;
     try {
       b = make();
     } catch (e) {
-      console.log(`${name.padEnd(40)} skipped: ${(e as Error).message}`);
+      say(`${name.padEnd(40)} skipped: ${(e as Error).message}`);
+      skipped.push({ name, reason: (e as Error).message });
       continue;
     }
     const t = await time(gpu, b, seconds);
     const gbps = (s: number) => (b.bytes / s / 1e9).toFixed(2);
-    console.log(
+    say(
       `${name.padEnd(40)} ${(t.wall * 1000).toFixed(3).padStart(12)} ${gbps(t.wall).padStart(8)} ${(t.cpu * 1000).toFixed(1).padStart(10)} ${gbps(t.cpu).padStart(9)}`,
     );
+    rows.push({ name, msPerDispatch: t.wall * 1000, bytes: b.bytes, gbps: b.bytes / t.wall / 1e9, cpuMsPerDispatch: t.cpu * 1000 });
     b.cleanup?.();
+  }
+  if (json) {
+    const adapter = { vendor: s.vendor, architecture: s.architecture, device: s.device, description: s.description, f16: s.f16, subgroups: s.subgroups };
+    console.log(JSON.stringify({ adapter, adapterKind: choice.kind, adapterReason: choice.reason, kernels: rows, skipped }, null, 2));
   }
   gpu.destroy();
   return 0;
