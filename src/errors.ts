@@ -26,6 +26,17 @@ export class GpuLimitError extends LlamaWebGpuError {
   }
 }
 
+/** A model's weights, activations or KV cache exceed what the GPU allows (see checkFit's reasons). */
+export class ModelDoesNotFitError extends LlamaWebGpuError {
+  readonly modelId: string;
+  readonly reasons: string[];
+  constructor(modelId: string, reasons: string[]) {
+    super('MODEL_DOES_NOT_FIT', `Model "${modelId}" does not fit this GPU: ${reasons.join(' ')}`);
+    this.modelId = modelId;
+    this.reasons = reasons;
+  }
+}
+
 /** A kernel was asked to handle a shape or dtype it cannot; raised when the op is built, never at dispatch. */
 export class KernelShapeError extends LlamaWebGpuError {
   readonly op: string;
@@ -55,9 +66,14 @@ export class StorageError extends LlamaWebGpuError {
   }
 }
 
-/** The browser's storage quota cannot hold the model. Raised before anything is downloaded. */
+/**
+ * The browser's storage quota cannot hold the model. Raised before anything is downloaded when
+ * navigator.storage.estimate() shows the shortfall; otherwise when the store refuses a write, after removing what
+ * was stored.
+ */
 export class StorageQuotaError extends LlamaWebGpuError {
   readonly neededBytes: number;
+  /** Bytes the browser reported free, or, when a write was refused, the bytes stored before it. */
   readonly availableBytes: number;
   constructor(message: string, neededBytes: number, availableBytes: number) {
     super('STORAGE_QUOTA', message);

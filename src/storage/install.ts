@@ -106,6 +106,18 @@ export async function installFromUrl(store: ModelStore, baseUrl: string, options
     signal?.throwIfAborted();
     await sink.commit(manifest);
   } catch (e) {
+    if (isQuotaExceeded(e)) {
+      // The browser's real quota can be below what storage.estimate() reports (Chromium reports a fixed figure;
+      // a private window keeps far less): the store refused a write. Nothing partial stays behind.
+      await sink.abort().catch(() => {});
+      throw new StorageQuotaError(
+        `Installing model "${id}" ran out of browser storage after ${formatBytes(loadedBytes)} of ${formatBytes(totalBytes)} ` +
+          `(${(e as Error).message}); what was stored is removed. Delete installed models you no longer need, free disk space, ` +
+          'leave private browsing, or choose a smaller (more quantized) model.',
+        missingBytes,
+        loadedBytes,
+      );
+    }
     if (isPermanent(e)) await sink.abort().catch(() => {});
     throw e;
   }
@@ -113,6 +125,13 @@ export async function installFromUrl(store: ModelStore, baseUrl: string, options
   const model = (await store.list()).find((m) => m.id === id);
   if (!model) throw new LlamaWebGpuError('STORAGE', `model "${id}": committed but not listed by the store; check the storage backend.`);
   return model;
+}
+
+/** The storage backend refused a write for lack of space (IndexedDB's QuotaExceededError, or ENOSPC in Node). */
+function isQuotaExceeded(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const { name, code, cause } = e as { name?: unknown; code?: unknown; cause?: unknown };
+  return name === 'QuotaExceededError' || code === 'ENOSPC' || (cause !== e && isQuotaExceeded(cause));
 }
 
 /** Errors that a retry would not fix: the package itself is wrong or incomplete on the server. */

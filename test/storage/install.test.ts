@@ -219,4 +219,32 @@ describe.each(STORE_KINDS)('installFromUrl into the %s store', (_kind, make) => 
     expect(persist).toHaveBeenCalledOnce();
     expect((await t.store.list()).map((m) => m.id)).toEqual(['pkg']);
   });
+
+  it('turns a write the store refuses for space into StorageQuotaError and removes what was stored', async () => {
+    // Browsers may report more quota than they grant (Chromium's estimate() is a fixed figure), so the store is
+    // what finds out: here it refuses the second shard as IndexedDB does, with a QuotaExceededError.
+    const total = [...pkg.files.values()].reduce((n, b) => n + b.byteLength, 0);
+    vi.stubGlobal('navigator', { storage: { estimate: async () => ({ quota: total * 10, usage: 0 }), persist: async () => true } });
+    let shardsOpened = 0;
+    const store = {
+      ...t.store,
+      sink(id: string) {
+        const sink = t.store.sink(id);
+        return {
+          ...sink,
+          async openShard(name: string) {
+            if (++shardsOpened === 2) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+            return sink.openShard(name);
+          },
+        };
+      },
+    };
+    expect(pkg.manifest.shards.length).toBeGreaterThan(2);
+    const err = await installFromUrl(store, server.url).catch((e) => e);
+    expect(err).toBeInstanceOf(StorageQuotaError);
+    expect(err.message).toMatch(/Installing model "pkg" ran out of browser storage after .* what was stored is removed/);
+    expect(err.availableBytes).toBe(pkg.manifest.shards[0].byteSize);
+    expect(await t.store.list()).toEqual([]);
+    expect(await t.store.fileSize('pkg', pkg.manifest.shards[0].file)).toBeNull();
+  });
 });
