@@ -5,7 +5,7 @@
  *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
  *   const reply = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
  */
-import { LlamaWebGpuError, WebGpuUnavailableError } from './errors.ts';
+import { LlamaWebGpuError, ModelDoesNotFitError, WebGpuUnavailableError } from './errors.ts';
 import { Gpu } from './gpu/device.ts';
 import { llama2ChatPromptIds, type ChatMessage } from './generate/chat-template.ts';
 import { generateIds, type FinishReason, type GenerateIdsOptions, type GenerateResult } from './generate/generate.ts';
@@ -229,7 +229,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   if (!manifest) throw new LlamaWebGpuError('MODEL_NOT_INSTALLED', `No complete model "${id}" is installed. Install it first (installFromUrl or the converter).`);
   const gpu = options.gpu ?? (await defaultGpu());
   const fit = checkFit(manifest, gpu.limits, { f16: gpu.f16 }, { contextLength: options.contextLength });
-  if (!fit.fits) throw new LlamaWebGpuError('MODEL_DOES_NOT_FIT', `Model "${id}" does not fit this GPU: ${fit.reasons.join(' ')}`);
+  if (!fit.fits) throw new ModelDoesNotFitError(id, fit.reasons);
   const total = fit.weightBytes;
   let peakHeldBytes = 0;
   const report = (phase: EngineProgress['phase'], loaded: number) =>

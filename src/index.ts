@@ -29,6 +29,7 @@ export {
   LlamaWebGpuError,
   WebGpuUnavailableError,
   GpuLimitError,
+  ModelDoesNotFitError,
   KernelShapeError,
   ModelFormatError,
 } from './errors.ts';

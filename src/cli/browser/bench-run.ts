@@ -12,7 +12,7 @@ import type { EngineStats } from '../../engine.ts';
 import { LlamaWebGpuError } from '../../errors.ts';
 import type { AdapterSummary } from '../../gpu/device.ts';
 import type { Manifest } from '../../formats/manifest.ts';
-import { launchChromium, type BrowserAdapter } from './chromium.ts';
+import { launchChromiumProfile, type BrowserAdapter } from './chromium.ts';
 import { HeapMonitor, type HeapPeak } from './heap.ts';
 import { buildLibrary, engineWorkerPath, serveLibrary } from './serve.ts';
 
@@ -94,7 +94,7 @@ export async function benchInBrowser(options: BrowserBenchOptions): Promise<Brow
   const shardBytes = Math.max(...manifest.shards.map((s) => s.byteSize));
 
   const work = mkdtempSync(path.join(os.tmpdir(), 'llama-webgpu-bench-browser-'));
-  const browser = await launchChromium(adapterKind);
+  const browser = await launchChromiumProfile(path.join(work, 'profile'), adapterKind);
   let server: Awaited<ReturnType<typeof serveLibrary>> | null = null;
   try {
     status('building the library');
@@ -102,7 +102,7 @@ export async function benchInBrowser(options: BrowserBenchOptions): Promise<Brow
     await buildLibrary(libDir);
     const workerScript = engineWorkerPath(libDir);
     server = await serveLibrary(libDir, { [id]: dir });
-    const page = await browser.newPage();
+    const page = browser.pages()[0] ?? (await browser.newPage());
     const consoleErrors: string[] = [];
     page.on('pageerror', (e) => consoleErrors.push(e.message));
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
@@ -116,6 +116,18 @@ export async function benchInBrowser(options: BrowserBenchOptions): Promise<Brow
       return { value: lib.summarizeAdapter(a) };
     }, undefined);
     status(`adapter: ${describeAdapter(adapter)}`);
+
+    // As a page should: the package must fit this GPU before gigabytes are downloaded for it.
+    const contextLength = options.contextLength ?? Math.max(256, promptIds.length + genTokens + 1);
+    await inPage<null, { url: string; id: string; contextLength: number }>(page, async ({ url, id, contextLength }) => {
+      const lib = (window as unknown as { llama: Lib }).llama;
+      const manifest = await (await fetch(url)).json();
+      const a = (await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' }))!;
+      const fit = lib.checkFit(manifest, a.limits, { f16: a.features.has('shader-f16') }, { contextLength });
+      if (fit.fits) return { value: null };
+      const e = new lib.ModelDoesNotFitError(id, fit.reasons);
+      return { error: { name: e.name, code: e.code, message: e.message } };
+    }, { url: `/pkg/${encodeURIComponent(id)}/manifest.json`, id, contextLength });
 
     status(`installing ${(packageBytes / 1e6).toFixed(1)} MB into IndexedDB`);
     const installMs = await inPage<number, { url: string; store: string }>(page, async ({ url, store }) => {
@@ -167,7 +179,7 @@ export async function benchInBrowser(options: BrowserBenchOptions): Promise<Brow
           const err = e as Error & { code?: string };
           return { error: { name: err.name, code: err.code, message: err.message } };
         }
-      }, { model: id, store: STORE, contextLength: options.contextLength ?? Math.max(256, promptIds.length + genTokens + 1) });
+      }, { model: id, store: STORE, contextLength });
     } finally {
       peak = await heap.stop();
       await heap.detach();

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type LaunchOptions } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type LaunchOptions } from 'playwright-core';
 import { LlamaWebGpuError } from '../../errors.ts';
 
 export type BrowserAdapter = 'swiftshader' | 'lavapipe';
@@ -71,4 +71,12 @@ export function chromiumLaunchOptions(adapter: BrowserAdapter = 'swiftshader', o
 
 export function launchChromium(adapter: BrowserAdapter = 'swiftshader', options: { webgpu?: boolean } = {}): Promise<Browser> {
   return chromium.launch(chromiumLaunchOptions(adapter, options));
+}
+
+/**
+ * Chromium with a profile on disk in `userDataDir`, as a browser a person runs: its IndexedDB quota is a share of
+ * the disk. (browser.newPage() opens a private context, whose storage lives in memory with a quota of a few GB.)
+ */
+export function launchChromiumProfile(userDataDir: string, adapter: BrowserAdapter = 'swiftshader'): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, chromiumLaunchOptions(adapter));
 }

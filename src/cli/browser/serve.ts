@@ -39,10 +39,14 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-/** Serves the page at /, `libDir` under /lib/ and each package folder under /pkg/<id>/. */
-export async function serveLibrary(libDir: string, packages: Record<string, string>): Promise<StaticServer> {
+/**
+ * Serves the page at /, `libDir` under /lib/ and each package folder under /pkg/<id>/. `onRequest` sees every
+ * request path.
+ */
+export async function serveLibrary(libDir: string, packages: Record<string, string>, onRequest?: (pathname: string) => void): Promise<StaticServer> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    onRequest?.(url.pathname);
     if (url.pathname === '/') {
       res.setHeader('Content-Type', 'text/html');
       res.end(PAGE);
