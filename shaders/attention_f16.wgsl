@@ -5,13 +5,15 @@ enable f16;
 // Query row (t, h) is head h of token t of the step (position pos + t). Over the keys j of split s that it may see
 // (causal: j <= pos + t), with score_j = q[t, h] . K[j, g] / sqrt(head_dim) and g = h / kv_mul its kv head (GQA):
 //   m = max_j score_j,   l = sum_j exp(score_j - m),   acc = sum_j exp(score_j - m) * V[j, g]
-// attention_merge.wgsl then combines the splits: out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
+// attention_merge.wgsl then combines the splits: out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s. A dispatch
+// of one split (S = 1: every key in one workgroup's reach) writes out = acc / l itself, and no merge pass runs.
 // Keys are visited in chunks of WG with a running max (online softmax), so workgroup memory stays a few KiB at
 // any context length, and the S splits run in separate workgroups.
 //
 // Shapes: q [n, n_heads * head_dim] f32; key_cache, value_cache [max_seq_len, kv_dim] f16 (read as f32;
 //   all arithmetic is f32);
-//   part_acc [n * n_heads, S, head_dim] f32; part_ml [n * n_heads, S] vec2 (m, l).
+//   part_acc [n * n_heads, S, head_dim] f32; part_ml [n * n_heads, S] vec2 (m, l); out [n, n_heads * head_dim] f32.
+// Query t starts at q[t * q_stride4] (vec4s): q may be the leading part of a wider row (the qkv row).
 // The rows sharing kv head g are numbered r = t * kv_mul + (h - g * kv_mul); a workgroup takes ROWS of them, so
 // K and V are read once for every query head of a GQA group (and, in prefill, for ROWS tokens).
 // Split s covers keys [s * L, (s + 1) * L) of the pos + n keys, L = ceil((pos + n) / S) rounded up to WG.
@@ -29,6 +31,7 @@ struct Params {
   kv_mul: u32, // n_heads / n_kv_heads
   kv_dim4: u32, // kv_dim / 4
   scale: f32, // 1 / sqrt(head_dim)
+  q_stride4: u32, // vec4s between the queries of consecutive tokens
 }
 
 struct Step {
@@ -43,8 +46,9 @@ struct Step {
 @group(0) @binding(2) var<storage, read> value_cache: array<vec4<f16>>;
 @group(0) @binding(3) var<storage, read_write> part_acc: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> part_ml: array<vec2f>;
-@group(0) @binding(5) var<uniform> params: Params;
-@group(0) @binding(6) var<uniform> step: Step;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(7) var<uniform> step: Step;
 
 // Below any real score; used instead of -inf, which shaders may not honour.
 const NEG: f32 = -1e30;
@@ -78,7 +82,7 @@ fn main(
   for (var i = lid; i < nr * HD4; i += WG) {
     let r = row0 + i / HD4;
     let h = g * kv_mul + r % kv_mul;
-    q_sh[i] = q[((r / kv_mul) * params.n_heads + h) * HD4 + i % HD4] * params.scale;
+    q_sh[i] = q[(r / kv_mul) * params.q_stride4 + h * HD4 + i % HD4] * params.scale;
   }
   if (lid < ROWS) {
     m_sh[lid] = NEG;
@@ -165,10 +169,15 @@ fn main(
       }
       let row = row0 + r;
       let h = g * kv_mul + row % kv_mul;
-      let pr = ((row / kv_mul) * params.n_heads + h) * nwg.x + wg.x;
-      part_acc[pr * HD4 + lid] = a;
-      if (lid == 0u) {
-        part_ml[pr] = vec2f(m_sh[r], l);
+      let qr = (row / kv_mul) * params.n_heads + h;
+      if (nwg.x == 1u) {
+        out[qr * HD4 + lid] = a / l; // l >= 1: the row's largest score contributes exp(0)
+      } else {
+        let pr = qr * nwg.x + wg.x;
+        part_acc[pr * HD4 + lid] = a;
+        if (lid == 0u) {
+          part_ml[pr] = vec2f(m_sh[r], l);
+        }
       }
     }
     workgroupBarrier();

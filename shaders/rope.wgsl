@@ -10,8 +10,9 @@
 // turn and the rest, within [-pi/4, pi/4], goes through sin/cos polynomials: WGSL only bounds the built-in sin/cos
 // to 2^-11 absolute (some drivers are 2e-4 off), which would be the largest error of the whole attention block.
 //
-// Shapes: freq [head_dim / 2] vec2<u32>; q [n, n_heads * head_dim] f32; k, v [n, kv_dim] f32 (kv_dim =
-// n_kv_heads * head_dim, left as they are); key_cache, value_cache [max_seq_len, kv_dim], f16 when F16_CACHE
+// Shapes: freq [head_dim / 2] vec2<u32>; qkv [n, qkv_dim] f32, each token's q [n_heads * head_dim], k [kv_dim]
+// and v [kv_dim] side by side (kv_dim = n_kv_heads * head_dim; k and v are left as they are); key_cache,
+// value_cache [max_seq_len, kv_dim], f16 when F16_CACHE
 // (two per u32, element 2i in the low half; rounded as pack2x16float rounds) else f32, both bound as u32 words.
 // Dispatch: (ceil((n_heads + 2 n_kv_heads) * head_dim / 2 / WG), n, 1) workgroups of WG threads; one thread per
 // pair of q, of k (rotated into the cache) and of v (copied into the cache).
@@ -24,6 +25,7 @@ struct Params {
   n_kv_heads: u32,
   half_dim: u32, // head_dim / 2
   max_seq_len: u32,
+  qkv_pairs: u32, // qkv_dim / 2: the pair stride between tokens
 }
 
 struct Step {
@@ -34,13 +36,11 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> freq: array<vec2u>;
-@group(0) @binding(1) var<storage, read_write> q: array<vec2f>;
-@group(0) @binding(2) var<storage, read> k: array<vec2f>;
-@group(0) @binding(3) var<storage, read> v: array<vec2f>;
-@group(0) @binding(4) var<storage, read_write> key_cache: array<u32>;
-@group(0) @binding(5) var<storage, read_write> value_cache: array<u32>;
-@group(0) @binding(6) var<uniform> params: Params;
-@group(0) @binding(7) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read_write> qkv: array<vec2f>;
+@group(0) @binding(2) var<storage, read_write> key_cache: array<u32>;
+@group(0) @binding(3) var<storage, read_write> value_cache: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(5) var<uniform> step: Step;
 
 // High 32 bits of the 64-bit product a * b, from 16-bit halves (WGSL has no 64-bit integers).
 fn mul_hi(a: u32, b: u32) -> u32 {
@@ -111,10 +111,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (pair >= q_pairs + 2u * k_pairs) {
     return;
   }
+  // The token's row: q pairs, then k pairs, then v pairs, so `pair` indexes it directly.
+  let row = t * params.qkv_pairs;
   if (pair >= q_pairs + k_pairs) {
-    let i = pair - q_pairs - k_pairs;
     if (p < params.max_seq_len) {
-      store_value(p, i, v[t * k_pairs + i]);
+      store_value(p, pair - q_pairs - k_pairs, qkv[row + pair]);
     }
     return;
   }
@@ -124,13 +125,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let sc = sin_cos_turn(turn);
   let s = sc.x;
   let c = sc.y;
+  let x = qkv[row + pair];
+  let rotated = vec2f(x.x * c - x.y * s, x.x * s + x.y * c);
   if (pair < q_pairs) {
-    let i = t * q_pairs + pair;
-    let x = q[i];
-    q[i] = vec2f(x.x * c - x.y * s, x.x * s + x.y * c);
+    qkv[row + pair] = rotated;
   } else if (p < params.max_seq_len) {
-    let i = pair - q_pairs;
-    let x = k[t * k_pairs + i];
-    store_key(p, i, vec2f(x.x * c - x.y * s, x.x * s + x.y * c));
+    store_key(p, pair - q_pairs, rotated);
   }
 }

@@ -131,3 +131,55 @@ export function destroyWeight(w: GpuWeight): void {
     c.scales?.destroy();
   }
 }
+
+/**
+ * Bytes of data and scales of `rows` rows when they end on a 32-bit word boundary, else null: chunks whose bytes
+ * end mid-word (f16 data or f16 scales with an odd element count) cannot be laid end to end.
+ */
+function wholeWordBytes(w: GpuWeight, rows: number): { data: number; scales: number } | null {
+  const groups = Math.ceil(w.cols / 32);
+  const scaleBytes = w.scaleDtype === 'f16' ? 2 : 4;
+  const data = { f32: rows * w.cols * 4, f16: rows * w.cols * 2, q8: rows * groups * 32, q4: rows * groups * 16 }[w.dtype];
+  const scales = isQuantized(w.dtype) ? rows * groups * scaleBytes : 0;
+  return data % 4 === 0 && scales % 4 === 0 ? { data, scales } : null;
+}
+
+/**
+ * The row-wise concatenation of weights with the same cols and encoding, as one weight: wq, wk and wv as one
+ * [dim + 2 kvDim, dim] matrix, so that one matvec dispatch computes every row of all three. When the result fits
+ * one buffer (the device's binding limit), the parts' chunks are copied into a single chunk on the GPU and the
+ * parts' buffers are destroyed; otherwise the result lists the parts' chunks in order (one dispatch each, as
+ * before) and keeps their buffers. Returns null when the parts differ in cols or encoding.
+ */
+export function concatRows(gpu: Gpu, name: string, parts: GpuWeight[]): GpuWeight | null {
+  const [first] = parts;
+  if (!parts.every((p) => p.dtype === first.dtype && p.scaleDtype === first.scaleDtype && p.cols === first.cols)) return null;
+  const chunks: GpuWeightChunk[] = [];
+  let rows = 0;
+  for (const p of parts) {
+    for (const c of p.chunks) chunks.push({ ...c, rowStart: rows + c.rowStart });
+    rows += p.rows;
+  }
+  const joined: GpuWeight = { name, dtype: first.dtype, rows, cols: first.cols, scaleDtype: first.scaleDtype, chunks };
+  const sizes = chunks.map((c) => wholeWordBytes(first, c.rows));
+  const total = wholeWordBytes(first, rows);
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  if (chunks.length === 1 || !total || sizes.some((s) => !s) || total.data > limit || total.scales > limit) return joined;
+
+  const data = gpu.storage(`${name}.w_q`, total.data);
+  const scales = total.scales > 0 ? gpu.storage(`${name}.w_s`, total.scales) : undefined;
+  const encoder = gpu.device.createCommandEncoder({ label: `concat.${name}` });
+  let dataOffset = 0;
+  let scaleOffset = 0;
+  chunks.forEach((c, i) => {
+    const s = sizes[i]!;
+    encoder.copyBufferToBuffer(c.data, 0, data, dataOffset, s.data);
+    if (scales && c.scales) encoder.copyBufferToBuffer(c.scales, 0, scales, scaleOffset, s.scales);
+    dataOffset += s.data;
+    scaleOffset += s.scales;
+  });
+  gpu.device.queue.submit([encoder.finish()]);
+  // Destroying a buffer after the submit that reads it is valid: the copies complete first.
+  for (const p of parts) destroyWeight(p);
+  return { ...joined, chunks: [{ rowStart: 0, rows, data, scales }] };
+}

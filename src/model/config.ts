@@ -32,3 +32,8 @@ export function headDim(c: ModelConfig): number {
 export function kvDim(c: ModelConfig): number {
   return (c.dim / c.nHeads) * c.nKvHeads;
 }
+
+/** Floats of a token's q, k and v side by side (RunState.qkv). */
+export function qkvDim(c: ModelConfig): number {
+  return c.dim + 2 * kvDim(c);
+}

@@ -4,7 +4,7 @@
  *
  *   x = embedding[token]
  *   for each layer:
- *     xb = rmsnorm(x, rmsAtt);  q, k, v = wq xb, wk xb, wv xb;  rope(q, k) and cache k, v (one kernel)
+ *     xb = rmsnorm(x, rmsAtt);  qkv = [wq; wk; wv] xb (one matvec);  rope(q, k) and cache k, v (one kernel)
  *     xb2 = attention(q, keyCache, valueCache);  x += wo xb2
  *     xb = rmsnorm(x, rmsFfn);  hb = w1 xb;  hb = silu(hb) * (w3 xb) (the w3 kernel applies the gate);  x += w2 hb
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
@@ -21,15 +21,14 @@ import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import type { Sampler } from '../gpu/ops/sampler.ts';
 import type { GpuWeight } from '../gpu/weights.ts';
-import { headDim, type ModelConfig } from './config.ts';
+import { headDim, qkvDim, type ModelConfig } from './config.ts';
 import type { RunState } from './state.ts';
 import { vectorBuffer, type ModelWeights } from './weights.ts';
 
 interface LayerOps {
   attNorm: BoundOp;
-  q: BoundOp;
-  k: BoundOp;
-  v: BoundOp;
+  /** One op of the fused wqkv, or wq, wk and wv apart (LayerWeights.qkv). */
+  qkv: BoundOp[];
   rope: BoundOp;
   attention: BoundOp;
   o: BoundOp;
@@ -72,13 +71,13 @@ export class Forward {
       const cache = s.kvCaches[l];
       const attention = new Attention(
         gpu,
-        { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), maxSeqLen: s.contextLength, maxTokens },
+        { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), maxSeqLen: s.contextLength, maxTokens, qStride: qkvDim(c) },
         cache,
       );
       const shared = {
         attNorm: attNorm.bind(`${L}.rmsAtt`, s.x, vectorBuffer(lw.rmsAtt), s.xb),
-        rope: rope.bind(`${L}.rope`, s.q, s.k, s.v, cache, step),
-        attention: attention.bind(`${L}.attention`, s.q, s.xb2, step),
+        rope: rope.bind(`${L}.rope`, s.qkv, cache, step),
+        attention: attention.bind(`${L}.attention`, s.qkv, s.xb2, step),
         ffnNorm: attNorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb),
       };
       for (const [ops, make, kind] of [
@@ -87,9 +86,7 @@ export class Forward {
       ] as const) {
         ops.push({
           ...shared,
-          q: make(lw.wq).bind(`${L}.wq.${kind}`, s.xb, s.q),
-          k: make(lw.wk).bind(`${L}.wk.${kind}`, s.xb, s.k),
-          v: make(lw.wv).bind(`${L}.wv.${kind}`, s.xb, s.v),
+          qkv: lw.qkv.map(({ w, rowOffset }) => make(w).bind(`${L}.${w.name.split('.').pop()}.${kind}`, s.xb, s.qkv, { rowOffset, yStride: qkvDim(c) })),
           o: make(lw.wo).bind(`${L}.wo.${kind}`, s.xb2, s.x, { accumulate: true }),
           w1: make(lw.w1).bind(`${L}.w1.${kind}`, s.xb, s.hb),
           w3: make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb, { gate: true }),
@@ -106,14 +103,12 @@ export class Forward {
     this.dispatchesPerDecode = this.countDecodeDispatches();
   }
 
-  private layers(pass: GPUComputePassEncoder, ops: LayerOps[], n: number): void {
+  private layers(pass: GPUComputePassEncoder, ops: LayerOps[], n: number, pos: number | undefined): void {
     for (const o of ops) {
       o.attNorm.encode(pass, n);
-      o.q.encode(pass, n);
-      o.k.encode(pass, n);
-      o.v.encode(pass, n);
+      for (const op of o.qkv) op.encode(pass, n);
       o.rope.encode(pass, n);
-      o.attention.encode(pass, n);
+      o.attention.encode(pass, n, pos);
       o.o.encode(pass, n);
       o.ffnNorm.encode(pass, n);
       o.w1.encode(pass, n);
@@ -124,11 +119,12 @@ export class Forward {
 
   /**
    * One decode step: embeds tokens[0] at the step's position, runs every layer, and samples the next token into
-   * tokens[0]. The caller has written the step uniform (pos, 1, seed).
+   * tokens[0]. The caller has written the step uniform (pos, 1, seed); `pos`, when given, is the same position
+   * (attention then skips its merge pass while the context fits one chunk of keys).
    */
-  encodeDecode(pass: GPUComputePassEncoder): void {
+  encodeDecode(pass: GPUComputePassEncoder, pos?: number): void {
     this.embedding.encode(pass, 1);
-    this.layers(pass, this.decodeLayers, 1);
+    this.layers(pass, this.decodeLayers, 1, pos);
     this.finalNorm.encode(pass, 1);
     this.classifier.encode(pass, 1);
     this.sample.encode(pass, 1);
@@ -138,10 +134,10 @@ export class Forward {
    * Prefill of n tokens from tokens[0..n-1] at positions pos..pos+n-1 (the caller wrote them and the step
    * uniform). With `sample`, the last token's logits are computed and the next token is drawn into tokens[0].
    */
-  encodePrefill(encoder: GPUCommandEncoder, n: number, sample: boolean): void {
+  encodePrefill(encoder: GPUCommandEncoder, n: number, sample: boolean, pos?: number): void {
     let pass = encoder.beginComputePass({ label: 'prefill' });
     this.embedding.encode(pass, n);
-    this.layers(pass, n === 1 ? this.decodeLayers : this.prefillLayers, n);
+    this.layers(pass, n === 1 ? this.decodeLayers : this.prefillLayers, n, pos);
     pass.end();
     if (!sample) return;
     const rowBytes = this.config.dim * 4;

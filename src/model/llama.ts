@@ -9,7 +9,7 @@ import type { GpuWeight } from '../gpu/weights.ts';
 import type { ModelConfig } from './config.ts';
 import { Forward } from './forward.ts';
 import { RunState } from './state.ts';
-import { assembleWeights } from './weights.ts';
+import { assembleWeights, fuseQkv } from './weights.ts';
 
 export interface LlamaModelOptions {
   /** KV cache length (default: the model's maxSeqLen). */
@@ -39,6 +39,7 @@ export class LlamaModel {
     this.contextLength = Math.min(options.contextLength ?? config.maxSeqLen, config.maxSeqLen);
     this.prefillChunk = Math.max(1, Math.min(options.prefillChunk ?? 64, this.contextLength));
     const weights = assembleWeights(tensors, config, options.source);
+    fuseQkv(gpu, weights, tensors);
     this.state = new RunState(gpu, config, this.prefillChunk, this.contextLength);
     this.sampler = new Sampler(gpu, config.vocabSize);
     this.forward = new Forward(gpu, config, weights, this.state, this.sampler);
@@ -58,7 +59,7 @@ export class LlamaModel {
       device.queue.writeBuffer(this.state.tokens, 0, this.promptIds, 0, n);
       this.state.step.write(pos + start, n, seed);
       const encoder = device.createCommandEncoder({ label: 'prefill' });
-      this.forward.encodePrefill(encoder, n, last);
+      this.forward.encodePrefill(encoder, n, last, pos + start);
       if (last && readback) encoder.copyBufferToBuffer(this.state.tokens, 0, readback, 0, 4);
       device.queue.submit([encoder.finish()]);
       this.submits++;
@@ -71,7 +72,7 @@ export class LlamaModel {
     this.state.step.write(pos, 1, seed);
     const encoder = device.createCommandEncoder({ label: 'decode' });
     const pass = encoder.beginComputePass({ label: 'decode' });
-    this.forward.encodeDecode(pass);
+    this.forward.encodeDecode(pass, pos);
     pass.end();
     encoder.copyBufferToBuffer(this.state.tokens, 0, readback, readbackOffset, 4);
     device.queue.submit([encoder.finish()]);

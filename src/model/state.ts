@@ -6,16 +6,15 @@ import type { Gpu } from '../gpu/device.ts';
 import { createKvCache, type KvCache } from '../gpu/ops/kv-cache.ts';
 import { StepUniform } from '../gpu/ops/step.ts';
 import type { ModelConfig } from './config.ts';
-import { kvDim } from './config.ts';
+import { kvDim, qkvDim } from './config.ts';
 
 export class RunState {
   readonly x: GPUBuffer; // [maxTokens, dim] residual stream
   readonly xb: GPUBuffer; // [maxTokens, dim] normalized input of a sub-block
   readonly xb2: GPUBuffer; // [maxTokens, dim] attention output
   readonly xLast: GPUBuffer; // [dim] last token's residual after a prefill
-  readonly q: GPUBuffer; // [maxTokens, dim]
-  readonly k: GPUBuffer; // [maxTokens, kvDim]
-  readonly v: GPUBuffer; // [maxTokens, kvDim]
+  /** [maxTokens, qkvDim]: each token's q [dim], k [kvDim] and v [kvDim] side by side (qkvDim = dim + 2 kvDim). */
+  readonly qkv: GPUBuffer;
   readonly hb: GPUBuffer; // [maxTokens, hiddenDim]
   readonly logits: GPUBuffer; // [vocab] of the last token
   /** u32 [maxTokens]: prompt ids of a prefill; slot 0 holds the sampled id that the next decode step embeds. */
@@ -29,9 +28,7 @@ export class RunState {
     this.xb = f32('xb', maxTokens * c.dim);
     this.xb2 = f32('xb2', maxTokens * c.dim);
     this.xLast = f32('xLast', c.dim);
-    this.q = f32('q', maxTokens * c.dim);
-    this.k = f32('k', maxTokens * kvDim(c));
-    this.v = f32('v', maxTokens * kvDim(c));
+    this.qkv = f32('qkv', maxTokens * qkvDim(c));
     this.hb = f32('hb', maxTokens * c.hiddenDim);
     this.logits = f32('logits', c.vocabSize);
     this.tokens = gpu.storage('state.tokens', maxTokens * 4);
@@ -40,7 +37,7 @@ export class RunState {
   }
 
   destroy(): void {
-    for (const b of [this.x, this.xb, this.xb2, this.xLast, this.q, this.k, this.v, this.hb, this.logits, this.tokens]) b.destroy();
+    for (const b of [this.x, this.xb, this.xb2, this.xLast, this.qkv, this.hb, this.logits, this.tokens]) b.destroy();
     for (const kv of this.kvCaches) {
       kv.keyCache.destroy();
       kv.valueCache.destroy();

@@ -2,14 +2,23 @@
  * The model's weights on the GPU, as one record (llama2.c's TransformerWeights). Shapes are [rows, cols] = [out, in].
  */
 import { ModelFormatError } from '../errors.ts';
-import type { GpuWeight } from '../gpu/weights.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { concatRows, type GpuWeight } from '../gpu/weights.ts';
 import type { ModelConfig } from './config.ts';
+
+/** A weight whose rows land at `rowOffset` in each token's row of a wider output (the qkv row). */
+export interface PlacedWeight {
+  w: GpuWeight;
+  rowOffset: number;
+}
 
 export interface LayerWeights {
   rmsAtt: GpuWeight; // [dim]
-  wq: GpuWeight; // [dim, dim]
-  wk: GpuWeight; // [kvDim, dim]
-  wv: GpuWeight; // [kvDim, dim]
+  /**
+   * wq [dim, dim], wk [kvDim, dim], wv [kvDim, dim], writing a token's qkv row [dim + 2 kvDim]: one weight of all
+   * their rows after fuseQkv (one dispatch), or the three at offsets 0, dim and dim + kvDim.
+   */
+  qkv: PlacedWeight[];
   wo: GpuWeight; // [dim, dim]
   rmsFfn: GpuWeight; // [dim]
   w1: GpuWeight; // [hiddenDim, dim]
@@ -41,9 +50,11 @@ export function assembleWeights(tensors: Map<string, GpuWeight>, c: ModelConfig,
     const p = `layers.${l}.`;
     layers.push({
       rmsAtt: get(p + 'rmsAtt', 1, c.dim),
-      wq: get(p + 'wq', c.dim, c.dim),
-      wk: get(p + 'wk', kvDim, c.dim),
-      wv: get(p + 'wv', kvDim, c.dim),
+      qkv: [
+        { w: get(p + 'wq', c.dim, c.dim), rowOffset: 0 },
+        { w: get(p + 'wk', kvDim, c.dim), rowOffset: c.dim },
+        { w: get(p + 'wv', kvDim, c.dim), rowOffset: c.dim + kvDim },
+      ],
       wo: get(p + 'wo', c.dim, c.dim),
       rmsFfn: get(p + 'rmsFfn', 1, c.dim),
       w1: get(p + 'w1', c.hiddenDim, c.dim),
@@ -58,6 +69,22 @@ export function assembleWeights(tensors: Map<string, GpuWeight>, c: ModelConfig,
     rmsFinal: get('rmsFinal', 1, c.dim),
     wcls: tensors.has('wcls') ? get('wcls', c.vocabSize, c.dim) : tokenEmbedding,
   };
+}
+
+/**
+ * Joins each layer's wq, wk and wv into one weight (concatRows: one buffer where it fits the device's limits), so
+ * a step computes all three in one dispatch. `tensors` (the model's GPU tensors, which it destroys on unload)
+ * then holds layers.N.wqkv instead of the three. Layers whose three weights differ in encoding keep them apart.
+ */
+export function fuseQkv(gpu: Gpu, weights: ModelWeights, tensors: Map<string, GpuWeight>): void {
+  weights.layers.forEach((layer, l) => {
+    const name = `layers.${l}.wqkv`;
+    const joined = concatRows(gpu, name, layer.qkv.map((p) => p.w));
+    if (!joined) return;
+    for (const p of layer.qkv) tensors.delete(p.w.name);
+    tensors.set(name, joined);
+    layer.qkv = [{ w: joined, rowOffset: 0 }];
+  });
 }
 
 /** The single buffer of a vector weight (norms are f32, one chunk). */

@@ -1,5 +1,8 @@
 // Causal grouped-query attention (shaders/attention*.wgsl + attention_merge.wgsl) against the float64 reference.
 // The cache rows are written from the CPU (the Rope op writes them in the model; test/kernels/rope.test.ts).
+// The queries sit in rows wider than themselves (the model's qkv rows), the rest of each row filled with values that
+// would show if read. Every case runs twice: without the step's position (the split table decides the layout) and
+// with it (a context of at most one chunk of keys then runs as one dispatch, without the merge pass).
 // Tolerances:
 // - attention, compared with the reference computed from the values actually in the cache (f16-rounded K/V on the
 //   f16 path): 3e-5 absolute + 1e-4 relative (f32 dot products of 128 terms, online softmax over up to 4096 keys,
@@ -53,6 +56,9 @@ const CASES: { model: ModelName; n: number; pos: number; qScale?: number; slowAd
   { model: 'llama2-70b', n: 5, pos: 1000, slowAdapterToo: true, gpuLayout: true },
   { model: 'stories260K', n: 1, pos: 511, slowAdapterToo: true, gpuLayout: true },
   { model: 'stories260K', n: 64, pos: 100, slowAdapterToo: true, gpuLayout: true },
+  // At most one chunk of keys with the GPU layout: one dispatch when the position is known.
+  { model: 'llama2-7b', n: 1, pos: 100, slowAdapterToo: true, gpuLayout: true },
+  { model: 'llama2-70b', n: 5, pos: 40, slowAdapterToo: true, gpuLayout: true },
 ];
 const GPU_LAYOUT = { keysPerChunk: 128, targetWorkgroups: 512 };
 
@@ -87,19 +93,43 @@ describe.each(gpus)('attention on $name', ({ name, gpu }) => {
     const storedK = writeRows(gpu, cache, cache.keyCache, keys, 0);
     const storedV = writeRows(gpu, cache, cache.valueCache, values, 0);
 
-    const qb = gpu.storage('q', q);
-    const out = gpu.storage('out', q.byteLength);
+    const width = m.nHeads * m.headDim;
+    const qStride = width + 2 * kvDim;
+    const rows = new Float32Array(n * qStride).fill(1e4);
+    for (let t = 0; t < n; t++) rows.set(q.subarray(t * width, (t + 1) * width), t * qStride);
+    const qb = gpu.storage('qkv', rows);
     const step = new StepUniform(gpu, 'attention.test.step');
     step.write(pos, n);
     const tuning = gpuLayout ? GPU_LAYOUT : undefined;
-    const attention = new Attention(gpu, { ...m, maxTokens: 64, tuning }, cache).bind('attention.test', qb, out, step.buffer);
-    await gpu.checked('attention', () => gpu.run('attention', (pass) => attention.encode(pass, n)));
-
-    const got = await gpu.readF32(out);
-    expectClose(got, attentionRef(q, storedK, storedV, n, pos, m), 3e-5, 1e-4, 'attention vs cached K/V');
-    if (cache.f16) {
-      expectClose(got, attentionRef(q, keys, values, n, pos, m), 4e-3, 0, 'attention vs unrounded K/V');
+    const op = new Attention(gpu, { ...m, maxTokens: 64, tuning, qStride }, cache);
+    for (const knownPos of [undefined, pos]) {
+      const out = gpu.storage('out', q.byteLength);
+      const attention = op.bind('attention.test', qb, out, step.buffer);
+      await gpu.checked('attention', () => gpu.run('attention', (pass) => attention.encode(pass, n, knownPos)));
+      const got = await gpu.readF32(out);
+      const what = knownPos === undefined ? 'position unknown' : 'position known';
+      expectClose(got, attentionRef(q, storedK, storedV, n, pos, m), 3e-5, 1e-4, `attention vs cached K/V (${what})`);
+      if (cache.f16) {
+        expectClose(got, attentionRef(q, keys, values, n, pos, m), 4e-3, 0, `attention vs unrounded K/V (${what})`);
+      }
+      out.destroy();
     }
+    qb.destroy();
+  });
+
+  it('runs one dispatch when the context fits one chunk of keys and the position is known', () => {
+    const o = { ...MODELS['llama2-7b'], maxTokens: 4, tuning: GPU_LAYOUT };
+    const bound = new Attention(gpu, o, cacheFor('llama2-7b')).bind('attention.count', gpu.storage('q', 4 * 4096 * 4), gpu.storage('out', 4 * 4096 * 4), new StepUniform(gpu).buffer);
+    const count = (pos?: number) => {
+      let dispatches = 0;
+      const pass = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups: () => dispatches++ } as unknown as GPUComputePassEncoder;
+      bound.encode(pass, 1, pos);
+      return dispatches;
+    };
+    expect(count(undefined)).toBe(2);
+    expect(count(0)).toBe(1);
+    expect(count(127)).toBe(1);
+    expect(count(128)).toBe(2);
   });
 
   it('rejects unsupported shapes when built', () => {

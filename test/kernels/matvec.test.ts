@@ -13,7 +13,7 @@ import { decodeWeights, encodeWeights, QUANT_GROUP, type ScaleDtype, type Weight
 import type { Gpu } from '../../src/gpu/device.ts';
 import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes.ts';
 import { MatVec } from '../../src/gpu/ops/matvec.ts';
-import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
+import { concatRows, destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
 import { swigluRef } from '../reference/elementwise.ts';
 import { absDotBound, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
@@ -176,6 +176,48 @@ describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
     } finally {
       for (const x of [w, odd, f16]) destroyWeight(x);
     }
+  });
+
+  // wq, wk and wv joined by concatRows (the model's qkv), written at an offset inside wider y rows.
+  it.each([
+    ...VARIANTS.map((v) => ({ ...v, rows: [64, 32, 32], cols: 64, merged: true })),
+    ...VARIANTS.map((v) => ({ ...v, rows: [300, 100, 100], cols: 1000, merged: true, maxChunkBytes: 96 * 1024 })),
+    // f16 rows of odd length end mid-word: the parts' chunks stay apart, one dispatch each.
+    { dtype: 'f16' as const, rows: [3, 5, 5], cols: 37, merged: false },
+  ])('concatRows $dtype/$scaleDtype $rows x $cols', async ({ dtype, scaleDtype, rows, cols, merged, maxChunkBytes }) => {
+    const values = rows.map((r, i) => randomArray(r * cols, 40 + i, 1 / Math.sqrt(cols)));
+    const parts = rows.map((r, i) => uploadWeight(gpu, `w${i}`, values[i], r, cols, dtype, { scaleDtype, maxChunkBytes }));
+    const chunksBefore = parts.reduce((a, p) => a + p.chunks.length, 0);
+    const joined = concatRows(gpu, 'wqkv', parts)!;
+    const total = rows.reduce((a, b) => a + b, 0);
+    expect(joined.rows).toBe(total);
+    expect(joined.chunks.length).toBe(merged ? 1 : chunksBefore);
+    const x = randomArray(cols, 50, 1);
+    const offset = 8;
+    const stride = total + 12;
+    const xb = gpu.storage('x', x);
+    const yb = gpu.storage('y', new Float32Array(stride).fill(7));
+    try {
+      const op = new MatVec(gpu, joined).bind('concat.test', xb, yb, { rowOffset: offset, yStride: stride });
+      await gpu.run('matvec', (pass) => op.encode(pass));
+      const got = await gpu.readF32(yb);
+      const w = new Float32Array(total * cols);
+      let at = 0;
+      rows.forEach((r, i) => {
+        w.set(dequantized(values[i], { rows: r, cols, dtype, scaleDtype }), at);
+        at += r * cols;
+      });
+      const bound = absDotBound(w, x, total, cols);
+      if (dtype === 'q4') addGroupMaxBound(bound, w, x, total, cols);
+      expectWithinBound(got.subarray(offset, offset + total), matvecRef(w, x, total, cols), bound, 256 * 2 ** -24, `concatRows ${dtype}`);
+      expect([...got.subarray(0, offset), ...got.subarray(offset + total)].every((v) => v === 7)).toBe(true);
+      expect(() => new MatVec(gpu, joined).bind('concat.narrow', xb, yb, { rowOffset: 13, yStride: stride })).toThrow(KernelShapeError);
+    } finally {
+      destroyWeight(joined);
+      xb.destroy();
+      yb.destroy();
+    }
+    expect(concatRows(gpu, 'mixed', [uploadWeight(gpu, 'a', values[0], rows[0], cols, 'f32'), uploadWeight(gpu, 'b', values[1], rows[1], cols, 'q8')])).toBeNull();
   });
 
   it('rejects bad shapes when built or bound', () => {

@@ -1,5 +1,6 @@
-// RoPE kernel (shaders/rope.wgsl) against the float64 reference, interleaved pairs: q rotated in place, the step's
-// keys rotated into the KV cache and its values copied there (k and v themselves are left as they were).
+// RoPE kernel (shaders/rope.wgsl) against the float64 reference, interleaved pairs, on each token's qkv row (q, k
+// and v side by side): q rotated in place, the step's keys rotated into the KV cache and its values copied there
+// (k and v themselves are left as they were).
 // Tolerances: q and f32-cache keys 2e-6 absolute + 2e-6 relative for inputs in [-1, 1] (the angle is reduced
 // modulo one turn in exact integer arithmetic, so the error is that of one f32 cos/sin in [-pi, pi) and a 2x2
 // rotation, independent of the position: checked up to 4095 and at a far position 100000 with linear scaling).
@@ -12,6 +13,33 @@ import { StepUniform } from '../../src/gpu/ops/step.ts';
 import { ropeRef } from '../reference/attention.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
 import { readRows } from '../helpers/kv.ts';
+
+/** Each token's q, k and v rows side by side, as the qkv matvec writes them. */
+function packQkv(n: number, parts: Float32Array[]): Float32Array {
+  const widths = parts.map((p) => p.length / n);
+  const row = widths.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(n * row);
+  for (let t = 0; t < n; t++) {
+    let o = t * row;
+    parts.forEach((p, i) => {
+      out.set(p.subarray(t * widths[i], (t + 1) * widths[i]), o);
+      o += widths[i];
+    });
+  }
+  return out;
+}
+
+/** The inverse of packQkv: rows of `widths` floats per token. */
+function unpackQkv(n: number, qkv: Float32Array, widths: number[]): Float32Array[] {
+  const row = widths.reduce((a, b) => a + b, 0);
+  let start = 0;
+  return widths.map((w) => {
+    const out = new Float32Array(n * w);
+    for (let t = 0; t < n; t++) out.set(qkv.subarray(t * row + start, t * row + start + w), t * w);
+    start += w;
+    return out;
+  });
+}
 
 const gpus = await testGpus();
 
@@ -31,27 +59,26 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     const k0 = randomArray(n * kvDim, 2);
     const v0 = randomArray(n * kvDim, 3);
     const op = new Rope(gpu, { nHeads, nKvHeads, headDim, theta, scale, maxTokens: n });
-    const q = gpu.storage('q', q0);
-    const k = gpu.storage('k', k0);
-    const v = gpu.storage('v', v0);
+    const qkv = gpu.storage('qkv', packQkv(n, [q0, k0, v0]));
     const step = new StepUniform(gpu, 'rope.test.step');
     step.write(pos, n);
-    const bound = op.bind('rope.test', q, k, v, cache, step.buffer);
+    const bound = op.bind('rope.test', qkv, cache, step.buffer);
     await gpu.checked('rope', () => gpu.run('rope', (pass) => bound.encode(pass, n)));
     const rel = cache.f16 ? 2 ** -10 : 2e-6;
-    expectClose(await gpu.readF32(q), ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale), 2e-6, 2e-6, 'rope q');
+    const [q, k, v] = unpackQkv(n, await gpu.readF32(qkv), [nHeads * headDim, kvDim, kvDim]);
+    expectClose(q, ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale), 2e-6, 2e-6, 'rope q');
     expectClose(await readRows(gpu, cache, cache.keyCache, pos, n), ropeRef(k0, n, kvDim, headDim, pos, theta, scale), 2e-6, rel, 'cached keys');
     const values = await readRows(gpu, cache, cache.valueCache, pos, n);
     if (cache.f16) expectClose(values, v0, 2 ** -24, 2 ** -10, 'cached values (f16)');
     else expect(values).toEqual(v0);
-    expect(await gpu.readF32(k)).toEqual(k0);
-    expect(await gpu.readF32(v)).toEqual(v0);
+    expect(k).toEqual(k0);
+    expect(v).toEqual(v0);
     for (const row of [pos - 1, pos + n].filter((r) => r >= 0)) {
       for (const buffer of [cache.keyCache, cache.valueCache]) {
         expect((await readRows(gpu, cache, buffer, row, 1)).every((x) => x === 0)).toBe(true);
       }
     }
-    for (const b of [q, k, v, cache.keyCache, cache.valueCache]) b.destroy();
+    for (const b of [qkv, cache.keyCache, cache.valueCache]) b.destroy();
   });
 
   it('stores nothing past the end of the cache', async () => {
@@ -60,7 +87,8 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     const k0 = randomArray(4 * 32, 4);
     const step = new StepUniform(gpu, 'rope.short.step');
     step.write(4, 4); // positions 4..7 of a 6-row cache
-    const bound = new Rope(gpu, o).bind('rope.short', gpu.storage('q', 4 * 64 * 4), gpu.storage('k', k0), gpu.storage('v', k0), cache, step.buffer);
+    const qkv = gpu.storage('qkv', packQkv(4, [new Float32Array(4 * 64), k0, k0]));
+    const bound = new Rope(gpu, o).bind('rope.short', qkv, cache, step.buffer);
     await gpu.checked('rope', () => gpu.run('rope', (pass) => bound.encode(pass, 4)));
     const values = await readRows(gpu, cache, cache.valueCache, 0, 6);
     expect(values.subarray(0, 4 * 32).every((x) => x === 0)).toBe(true);
@@ -72,10 +100,11 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     expect(() => new Rope(gpu, { ...o, headDim: 7 })).toThrow(KernelShapeError);
     expect(() => new Rope(gpu, { ...o, nHeads: 0 })).toThrow(KernelShapeError);
     expect(() => new Rope(gpu, { ...o, scale: 0 })).toThrow(KernelShapeError);
-    const [q, k, v] = [gpu.storage('q', 4 * 64 * 4), gpu.storage('k', 4 * 32 * 4), gpu.storage('v', 4 * 32 * 4)];
+    const qkv = gpu.storage('qkv', 4 * 128 * 4);
     const step = new StepUniform(gpu).buffer;
-    expect(() => new Rope(gpu, o).bind('rope.wrong cache', q, k, v, createKvCache(gpu, 'wide', 8, 64), step)).toThrow(/KV cache rows hold 64/);
-    const bound = new Rope(gpu, o).bind('rope.bad', q, k, v, createKvCache(gpu, 'ok', 8, 32), step);
+    expect(() => new Rope(gpu, o).bind('rope.wrong cache', qkv, createKvCache(gpu, 'wide', 8, 64), step)).toThrow(/KV cache rows hold 64/);
+    expect(() => new Rope(gpu, o).bind('rope.short qkv', gpu.storage('qkv.short', 4 * 100 * 4), createKvCache(gpu, 'ok', 8, 32), step)).toThrow(/q, k and v need/);
+    const bound = new Rope(gpu, o).bind('rope.bad', qkv, createKvCache(gpu, 'ok', 8, 32), step);
     expect(() => bound.encode({} as GPUComputePassEncoder, 5)).toThrow(KernelShapeError);
   });
 });

@@ -35,6 +35,11 @@ export interface AttentionOptions {
   maxTokens: number;
   /** Layout override (default attentionTuning(gpu)); tests use it to run the other device class's layout. */
   tuning?: AttentionTuning;
+  /**
+   * Floats between the queries of consecutive tokens in the q buffer (default nHeads * headDim); the qkv row's
+   * width when q is the leading part of it. A multiple of 4.
+   */
+  qStride?: number;
 }
 
 interface Scratch {
@@ -65,7 +70,8 @@ function sharedScratch(gpu: Gpu, accBytes: number, mlBytes: number): Scratch {
  * Causal grouped-query attention over the KV cache (flash-decoding): pass 1 (shaders/attention*.wgsl) splits the
  * keys across workgroups, each keeping a running max and sum; pass 2 (shaders/attention_merge.wgsl) combines the
  * splits. The number of splits adapts to the step (pos and n are read from the step uniform), so the dispatch
- * is valid and busy at every position without the CPU knowing pos.
+ * is valid and busy at every position without the CPU knowing pos. A step with one split (the layout's choice,
+ * or a context of at most one chunk of keys when the caller passes pos) is one dispatch: pass 1 writes the output.
  */
 export class Attention {
   private readonly decodePipeline: GPUComputePipeline;
@@ -78,6 +84,7 @@ export class Attention {
   readonly splits: Uint32Array;
   private readonly kvMul: number;
   private readonly decodeRows: number;
+  private readonly keysPerChunk: number;
 
   constructor(
     private readonly gpu: Gpu,
@@ -85,7 +92,7 @@ export class Attention {
     readonly cache: KvCache,
     label = 'attention',
   ) {
-    const { nHeads, nKvHeads, headDim, maxSeqLen, maxTokens } = o;
+    const { nHeads, nKvHeads, headDim, maxSeqLen, maxTokens, qStride } = o;
     const shape = `nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim}`;
     for (const [name, v] of Object.entries({ nHeads, nKvHeads, headDim, maxSeqLen, maxTokens })) {
       if (!Number.isInteger(v) || v <= 0) throw new KernelShapeError('attention', `${name} must be a positive integer, got ${v} (${shape})`);
@@ -104,6 +111,9 @@ export class Attention {
     }
     if (cache.f16 && !gpu.f16) throw new KernelShapeError('attention', 'the KV cache is f16 but this device has no shader-f16; create the cache on this device');
     if (maxTokens > maxSeqLen) throw new KernelShapeError('attention', `maxTokens ${maxTokens} exceeds maxSeqLen ${maxSeqLen}`);
+    if (qStride !== undefined && (qStride % 4 !== 0 || qStride < nHeads * headDim)) {
+      throw new KernelShapeError('attention', `qStride ${qStride} must be a multiple of 4 and at least nHeads * headDim (${shape})`);
+    }
 
     const hd4 = headDim / 4;
     const { keysPerChunk: WG, targetWorkgroups } = o.tuning ?? attentionTuning(gpu);
@@ -117,10 +127,11 @@ export class Attention {
     const shader = cache.f16 ? 'attention_f16' : 'attention';
     this.decodePipeline = gpu.pipeline(shader, { WG, ROWS: this.decodeRows, HD4: hd4 });
     this.prefillPipeline = gpu.pipeline(shader, { WG, ROWS: MAX_ROWS, HD4: hd4 });
+    this.keysPerChunk = WG;
     this.mergePipeline = gpu.pipeline('attention_merge', { WG: MERGE_WG, CHUNK: WG, HD4: hd4 });
     this.params = gpu.uniform(
       `${label}.params`,
-      new Uint8Array(uniformData([{ u32: nHeads }, { u32: this.kvMul }, { u32: cache.kvDim / 4 }, { f32: 1 / Math.sqrt(headDim) }])),
+      new Uint8Array(uniformData([{ u32: nHeads }, { u32: this.kvMul }, { u32: cache.kvDim / 4 }, { f32: 1 / Math.sqrt(headDim) }, { u32: (qStride ?? nHeads * headDim) / 4 }])),
     );
 
     this.splits = new Uint32Array(maxTokens + 1);
@@ -140,27 +151,30 @@ export class Attention {
   }
 
   /**
-   * q [maxTokens, nHeads*headDim] (after RoPE), out [maxTokens, nHeads*headDim]; `step` is the StepUniform buffer.
-   * encode(pass, n): n == 1 decodes one query against cache rows 0..pos, n > 1 is a causal prefill of positions
-   * pos..pos+n-1 (their k and v already written to the cache).
+   * q [maxTokens, qStride] (after RoPE), out [maxTokens, nHeads*headDim]; `step` is the StepUniform buffer.
+   * encode(pass, n, pos?): n == 1 decodes one query against cache rows 0..pos, n > 1 is a causal prefill of
+   * positions pos..pos+n-1 (their k and v already written to the cache). pos, when given, must be the step's.
    */
   bind(label: string, q: GPUBuffer, out: GPUBuffer, step: GPUBuffer): BoundOp {
     const { keyCache, valueCache } = this.cache;
     const { acc, ml } = this.scratch;
     const pass1 = (pipeline: GPUComputePipeline, kind: string) =>
-      this.gpu.bindGroup(`${label}.${kind}`, pipeline, [q, keyCache, valueCache, acc, ml, this.params, step]);
+      this.gpu.bindGroup(`${label}.${kind}`, pipeline, [q, keyCache, valueCache, acc, ml, out, this.params, step]);
     const decodeGroup = pass1(this.decodePipeline, 'decode');
     const prefillGroup = pass1(this.prefillPipeline, 'prefill');
     const mergeGroup = this.gpu.bindGroup(`${label}.merge`, this.mergePipeline, [acc, ml, this.splitTable, out, this.params, step]);
-    const { decodePipeline, prefillPipeline, mergePipeline, splits, kvMul, decodeRows } = this;
+    const { decodePipeline, prefillPipeline, mergePipeline, splits, kvMul, decodeRows, keysPerChunk } = this;
     const { nHeads, nKvHeads, headDim, maxTokens } = this.o;
     return {
-      encode(pass, n = 1) {
+      encode(pass, n = 1, pos?: number) {
         if (n > maxTokens) throw new KernelShapeError('attention', `${n} tokens in one step, but the op was built for maxTokens=${maxTokens}`);
         const rows = n === 1 ? decodeRows : MAX_ROWS;
+        // Up to one chunk of keys, every split but the first would find nothing to do.
+        const nSplits = pos !== undefined && pos + n <= keysPerChunk ? 1 : splits[n];
         pass.setPipeline(n === 1 ? decodePipeline : prefillPipeline);
         pass.setBindGroup(0, n === 1 ? decodeGroup : prefillGroup);
-        pass.dispatchWorkgroups(splits[n], Math.ceil((n * kvMul) / rows), nKvHeads);
+        pass.dispatchWorkgroups(nSplits, Math.ceil((n * kvMul) / rows), nKvHeads);
+        if (nSplits === 1) return;
         pass.setPipeline(mergePipeline);
         pass.setBindGroup(0, mergeGroup);
         pass.dispatchWorkgroups(Math.ceil((n * nHeads * headDim) / 4 / MERGE_WG));

@@ -2,7 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import type { GpuWeight } from '../weights.ts';
 import { chunkBindGroups, grid, vec4View } from './matvec.ts';
-import { outputMode, type BoundOp, type LinearOutput } from './op.ts';
+import { type BoundOp, type LinearOutput } from './op.ts';
 
 /** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
 const WG = 8;
@@ -70,7 +70,7 @@ export class LanesMatMul {
   bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     const tokens = this.tokens;
-    const dispatches = chunkBindGroups(this.gpu, this.pipeline, w, label, [vec4View(x)], y, outputMode(label, options)).map(({ bindGroup, rows }) => {
+    const dispatches = chunkBindGroups(this.gpu, this.pipeline, w, label, [vec4View(x)], y, options).map(({ bindGroup, rows }) => {
       const rowGroups = Math.ceil(rows / this.rowsPerWorkgroup);
       // The token count rides in the x dimension (up to tokens - 1 extra workgroups), which must stay one row.
       const [, rowsY] = grid(this.gpu, rowGroups + tokens - 1, `${label} (${w.name})`);

@@ -4,7 +4,7 @@ import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LANES_PREFILL_TOKENS, LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
 import { bindChunks, matvecPipeline } from './matvec.ts';
-import { outputMode, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { outputMode, outputPlacement, uniformData, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Tokens and rows per workgroup tile (TILE in shaders/matmul.wgsl). */
 const TILE = 32;
@@ -74,8 +74,9 @@ export class MatMul {
     if (x.size < maxTokens * w.cols * 4) {
       throw new KernelShapeError('matmul', `${label}: x (${x.label}) holds ${x.size} bytes, but ${maxTokens} tokens x ${w.cols} cols of weight ${w.name} need ${maxTokens * w.cols * 4}`);
     }
-    if (y.size < maxTokens * w.rows * 4) {
-      throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${w.rows} rows of weight ${w.name} need ${maxTokens * w.rows * 4}`);
+    const { rowOffset, yStride } = outputPlacement(label, w.rows, options);
+    if (y.size < maxTokens * yStride * 4) {
+      throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${yStride} floats per token need ${maxTokens * yStride * 4}`);
     }
     const name = w.name;
     const check = (n: number) => {
@@ -94,7 +95,7 @@ export class MatMul {
     }
     const pipeline = this.pipeline!;
     if (this.kernel === 'matvec') {
-      const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, outputMode(label, options));
+      const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, options);
       return {
         encode(pass, n = 1) {
           check(n);
@@ -110,7 +111,7 @@ export class MatMul {
     const dispatches = w.chunks.map((chunk, i) => {
       const params = this.gpu.uniform(
         `${label}.params${i}`,
-        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: w.rows }, { u32: mode }])),
+        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: rowOffset + chunk.rowStart }, { u32: yStride }, { u32: mode }])),
       );
       const scales = chunk.scales ?? this.noScales!;
       const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, [x, chunk.data, scales, y, params]);

@@ -3,7 +3,7 @@ import { isQuantized } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
-import { outputMode, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { outputMode, outputPlacement, uniformData, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Rows per workgroup (fixed in shaders/matvec_*.wgsl). */
 const ROWS = 4;
@@ -52,15 +52,16 @@ export class MatVec {
     if (x.size < w.cols * 4) {
       throw new KernelShapeError('matvec', `${label}: x (${x.label}) holds ${x.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] needs ${w.cols} floats`);
     }
-    if (y.size < w.rows * 4) {
-      throw new KernelShapeError('matvec', `${label}: y (${y.label}) holds ${y.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] writes ${w.rows} floats`);
+    const { rowOffset } = outputPlacement(label, w.rows, options);
+    if (y.size < (rowOffset + w.rows) * 4) {
+      throw new KernelShapeError('matvec', `${label}: y (${y.label}) holds ${y.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] writes ${w.rows} floats at offset ${rowOffset}`);
     }
     if (this.lanes) {
       const op = this.lanes.bind(label, x, y, options);
       return { encode: (pass) => op.encode(pass, 1) };
     }
     const pipeline = this.pipeline!;
-    const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, outputMode(label, options));
+    const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, options);
     return {
       encode(pass) {
         pass.setPipeline(pipeline);
@@ -91,9 +92,9 @@ export function bindChunks(
   label: string,
   x: GPUBuffer,
   y: GPUBuffer,
-  mode: number,
+  output: LinearOutput,
 ): { bindGroup: GPUBindGroup; grid: [number, number] }[] {
-  return chunkBindGroups(gpu, pipeline, w, label, [vec4View(x), x], y, mode).map(({ bindGroup, rows }) => ({
+  return chunkBindGroups(gpu, pipeline, w, label, [vec4View(x), x], y, output).map(({ bindGroup, rows }) => ({
     bindGroup,
     grid: grid(gpu, Math.ceil(rows / ROWS), `${label} (${w.name})`),
   }));
@@ -106,7 +107,7 @@ export function vec4View(x: GPUBuffer): GPUBufferBinding {
 
 /**
  * One bind group per chunk of `w` for the matrix kernels that share matvec's layout: the `xs` bindings, the
- * chunk's data and scales, y, and params (rows, cols, row_offset, mode, y_stride).
+ * chunk's data and scales, y, and params (rows, cols, row_offset, mode, y_stride) from `output` (LinearOutput).
  */
 export function chunkBindGroups(
   gpu: Gpu,
@@ -115,12 +116,14 @@ export function chunkBindGroups(
   label: string,
   xs: (GPUBuffer | GPUBufferBinding)[],
   y: GPUBuffer,
-  mode: number,
+  output: LinearOutput,
 ): { bindGroup: GPUBindGroup; rows: number }[] {
+  const mode = outputMode(label, output);
+  const { rowOffset, yStride } = outputPlacement(label, w.rows, output);
   return w.chunks.map((chunk, i) => {
     const params = gpu.uniform(
       `${label}.params${i}`,
-      new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: chunk.rowStart }, { u32: mode }, { u32: w.rows }])),
+      new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: rowOffset + chunk.rowStart }, { u32: mode }, { u32: yStride }])),
     );
     const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
     if (chunk.scales) resources.push(chunk.scales);

@@ -1,8 +1,11 @@
 import { KernelShapeError } from '../../errors.ts';
 /** A dispatch with its pipeline and bind group fixed at load time; encoding it per token allocates nothing. */
 export interface BoundOp {
-  /** Records the dispatch. `rows` (when the op takes it) is the number of tokens in this step. */
-  encode(pass: GPUComputePassEncoder, rows?: number): void;
+  /**
+   * Records the dispatch. `rows` (when the op takes it) is the number of tokens in this step; `pos`, the step's
+   * first position, lets an op that reads it from the step uniform also size its dispatch by it (attention).
+   */
+  encode(pass: GPUComputePassEncoder, rows?: number, pos?: number): void;
 }
 
 /** Packs uniform fields (u32 and f32, in declaration order) into 4-byte slots. */
@@ -25,6 +28,23 @@ export function uniformData(fields: ({ u32: number } | { f32: number } | { i32: 
 export interface LinearOutput {
   accumulate?: boolean;
   gate?: boolean;
+  /**
+   * Where the rows land: row r of the weight is written to y[t * yStride + rowOffset + r] for token t (default
+   * rowOffset 0, yStride the weight's rows). Several weights can so fill one buffer side by side (wq, wk and wv
+   * into the qkv rows of each token).
+   */
+  rowOffset?: number;
+  yStride?: number;
+}
+
+/** The y row stride and the offset of the weight's first row in it, checked against the weight's rows. */
+export function outputPlacement(label: string, rows: number, o: LinearOutput): { rowOffset: number; yStride: number } {
+  const rowOffset = o.rowOffset ?? 0;
+  const yStride = o.yStride ?? rows;
+  if (!Number.isInteger(rowOffset) || rowOffset < 0 || !Number.isInteger(yStride) || rowOffset + rows > yStride) {
+    throw new KernelShapeError('linear', `${label}: ${rows} rows at offset ${rowOffset} do not fit a y row of ${yStride}`);
+  }
+  return { rowOffset, yStride };
 }
 
 export function outputMode(label: string, o: LinearOutput): number {

@@ -59,23 +59,26 @@ export class Rope {
   }
 
   /**
-   * q [maxTokens, nHeads*headDim] rotated in place; k, v [maxTokens, nKvHeads*headDim] read, the rotated keys
-   * and the values stored into `cache` rows pos..pos+n-1; `step` is the StepUniform buffer. encode(pass, n)
-   * handles the first n rows.
+   * qkv [maxTokens, qkvDim]: each token's q [nHeads*headDim], k and v [nKvHeads*headDim] side by side; q is rotated
+   * in place, the rotated keys and the values stored into `cache` rows pos..pos+n-1; `step` is the StepUniform
+   * buffer. encode(pass, n) handles the first n tokens.
    */
-  bind(label: string, q: GPUBuffer, k: GPUBuffer, v: GPUBuffer, cache: KvCache, step: GPUBuffer): BoundOp {
-    const { nHeads, nKvHeads, headDim } = this.o;
+  bind(label: string, qkv: GPUBuffer, cache: KvCache, step: GPUBuffer): BoundOp {
+    const { nHeads, nKvHeads, headDim, maxTokens } = this.o;
+    const qkvDim = (nHeads + 2 * nKvHeads) * headDim;
+    if (qkv.size < maxTokens * qkvDim * 4) {
+      throw new KernelShapeError('rope', `${label}: qkv (${qkv.label}) holds ${qkv.size} bytes, but ${maxTokens} tokens of q, k and v need ${maxTokens * qkvDim * 4}`);
+    }
     if (cache.kvDim !== nKvHeads * headDim) {
       throw new KernelShapeError('rope', `${label}: the KV cache rows hold ${cache.kvDim} values, but nKvHeads * headDim = ${nKvHeads * headDim}`);
     }
     const pipeline = this.gpu.pipeline('rope', { WG, F16_CACHE: cache.f16 ? 1 : 0 });
     const params = this.gpu.uniform(
       `${label}.params`,
-      new Uint8Array(uniformData([{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }, { u32: cache.maxSeqLen }])),
+      new Uint8Array(uniformData([{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }, { u32: cache.maxSeqLen }, { u32: qkvDim / 2 }])),
     );
-    const bindGroup = this.gpu.bindGroup(label, pipeline, [this.freq, q, k, v, cache.keyCache, cache.valueCache, params, step]);
+    const bindGroup = this.gpu.bindGroup(label, pipeline, [this.freq, qkv, cache.keyCache, cache.valueCache, params, step]);
     const groupsX = this.groupsX;
-    const maxTokens = this.o.maxTokens;
     return {
       encode(pass, n = 1) {
         if (n > maxTokens) throw new KernelShapeError('rope', `${n} tokens in one step, but the op was built for maxTokens=${maxTokens}`);
