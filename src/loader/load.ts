@@ -1,13 +1,15 @@
 /**
  * Streams a package's shards from a store into GPU buffers, one buffer per tensor chunk (data and scales
  * separately), in layer order, holding at most `maxInFlightBytes` of shard bytes in JS memory at a time: the next
- * shard is read while the current one is copied, and each shard is released once the GPU has taken its bytes.
- * Peak memory therefore depends on the shard size, not on the model size.
+ * shard is read while the current one is copied, and each shard is released once the GPU has taken its bytes
+ * (its memory freed at once, not left to the garbage collector). Peak memory therefore depends on the shard size,
+ * not on the model size.
  */
 import { GpuLimitError, LlamaWebGpuError, ModelFormatError } from '../errors.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { type GpuWeight, type GpuWeightChunk } from '../gpu/weights.ts';
 import type { ByteRange, Manifest } from '../formats/manifest.ts';
+import { releaseBytes } from '../storage/release.ts';
 import type { ModelStore } from '../storage/store.ts';
 
 export type { GpuWeight, GpuWeightChunk } from '../gpu/weights.ts';
@@ -164,6 +166,8 @@ export async function loadWeights(
       // writeBuffer copies the bytes when called; waiting for the queue before the next shard keeps the driver's
       // staging copies from piling up, so memory outside JS is also bounded by about a shard.
       await gpu.device.queue.onSubmittedWorkDone();
+      // writeBuffer has copied the bytes; the shard's memory is freed now rather than at the next GC.
+      releaseBytes(bytes);
       bytes = null;
       heldBytes -= shard.byteSize;
       signal?.throwIfAborted();

@@ -16,6 +16,7 @@ import type { Manifest } from '../formats/manifest.ts';
 import { checkCommit } from './commit-check.ts';
 import { checkFileName, checkModelId, parseManifest } from './package-check.ts';
 import type { PackageSink, ShardWriter } from './sink.ts';
+import { releaseBytes } from './release.ts';
 import { packageBytes, type InstalledModel, type ModelStore } from './store.ts';
 
 export const PIECE_BYTES = 16 * 1024 * 1024;
@@ -63,6 +64,7 @@ export function createIdbStore(dbName = 'llama-webgpu'): ModelStore {
       }
       out.set(piece, at);
       at += piece.byteLength;
+      releaseBytes(piece);
     }
     if (at !== rec.size) throw new StorageError(id, `${name} is damaged in IndexedDB "${dbName}" (${at} of ${rec.size} bytes). Delete the model and install it again.`);
     return out;

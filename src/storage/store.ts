@@ -24,7 +24,10 @@ export interface ModelStore {
   list(): Promise<InstalledModel[]>;
   /** The manifest of a complete install; null when `id` is not installed (or only partly written). */
   getManifest(id: string): Promise<Manifest | null>;
-  /** A whole shard. Throws StorageError naming the model and file when it is not stored. */
+  /**
+   * A whole shard, in memory of its own that the caller owns (a loader frees it with releaseBytes once uploaded).
+   * Throws StorageError naming the model and file when it is not stored.
+   */
   readShard(id: string, file: string): Promise<Uint8Array>;
   /** A whole non-shard file (tokenizer.model). */
   readFile(id: string, file: string): Promise<Uint8Array>;
