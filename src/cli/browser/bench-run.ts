@@ -129,7 +129,7 @@ export async function benchInBrowser(options: BrowserBenchOptions): Promise<Brow
       return { error: { name: e.name, code: e.code, message: e.message } };
     }, { url: `/pkg/${encodeURIComponent(id)}/manifest.json`, id, contextLength });
 
-    status(`installing ${(packageBytes / 1e6).toFixed(1)} MB into IndexedDB`);
+    status(`installing ${(packageBytes / MB).toFixed(1)} MB into IndexedDB`);
     const installMs = await inPage<number, { url: string; store: string }>(page, async ({ url, store }) => {
       const lib = (window as unknown as { llama: Lib }).llama;
       const t0 = performance.now();
