@@ -14,6 +14,10 @@
 // TOKENS tokens), and for each group of 32 columns the 8 lanes of a subgroup load one vec4 of each token's X
 // apiece and pass them to each other with subgroupBroadcast (a register shuffle). More rows per lane share each
 // load of X among more rows (prefill); decode has one token and little to share.
+//
+// SWIGLU (decode): y[row_offset + r] = silu(W[r] . x) * (U[r] . x), the Llama FFN's SwiGLU in one dispatch (W is
+// w1; U, bound as u_q/u_s, is w3 of the same shape and chunking): each lane's first RPL / 2 row slots hold rows of
+// W and the others the same rows of U, so a workgroup writes RPL WG / 2 rows. Otherwise U is unused (bound to W).
 
 enable subgroups;
 
@@ -23,6 +27,9 @@ override SCALE_F16: bool = true;
 override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
 const MAX_RPL: u32 = 8u;
 const MAX_TOKENS: u32 = 16u;
+override SWIGLU: bool = false;
+// Rows of y per lane: RPL, or RPL / 2 with SWIGLU.
+override OUT_RPL: u32 = select(RPL, RPL / 2u, SWIGLU);
 
 struct Params {
   rows: u32,
@@ -35,25 +42,48 @@ struct Params {
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
 @group(0) @binding(2) var<storage, read> w_s: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> u_q: array<vec4u>;
+@group(0) @binding(4) var<storage, read> u_s: array<u32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+// silu(g) = g / (1 + e^-g), through exp(-|g|), which never overflows.
+fn silu(g: f32) -> f32 {
+  let e = exp(-abs(g));
+  return g * select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
+}
 
 // y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
-// (the SwiGLU gate: y holds W1 x, this weight is W3). silu through exp(-|g|), which never overflows.
+// (the SwiGLU gate: y holds W1 x, this weight is W3).
 fn combine(old: f32, v: f32) -> f32 {
   if (params.mode == 2u) {
-    let e = exp(-abs(old));
-    return old * select(e / (1.0 + e), 1.0 / (1.0 + e), old >= 0.0) * v;
+    return silu(old) * v;
   }
   return select(v, old + v, params.mode == 1u);
 }
 
-fn scale_at(i: u32) -> f32 {
+// Word i of W's scales, or of U's when `u`.
+fn scale_word(i: u32, u: bool) -> u32 {
+  if (u) {
+    return u_s[i];
+  }
+  return w_s[i];
+}
+
+fn scale_at(i: u32, u: bool) -> f32 {
   if (SCALE_F16) {
-    let pair = unpack2x16float(w_s[i >> 1u]);
+    let pair = unpack2x16float(scale_word(i >> 1u, u));
     return select(pair.x, pair.y, (i & 1u) == 1u);
   }
-  return bitcast<f32>(w_s[i]);
+  return bitcast<f32>(scale_word(i, u));
+}
+
+// Group i of W, or of U when `u`.
+fn group_at(i: u32, u: bool) -> vec4u {
+  if (u) {
+    return u_q[i];
+  }
+  return w_q[i];
 }
 
 // (nibble - 8) * s for the 8 nibbles of a word: elements 0..3 and 4..7.
@@ -86,7 +116,7 @@ fn group_dot(w: Group, xv: vec4f) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) li: u32) {
-  let row_groups = (params.rows + RPL * WG - 1u) / (RPL * WG);
+  let row_groups = (params.rows + OUT_RPL * WG - 1u) / (OUT_RPL * WG);
   if (wg.x >= row_groups) {
     return;
   }
@@ -98,7 +128,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   // tokens past n read the last one again and are not written.
   var w_row: array<u32, MAX_RPL>;
   for (var r = 0u; r < RPL; r++) {
-    w_row[r] = min(wg.x * RPL * WG + r * WG + lid, params.rows - 1u) * groups;
+    w_row[r] = min(wg.x * OUT_RPL * WG + (r % OUT_RPL) * WG + lid, params.rows - 1u) * groups;
   }
   var x_row: array<u32, MAX_TOKENS>;
   for (var j = 0u; j < TOKENS; j++) {
@@ -113,18 +143,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       xv[j] = select(vec4f(0.0), x4[x_row[j] + min(c, cols - 4u) / 4u], c < cols);
     }
     for (var r = 0u; r < RPL; r++) {
-      let d = dequant(w_q[w_row[r] + g], scale_at(w_row[r] + g));
+      let u = SWIGLU && r >= OUT_RPL; // a row slot of U
+      let d = dequant(group_at(w_row[r] + g, u), scale_at(w_row[r] + g, u));
       for (var j = 0u; j < TOKENS; j++) {
         acc[r][j] += group_dot(d, xv[j]);
       }
     }
   }
-  for (var r = 0u; r < RPL; r++) {
-    let row = wg.x * RPL * WG + r * WG + lid;
+  for (var r = 0u; r < OUT_RPL; r++) {
+    let row = wg.x * OUT_RPL * WG + r * WG + lid;
     for (var j = 0u; j < TOKENS; j++) {
       if (tok0 + j < n && row < params.rows) {
         let i = (tok0 + j) * params.y_stride + params.row_offset + row;
-        y[i] = combine(y[i], acc[r][j]);
+        y[i] = select(combine(y[i], acc[r][j]), silu(acc[r][j]) * acc[(r + OUT_RPL) % MAX_RPL][j], SWIGLU);
       }
     }
   }

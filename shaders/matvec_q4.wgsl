@@ -11,8 +11,15 @@
 // read neighbouring 16-byte groups) and loads the group's 8 vec4s of x once for the 4 rows. The WG partial sums
 // of each row are added through workgroup memory.
 
+// SWIGLU: y[row_offset + r] = silu(W[r] . x) * (U[r] . x), the Llama FFN's SwiGLU in one dispatch (W is w1; U,
+// bound as u_q (and u_s), is w3, of the same shape and chunking): a workgroup computes 2 rows of each, so the
+// dispatch takes ceil(rows / 2) workgroups. Otherwise U is unused (bound to W).
+
 override WG: u32 = 64u;
 override SCALE_F16: bool = true;
+override SWIGLU: bool = false;
+// Rows of y a workgroup writes: 4, or 2 with SWIGLU (its 4 row slots then hold 2 rows of W and the same 2 of U).
+override OUT_ROWS: u32 = select(4u, 2u, SWIGLU);
 
 struct Params {
   rows: u32,
@@ -26,27 +33,42 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w_q: array<vec4u>;
 @group(0) @binding(3) var<storage, read> w_s: array<u32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> u_q: array<vec4u>;
+@group(0) @binding(5) var<storage, read> u_s: array<u32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
 
 var<workgroup> partial: array<vec4f, WG>;
 
+// silu(g) = g / (1 + e^-g), through exp(-|g|), which never overflows.
+fn silu(g: f32) -> f32 {
+  let e = exp(-abs(g));
+  return g * select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
+}
+
 // y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
-// (the SwiGLU gate: y holds W1 x, this weight is W3). silu through exp(-|g|), which never overflows.
+// (the SwiGLU gate: y holds W1 x, this weight is W3).
 fn combine(old: f32, v: f32) -> f32 {
   if (params.mode == 2u) {
-    let e = exp(-abs(old));
-    return old * select(e / (1.0 + e), 1.0 / (1.0 + e), old >= 0.0) * v;
+    return silu(old) * v;
   }
   return select(v, old + v, params.mode == 1u);
 }
 
-fn scale_at(i: u32) -> f32 {
+// Word i of W's scales, or of U's when `u`.
+fn scale_word(i: u32, u: bool) -> u32 {
+  if (u) {
+    return u_s[i];
+  }
+  return w_s[i];
+}
+
+fn scale_at(i: u32, u: bool) -> f32 {
   if (SCALE_F16) {
-    let pair = unpack2x16float(w_s[i >> 1u]);
+    let pair = unpack2x16float(scale_word(i >> 1u, u));
     return select(pair.x, pair.y, (i & 1u) == 1u);
   }
-  return bitcast<f32>(w_s[i]);
+  return bitcast<f32>(scale_word(i, u));
 }
 
 // sum_i nibble_i * x_i over one word: elements 0..3 of the word against xa, 4..7 against xb.
@@ -54,6 +76,14 @@ fn word_dot(q: u32, xa: vec4f, xb: vec4f) -> f32 {
   let lo = vec4f((vec4u(q) >> vec4u(0u, 4u, 8u, 12u)) & vec4u(15u));
   let hi = vec4f((vec4u(q) >> vec4u(16u, 20u, 24u, 28u)) & vec4u(15u));
   return dot(lo, xa) + dot(hi, xb);
+}
+
+// Group i of W, or of U when `u`.
+fn group_at(i: u32, u: bool) -> vec4u {
+  if (u) {
+    return u_q[i];
+  }
+  return w_q[i];
 }
 
 fn group_dot(q: vec4u, xv: array<vec4f, 8>) -> f32 {
@@ -64,21 +94,22 @@ fn group_dot(q: vec4u, xv: array<vec4f, 8>) -> f32 {
 fn rows_dot(r: vec4u, g: u32, xv: array<vec4f, 8>) -> vec4f {
   let s = xv[0] + xv[1] + xv[2] + xv[3] + xv[4] + xv[5] + xv[6] + xv[7];
   let xsum = 8.0 * (s.x + s.y + s.z + s.w);
-  let d = vec4f(group_dot(w_q[r.x + g], xv), group_dot(w_q[r.y + g], xv), group_dot(w_q[r.z + g], xv), group_dot(w_q[r.w + g], xv));
-  let scales = vec4f(scale_at(r.x + g), scale_at(r.y + g), scale_at(r.z + g), scale_at(r.w + g));
+  let d = vec4f(group_dot(w_q[r.x + g], xv), group_dot(w_q[r.y + g], xv), group_dot(group_at(r.z + g, SWIGLU), xv), group_dot(group_at(r.w + g, SWIGLU), xv));
+  let scales = vec4f(scale_at(r.x + g, false), scale_at(r.y + g, false), scale_at(r.z + g, SWIGLU), scale_at(r.w + g, SWIGLU));
   return scales * (d - xsum);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let first = (wg.y * nwg.x + wg.x) * 4u;
+  let first = (wg.y * nwg.x + wg.x) * OUT_ROWS;
   let cols = params.cols;
   // Token wg.z: x row wg.z (cols a multiple of 4 when there are several, so rows start on a vec4), y row wg.z.
   let x4_base = wg.z * (cols / 4u);
   let x_base = wg.z * cols;
   let groups = (cols + 31u) / 32u;
   // Rows past the chunk (the last workgroup) read the last row again and are not written.
-  let r = min(vec4u(first) + vec4u(0u, 1u, 2u, 3u), vec4u(params.rows - 1u)) * groups;
+  // With SWIGLU, slots z and w are the same rows of U.
+  let r = min(vec4u(first) + select(vec4u(0u, 1u, 2u, 3u), vec4u(0u, 1u, 0u, 1u), SWIGLU), vec4u(params.rows - 1u)) * groups;
   var acc = vec4f(0.0);
   let full = cols / 32u;
   for (var g = t; g < full; g += WG) {
@@ -99,14 +130,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   }
   partial[t] = acc;
   workgroupBarrier();
-  if (t < 4u) {
+  if (t < OUT_ROWS) {
     var sum = 0.0;
+    var up = 0.0;
     for (var i = 0u; i < WG; i++) {
       sum += partial[i][t];
+      up += partial[i][(t + 2u) % 4u];
     }
     if (first + t < params.rows) {
       let i = wg.z * params.y_stride + params.row_offset + first + t;
-      y[i] = combine(y[i], sum);
+      y[i] = select(combine(y[i], sum), silu(sum) * up, SWIGLU);
     }
   }
 }

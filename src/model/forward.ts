@@ -6,7 +6,8 @@
  *   for each layer:
  *     xb = rmsnorm(x, rmsAtt);  qkv = [wq; wk; wv] xb (one matvec);  rope(q, k) and cache k, v (one kernel)
  *     xb2 = attention(q, keyCache, valueCache);  x += wo xb2
- *     xb = rmsnorm(x, rmsFfn);  hb = w1 xb;  hb = silu(hb) * (w3 xb) (the w3 kernel applies the gate);  x += w2 hb
+ *     xb = rmsnorm(x, rmsFfn);  hb = silu(w1 xb) * (w3 xb) (one matvec in decode; in prefill w1, then w3 applying the
+ *     gate);  x += w2 hb
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
  *
  * Decode (one token) uses the MatVec ops; prefill (many tokens) the MatMul ops (each picks its kernel for the adapter).
@@ -16,7 +17,7 @@ import { Attention } from '../gpu/ops/attention.ts';
 import { Embedding } from '../gpu/ops/embedding.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import { MatVec } from '../gpu/ops/matvec.ts';
-import type { BoundOp } from '../gpu/ops/op.ts';
+import { swigluPair, type BoundOp } from '../gpu/ops/op.ts';
 import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import type { Sampler } from '../gpu/ops/sampler.ts';
@@ -33,8 +34,8 @@ interface LayerOps {
   attention: BoundOp;
   o: BoundOp;
   ffnNorm: BoundOp;
-  w1: BoundOp;
-  w3: BoundOp;
+  /** hb = silu(w1 xb) * (w3 xb): one SwiGLU dispatch in decode (when w1 and w3 pair up), else w1 then w3 (gate). */
+  ffnUp: BoundOp[];
   w2: BoundOp;
 }
 
@@ -88,8 +89,10 @@ export class Forward {
           ...shared,
           qkv: lw.qkv.map(({ w, rowOffset }) => make(w).bind(`${L}.${w.name.split('.').pop()}.${kind}`, s.xb, s.qkv, { rowOffset, yStride: qkvDim(c) })),
           o: make(lw.wo).bind(`${L}.wo.${kind}`, s.xb2, s.x, { accumulate: true }),
-          w1: make(lw.w1).bind(`${L}.w1.${kind}`, s.xb, s.hb),
-          w3: make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb, { gate: true }),
+          ffnUp:
+            kind === 'matvec' && swigluPair(lw.w1, lw.w3)
+              ? [matvec(lw.w1).bind(`${L}.w13.matvec`, s.xb, s.hb, { up: lw.w3 })]
+              : [make(lw.w1).bind(`${L}.w1.${kind}`, s.xb, s.hb), make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb, { gate: true })],
           w2: make(lw.w2).bind(`${L}.w2.${kind}`, s.hb, s.x, { accumulate: true }),
         });
       }
@@ -111,8 +114,7 @@ export class Forward {
       o.attention.encode(pass, n, pos);
       o.o.encode(pass, n);
       o.ffnNorm.encode(pass, n);
-      o.w1.encode(pass, n);
-      o.w3.encode(pass, n);
+      for (const op of o.ffnUp) op.encode(pass, n);
       o.w2.encode(pass, n);
     }
   }

@@ -28,6 +28,8 @@ interface Case {
   accumulate?: boolean;
   /** y starts as random g and the op stores silu(g) * W x (the SwiGLU gate). */
   gate?: boolean;
+  /** A second weight U of the same shape: the op stores silu(W x) * (U x) in one dispatch (LinearOutput.up). */
+  up?: boolean;
   maxChunkBytes?: number;
   /** Forces a kernel (default: the op's choice, the lanes kernel for q4 on lavapipe). */
   kernel?: 'matvec' | 'lanes';
@@ -61,6 +63,16 @@ const GATE: Case[] = [
   ...VARIANTS.map((v) => ({ rows: 172, cols: 64, ...v, gate: true })),
   { rows: 1000, cols: 1000, dtype: 'q4', gate: true, maxChunkBytes: 96 * 1024 },
   { rows: 1000, cols: 1000, dtype: 'q4', gate: true, kernel: 'matvec' },
+];
+
+// The SwiGLU pair (y = silu(W1 x) * (W3 x) in one dispatch) through every kernel: stories260K's and TinyLlama's w1
+// shapes, an odd row count, and a row-chunked one.
+const UP: Case[] = [
+  ...VARIANTS.map((v) => ({ rows: 172, cols: 64, ...v, up: true })),
+  ...VARIANTS.map((v) => ({ rows: 5632, cols: 2048, ...v, up: true })),
+  { rows: 37, cols: 100, dtype: 'q4', up: true },
+  { rows: 1000, cols: 1000, dtype: 'q4', up: true, maxChunkBytes: 96 * 1024 },
+  { rows: 1000, cols: 1000, dtype: 'q4', up: true, kernel: 'matvec' },
 ];
 
 // Split into row chunks by a small maxChunkBytes (chunks of unequal size: the last one is short).
@@ -124,10 +136,12 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const y0 = randomArray(c.rows, seed + 2, 1);
   const weight = uploadWeight(gpu, 'w', values, c.rows, c.cols, c.dtype, { scaleDtype: c.scaleDtype, maxChunkBytes: c.maxChunkBytes });
   if (c.maxChunkBytes) expect(weight.chunks.length).toBeGreaterThan(2);
+  const upValues = c.up ? randomArray(c.rows * c.cols, seed + 3, 1 / Math.sqrt(c.cols)) : undefined;
+  const up = upValues ? uploadWeight(gpu, 'u', upValues, c.rows, c.cols, c.dtype, { scaleDtype: c.scaleDtype, maxChunkBytes: c.maxChunkBytes }) : undefined;
   const xb = gpu.storage('x', x);
   const yb = gpu.storage('y', c.accumulate || c.gate ? y0 : new Float32Array(c.rows).fill(Number.NaN));
   try {
-    const op = new MatVec(gpu, weight, { kernel: c.kernel }).bind('matvec.test', xb, yb, { accumulate: c.accumulate, gate: c.gate });
+    const op = new MatVec(gpu, weight, { kernel: c.kernel }).bind('matvec.test', xb, yb, { accumulate: c.accumulate, gate: c.gate, up });
     await gpu.run('matvec', (pass) => op.encode(pass));
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
@@ -135,6 +149,16 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
     const bound = absDotBound(w, x, c.rows, c.cols);
     if (c.dtype === 'q4') addGroupMaxBound(bound, w, x, c.rows, c.cols);
     if (c.accumulate) for (let r = 0; r < c.rows; r++) bound[r] += Math.abs(y0[r]);
+    if (upValues) {
+      // silu(a) * b: each factor's error scaled by the other (silu' is within [-0.1, 1.1]), plus f32 exp's few ulps.
+      const u = dequantized(upValues, c);
+      const b = matvecRef(u, x, c.rows, c.cols);
+      const upBound = absDotBound(u, x, c.rows, c.cols);
+      if (c.dtype === 'q4') addGroupMaxBound(upBound, u, x, c.rows, c.cols);
+      const a = want;
+      want = swigluRef(a, b);
+      for (let r = 0; r < c.rows; r++) bound[r] = 1.1 * Math.abs(b[r]) * bound[r] + Math.abs(swigluRef([a[r]], [1])[0]) * upBound[r] + Math.abs(want[r]);
+    }
     if (c.gate) {
       // silu(g) scales the product's error; f32 exp adds a few ulps relative (|want| at rel 2^-16 covers them).
       want = swigluRef(y0, want);
@@ -143,19 +167,22 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
     expectWithinBound(got, want, bound, 256 * 2 ** -24, `matvec ${c.dtype} [${c.rows}, ${c.cols}]`);
   } finally {
     destroyWeight(weight);
+    if (up) destroyWeight(up);
     xb.destroy();
     yb.destroy();
   }
 }
 
 const name = (c: Case) =>
-  `${c.kernel ? `${c.kernel} ` : ''}${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.gate ? ' gate' : ''}${c.maxChunkBytes ? ' split' : ''}`;
+  `${c.kernel ? `${c.kernel} ` : ''}${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.rows}, ${c.cols}]${c.accumulate ? ' accumulate' : ''}${c.gate ? ' gate' : ''}${c.up ? ' swiglu' : ''}${c.maxChunkBytes ? ' split' : ''}`;
 
 describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
   const big = adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW;
   const lanes = lanesKernelRuns(gpu, { name: 'probe', dtype: 'q4', rows: 1, cols: 4, scaleDtype: 'f16', chunks: [] });
   const other: Case[] = OTHER_Q4.flatMap((c) => [{ ...c, kernel: 'matvec' as const }, ...(lanes ? [{ ...c, kernel: 'lanes' as const }] : [])]);
-  it.each([...SMALL, ...SPLIT, ...other, ...GATE].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  // q4 runs the lanes kernel by default on lavapipe (cols a multiple of 4) and matvec_q4 where forced.
+  const up = adapter === 'llvmpipe' ? UP : UP.filter((c) => c.rows < 5000);
+  it.each([...SMALL, ...SPLIT, ...other, ...GATE, ...up].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 31 + c.cols);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {
@@ -180,10 +207,10 @@ describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
 
   // wq, wk and wv joined by concatRows (the model's qkv), written at an offset inside wider y rows.
   it.each([
-    ...VARIANTS.map((v) => ({ ...v, rows: [64, 32, 32], cols: 64, merged: true })),
+    ...VARIANTS.map((v) => ({ ...v, rows: [64, 32, 32], cols: 64, merged: true, maxChunkBytes: undefined })),
     ...VARIANTS.map((v) => ({ ...v, rows: [300, 100, 100], cols: 1000, merged: true, maxChunkBytes: 96 * 1024 })),
     // f16 rows of odd length end mid-word: the parts' chunks stay apart, one dispatch each.
-    { dtype: 'f16' as const, rows: [3, 5, 5], cols: 37, merged: false },
+    { dtype: 'f16' as const, scaleDtype: undefined, rows: [3, 5, 5], cols: 37, merged: false, maxChunkBytes: undefined },
   ])('concatRows $dtype/$scaleDtype $rows x $cols', async ({ dtype, scaleDtype, rows, cols, merged, maxChunkBytes }) => {
     const values = rows.map((r, i) => randomArray(r * cols, 40 + i, 1 / Math.sqrt(cols)));
     const parts = rows.map((r, i) => uploadWeight(gpu, `w${i}`, values[i], r, cols, dtype, { scaleDtype, maxChunkBytes }));

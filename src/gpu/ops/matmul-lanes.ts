@@ -43,6 +43,7 @@ export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
 export class LanesMatMul {
   private readonly pipeline: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
+  private readonly constants: Record<string, number>;
 
   constructor(
     private readonly gpu: Gpu,
@@ -60,7 +61,8 @@ export class LanesMatMul {
       throw new KernelShapeError('matmul', `weight ${weight.name}: the lanes kernel takes 1..${LANES_PREFILL_TOKENS} tokens per invocation, got ${tokens}`);
     }
     this.rowsPerWorkgroup = rowsPerLane(tokens) * WG;
-    this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0 });
+    this.constants = { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0, SWIGLU: 0 };
+    this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, this.constants);
   }
 
   /**
@@ -70,14 +72,16 @@ export class LanesMatMul {
   bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     const tokens = this.tokens;
-    const dispatches = chunkBindGroups(this.gpu, this.pipeline, w, label, [vec4View(x)], y, options).map(({ bindGroup, rows }) => {
-      const rowGroups = Math.ceil(rows / this.rowsPerWorkgroup);
+    // With `up`, half of each lane's row slots hold rows of W3: a workgroup writes half as many rows.
+    const pipeline = options.up ? this.gpu.pipeline(`matmul_lanes_${w.dtype}`, { ...this.constants, SWIGLU: 1 }) : this.pipeline;
+    const rowsPerWorkgroup = options.up ? this.rowsPerWorkgroup / 2 : this.rowsPerWorkgroup;
+    const dispatches = chunkBindGroups(this.gpu, pipeline, w, label, [vec4View(x)], y, options).map(({ bindGroup, rows }) => {
+      const rowGroups = Math.ceil(rows / rowsPerWorkgroup);
       // The token count rides in the x dimension (up to tokens - 1 extra workgroups), which must stay one row.
       const [, rowsY] = grid(this.gpu, rowGroups + tokens - 1, `${label} (${w.name})`);
       if (rowsY !== 1) throw new KernelShapeError('matmul', `${label}: weight ${w.name} has too many rows per chunk for one dispatch row; split it into smaller chunks`);
       return { bindGroup, rowGroups };
     });
-    const pipeline = this.pipeline;
     return {
       encode(pass, n = 1) {
         pass.setPipeline(pipeline);

@@ -74,6 +74,7 @@ export class MatMul {
     if (x.size < maxTokens * w.cols * 4) {
       throw new KernelShapeError('matmul', `${label}: x (${x.label}) holds ${x.size} bytes, but ${maxTokens} tokens x ${w.cols} cols of weight ${w.name} need ${maxTokens * w.cols * 4}`);
     }
+    if (options.up) throw new KernelShapeError('matmul', `${label}: the SwiGLU pair (up) runs in matrix-vector ops only; run W1 and W3 (gate) apart`);
     const { rowOffset, yStride } = outputPlacement(label, w.rows, options);
     if (y.size < maxTokens * yStride * 4) {
       throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${yStride} floats per token need ${maxTokens * yStride * 4}`);

@@ -3,7 +3,7 @@ import { isQuantized } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
-import { outputMode, outputPlacement, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { outputMode, outputPlacement, swigluPair, uniformData, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Rows per workgroup (fixed in shaders/matvec_*.wgsl). */
 const ROWS = 4;
@@ -60,7 +60,7 @@ export class MatVec {
       const op = this.lanes.bind(label, x, y, options);
       return { encode: (pass) => op.encode(pass, 1) };
     }
-    const pipeline = this.pipeline!;
+    const pipeline = options.up ? matvecPipeline(this.gpu, w, true) : this.pipeline!;
     const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, options);
     return {
       encode(pass) {
@@ -74,9 +74,9 @@ export class MatVec {
   }
 }
 
-/** The matvec_<dtype> pipeline for a weight (shared with MatMul's batched path). */
-export function matvecPipeline(gpu: Gpu, weight: GpuWeight): GPUComputePipeline {
-  const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu) };
+/** The matvec_<dtype> pipeline for a weight (shared with MatMul's batched path); `swiglu` for LinearOutput.up. */
+export function matvecPipeline(gpu: Gpu, weight: GpuWeight, swiglu = false): GPUComputePipeline {
+  const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu), SWIGLU: swiglu ? 1 : 0 };
   if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
   return gpu.pipeline(`matvec_${weight.dtype}`, constants);
 }
@@ -94,9 +94,11 @@ export function bindChunks(
   y: GPUBuffer,
   output: LinearOutput,
 ): { bindGroup: GPUBindGroup; grid: [number, number] }[] {
+  // With `up` a workgroup writes 2 rows (2 of W and 2 of up in its 4 row slots).
+  const rowsPerGroup = output.up ? 2 : ROWS;
   return chunkBindGroups(gpu, pipeline, w, label, [vec4View(x), x], y, output).map(({ bindGroup, rows }) => ({
     bindGroup,
-    grid: grid(gpu, Math.ceil(rows / ROWS), `${label} (${w.name})`),
+    grid: grid(gpu, Math.ceil(rows / rowsPerGroup), `${label} (${w.name})`),
   }));
 }
 
@@ -107,7 +109,8 @@ export function vec4View(x: GPUBuffer): GPUBufferBinding {
 
 /**
  * One bind group per chunk of `w` for the matrix kernels that share matvec's layout: the `xs` bindings, the
- * chunk's data and scales, y, and params (rows, cols, row_offset, mode, y_stride) from `output` (LinearOutput).
+ * chunk's data and scales, the same of `output.up` (or the chunk's again: the kernels bind U always and read it
+ * only with SWIGLU), y, and params (rows, cols, row_offset, mode, y_stride) from `output` (LinearOutput).
  */
 export function chunkBindGroups(
   gpu: Gpu,
@@ -120,6 +123,10 @@ export function chunkBindGroups(
 ): { bindGroup: GPUBindGroup; rows: number }[] {
   const mode = outputMode(label, output);
   const { rowOffset, yStride } = outputPlacement(label, w.rows, output);
+  const { up } = output;
+  if (up && !swigluPair(w, up)) {
+    throw new KernelShapeError('matvec', `${label}: ${w.name} and ${up.name} differ in shape, encoding or row chunks; run them as two dispatches`);
+  }
   return w.chunks.map((chunk, i) => {
     const params = gpu.uniform(
       `${label}.params${i}`,
@@ -127,6 +134,9 @@ export function chunkBindGroups(
     );
     const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
     if (chunk.scales) resources.push(chunk.scales);
+    const u = up ? up.chunks[i] : chunk;
+    resources.push(u.data);
+    if (u.scales) resources.push(u.scales);
     resources.push(y, params);
     return { bindGroup: gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources), rows: chunk.rows };
   });

@@ -1,4 +1,5 @@
 import { KernelShapeError } from '../../errors.ts';
+import type { GpuWeight } from '../weights.ts';
 /** A dispatch with its pipeline and bind group fixed at load time; encoding it per token allocates nothing. */
 export interface BoundOp {
   /**
@@ -23,11 +24,13 @@ export function uniformData(fields: ({ u32: number } | { f32: number } | { i32: 
 /**
  * How a matrix-vector / matrix-matrix op writes y (the `mode` of shaders/matvec_*.wgsl, matmul*.wgsl):
  * by default it stores W x; `accumulate` adds W x into y (the residual stream); `gate` stores silu(y) * W x, the
- * SwiGLU gate of the Llama FFN, when y already holds W1 x and the op's weight is W3.
+ * SwiGLU gate of the Llama FFN, when y already holds W1 x and the op's weight is W3; `up` stores
+ * silu(W x) * (up x) in one dispatch, the op's weight being W1 and `up` W3 (matrix-vector ops only; see swigluPair).
  */
 export interface LinearOutput {
   accumulate?: boolean;
   gate?: boolean;
+  up?: GpuWeight;
   /**
    * Where the rows land: row r of the weight is written to y[t * yStride + rowOffset + r] for token t (default
    * rowOffset 0, yStride the weight's rows). Several weights can so fill one buffer side by side (wq, wk and wv
@@ -48,6 +51,21 @@ export function outputPlacement(label: string, rows: number, o: LinearOutput): {
 }
 
 export function outputMode(label: string, o: LinearOutput): number {
-  if (o.accumulate && o.gate) throw new KernelShapeError('linear', `${label}: accumulate and gate are exclusive`);
+  if ([o.accumulate, o.gate, o.up].filter(Boolean).length > 1) throw new KernelShapeError('linear', `${label}: accumulate, gate and up are exclusive`);
   return o.gate ? 2 : o.accumulate ? 1 : 0;
+}
+
+/**
+ * True when `w` (W1) and `up` (W3) can run as one SwiGLU dispatch (LinearOutput.up): the same shape, encoding and
+ * row chunks, so each chunk of W1 pairs with the chunk of W3 holding the same rows.
+ */
+export function swigluPair(w: GpuWeight, up: GpuWeight): boolean {
+  return (
+    w.dtype === up.dtype &&
+    w.scaleDtype === up.scaleDtype &&
+    w.rows === up.rows &&
+    w.cols === up.cols &&
+    w.chunks.length === up.chunks.length &&
+    w.chunks.every((c, i) => c.rowStart === up.chunks[i].rowStart && c.rows === up.chunks[i].rows)
+  );
 }
