@@ -281,7 +281,7 @@ export async function run(args: string[]): Promise<number> {
   const json = p.options.has('json');
   // With --json the table goes to stderr as progress and stdout holds only the JSON.
   const say = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-  const { gpu, choice } = await openNodeGpu(request.name, { source: request.source });
+  const { gpu, choice, errors } = await openNodeGpu(request.name, { source: request.source });
   const s = gpu.summary;
   say(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}; ${choice.kind}: ${choice.reason}`);
   say(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)} ${'CPU ms'.padStart(10)} ${'GB/CPU-s'.padStart(9)}`);
@@ -304,6 +304,11 @@ export async function run(args: string[]): Promise<number> {
     );
     rows.push({ name, msPerDispatch: t.wall * 1000, bytes: b.bytes, gbps: b.bytes / t.wall / 1e9, cpuMsPerDispatch: t.cpu * 1000 });
     b.cleanup?.();
+  }
+  if (errors.count > 0) {
+    console.error(`bench-kernels: ${errors.count} WebGPU errors (first: ${errors.first}); the timings are not valid.`);
+    gpu.destroy();
+    return 1;
   }
   if (json) {
     const adapter = { vendor: s.vendor, architecture: s.architecture, device: s.device, description: s.description, f16: s.f16, subgroups: s.subgroups };

@@ -42,7 +42,7 @@ export async function run(args: string[]): Promise<number> {
     progress.done();
     throw e;
   }
-  const { engine, adapter } = opened;
+  const { engine, adapter, errors } = opened;
   try {
     progress.update(`adapter ${describeAdapter(adapter)}`, true);
     const c = engine.config;
@@ -100,6 +100,10 @@ export async function run(args: string[]): Promise<number> {
       loadMs: s.loadMs,
       peakRssMB: 0,
     };
+    if (errors.count > 0) {
+      console.error(`bench: ${errors.count} WebGPU errors during the run (first: ${errors.first}); its figures are not valid.`);
+      return 1;
+    }
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     result.peakRssMB = peakRss / 2 ** 20;
     if (p.options.has('json')) console.log(JSON.stringify(result, null, 2));

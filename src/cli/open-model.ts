@@ -2,24 +2,25 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createEngine, type Engine, type EngineOptions } from '../engine.ts';
-import { openNodeGpu, resolveAdapterRequest, type NodeAdapterChoice } from '../gpu/node.ts';
+import { openNodeGpu, resolveAdapterRequest, type NodeAdapterChoice, type UncapturedErrors } from '../gpu/node.ts';
 import { createFsStore } from '../storage/fs-store.ts';
 
 /**
- * The engine, and the adapter it runs on with the reason it was chosen. `adapter` is a --adapter value
+ * The engine, the adapter it runs on with the reason it was chosen, and the count of WebGPU errors raised outside
+ * error scopes (printed to stderr as they happen). `adapter` is a --adapter value
  * (llvmpipe, swiftshader, default); without it LLAMA_WEBGPU_ADAPTER decides, and without that the automatic choice.
  */
 export async function openPackageDir(
   dir: string,
   options: Omit<EngineOptions, 'model' | 'store' | 'gpu'> & { adapter?: string } = {},
-): Promise<{ engine: Engine; adapter: NodeAdapterChoice }> {
+): Promise<{ engine: Engine; adapter: NodeAdapterChoice; errors: UncapturedErrors }> {
   const abs = path.resolve(dir);
   const { adapter: option, ...engineOptions } = options;
   const request = resolveAdapterRequest(option);
-  const { gpu, choice } = await openNodeGpu(request.name, { modelBytes: packageBytes(abs), source: request.source });
+  const { gpu, choice, errors } = await openNodeGpu(request.name, { modelBytes: packageBytes(abs), source: request.source });
   try {
     const engine = await createEngine({ ...engineOptions, model: path.basename(abs), store: createFsStore(path.dirname(abs)), gpu });
-    return { engine, adapter: choice };
+    return { engine, adapter: choice, errors };
   } catch (e) {
     gpu.destroy();
     throw e;

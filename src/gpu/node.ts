@@ -184,7 +184,7 @@ export async function createNodeGpu(name: NodeAdapterName = 'default', options?:
 export async function openNodeGpu(
   name: NodeAdapterName = 'default',
   options?: GpuOptions & { modelBytes?: number; source?: AdapterRequestSource },
-): Promise<{ gpu: Gpu; choice: NodeAdapterChoice }> {
+): Promise<{ gpu: Gpu; choice: NodeAdapterChoice; errors: UncapturedErrors }> {
   if (instances.size === 0) {
     const threads = lavapipeThreads(options?.modelBytes);
     if (threads !== undefined) process.env.LP_NUM_THREADS = String(threads);
@@ -199,5 +199,18 @@ export async function openNodeGpu(
   // Dawn in Node resolves mapAsync and onSubmittedWorkDone by polling from setImmediate.
   const { modelBytes: _bytes, source: _source, ...gpuOptions } = options ?? {};
   const gpu = await Gpu.create(choice.adapter, { busyWaits: true, ...gpuOptions });
-  return { gpu, choice };
+  // Dawn in Node prints errors nobody captured to stdout, where they would corrupt a command's JSON output.
+  const errors: UncapturedErrors = { count: 0, first: undefined };
+  gpu.device.onuncapturederror = (e) => {
+    errors.count++;
+    errors.first ??= e.error.message;
+    console.error(`WebGPU error on ${choice.summary.description || choice.summary.device}: ${e.error.message}`);
+  };
+  return { gpu, choice, errors };
+}
+
+/** The WebGPU errors raised outside any error scope on a device from openNodeGpu (they go to stderr). */
+export interface UncapturedErrors {
+  count: number;
+  first: string | undefined;
 }
