@@ -12,6 +12,7 @@ const commands: Record<string, Command> = {
   tokenize: { summary: 'print the token ids of a text (no BOS) as JSON', load: () => import('./tokenize.ts') },
   synth: { summary: 'write a random-weight package in a real Llama 2 shape (tiny ... llama2-70b)', load: () => import('./synth.ts') },
   'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },
+  'bench-summary': { summary: 'Markdown summary of bench/bench-kernels JSON with roofline shares', load: () => import('./bench-summary.ts') },
   'bench-encode': { summary: 'JS cost per call of setPipeline, setBindGroup, dispatchWorkgroups (Node, --browser)', load: () => import('./bench-encode.ts') },
 };
 
