@@ -300,6 +300,9 @@ run() {
   [[ -e ${files[0]} ]] || files=()
   if [[ -s $OUT/kernels.json ]]; then files+=("$OUT/kernels.json"); fi
   if [[ -n ${DEVICE_BENCH_BANDWIDTH_GBS:-} ]]; then args+=(--bandwidth-gbs "$DEVICE_BENCH_BANDWIDTH_GBS"); fi
+  if [[ $DRY_RUN == 0 ]] && command -v nvidia-smi >/dev/null; then
+    args+=(--gpu-name "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)")
+  fi
   if ((${#files[@]} == 0)); then
     log "no results to summarize"
     echo "# llama-webgpu device bench: no results (see run.log)" >"$OUT/summary.md"

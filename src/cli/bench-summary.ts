@@ -32,6 +32,7 @@ export interface BenchRun {
   model: string;
   adapter: string;
   adapterReason?: string;
+  adapterInfo?: { vendor: string; architecture: string; device: string; description: string };
   config: { nLayers: number; dim: number };
   weightBytesPerToken: number;
   promptTokens: number;
@@ -72,8 +73,17 @@ export function summarize(
   options: { gpuName?: string; bandwidth?: number; fullLayers?: number } = {},
 ): string {
   const lines: string[] = ['# llama-webgpu device bench', ''];
-  const name = options.gpuName || benches[0]?.adapter || kernels?.adapter.description || kernels?.adapter.device || 'unknown adapter';
-  const known = cardBandwidth(name);
+  // Dawn's description is often the driver's ("NVIDIA: 580.x"); its device field is the card's name as a slug
+  // ("nvidia-h100-80gb-hbm3"). Any of them, or nvidia-smi's name (--gpu-name), may name the card.
+  const names = [
+    options.gpuName,
+    ...benches.flatMap((b) => [b.adapterInfo?.device, b.adapterInfo?.description, b.adapter]),
+    kernels?.adapter.device,
+    kernels?.adapter.description,
+  ].filter((n): n is string => Boolean(n));
+  const unique = [...new Set(names)];
+  const name = unique.join(' / ') || 'unknown adapter';
+  const known = unique.map(cardBandwidth).find(Boolean);
   const bandwidth = options.bandwidth ?? known?.bytesPerSecond;
   lines.push(`adapter: ${name}${benches[0]?.adapterReason ? ` (${benches[0].adapterReason})` : ''}`);
   lines.push(

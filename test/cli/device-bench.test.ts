@@ -45,7 +45,10 @@ describe('bench-summary', () => {
     expect(text).toMatch(/\| m4 \| 4 \| 470 \| 1000\.0 \| 500\.00 \| 2\.00 \| 235\.0 \| 0\.098 \| 4\.9% \|/);
     // 1 + 0.25 ms per layer: 9 ms at 32 layers, not measured.
     expect(text).toContain('decode ms/token = 1.000 + 0.2500 × layers; at 32 layers 9.00 ms/token (111.1 tok/s, not measured)');
-    expect(summarize([run(4, 2)], undefined, { gpuName: 'Some GPU' })).toContain('memory bandwidth: unknown for "Some GPU"');
+    expect(summarize([{ ...run(4, 2), adapter: 'Some GPU' }], undefined)).toContain('memory bandwidth: unknown for "Some GPU"');
+    // Dawn on NVIDIA's Vulkan driver: the description names the driver, the device field the card.
+    const nvidia = { ...run(4, 2), adapter: 'NVIDIA: 580.159.03', adapterInfo: { vendor: 'nvidia', architecture: 'hopper', device: 'nvidia-h100-pcie', description: 'NVIDIA: 580.159.03' } };
+    expect(summarize([nvidia], undefined)).toContain('memory bandwidth: 2.00 TB/s (NVIDIA H100 PCIe, vendor datasheet)');
   });
 });
 
