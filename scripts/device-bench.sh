@@ -77,6 +77,14 @@ prepare() {
   xz -"$level" -T2 -c "$node_bin" >"$PACK/node.xz"
   xz -"$level" -T2 -c "$dawn" >"$PACK/dawn.node.xz"
 
+  # stories260K at f32 for a greedy-output check on the GPU (llama2.c's documented text), when the samples are here.
+  local stories=$ROOT/../shared/models/stories260K
+  if [[ -f $stories/stories260K.bin && -f $stories/tok512.bin ]]; then
+    node "$PACK/app/dist/cli/bin.js" convert "$stories/stories260K.bin" "$PACK/stories260K" --tokenizer "$stories/tok512.bin" --quant f32 >&2
+  else
+    echo "no ../shared/models/stories260K here: the run will skip its greedy-output check" >&2
+  fi
+
   local debs=$PACK/debs
   mkdir -p "$debs"
   if [[ ${DEVICE_BENCH_OFFLINE:-0} != 1 ]] && (cd "$debs" && apt-get download "${DEBS[@]}" >&2); then
@@ -184,6 +192,37 @@ setup_vulkan() {
   fi
 }
 
+# stories260K greedy from BOS must start with llama2.c's documented text, with Dawn's default toggles and with
+# shader-f16 allowed on NVIDIA (vulkan_enable_f16_on_nvidia; a no-op elsewhere). Results go to run.log and GREEDY.
+GREEDY_TEXT='Once upon a time, there was a little girl named Lily. She loved to play outside in the park'
+GREEDY=()
+greedy_check() {
+  if [[ ! -f $PACK/stories260K/manifest.json ]]; then
+    log "greedy check skipped: no stories260K package in $PACK"
+    return 0
+  fi
+  local toggles label text adapter sets=("${LLAMA_WEBGPU_DAWN_TOGGLES:-}")
+  if [[ ,${LLAMA_WEBGPU_DAWN_TOGGLES:-}, != *,vulkan_enable_f16_on_nvidia,* ]]; then
+    sets+=("${LLAMA_WEBGPU_DAWN_TOGGLES:+$LLAMA_WEBGPU_DAWN_TOGGLES,}vulkan_enable_f16_on_nvidia")
+  fi
+  for toggles in "${sets[@]}"; do
+    label=${toggles:-Dawn defaults}
+    if LLAMA_WEBGPU_DAWN_TOGGLES=$toggles timeout 120 "$NODE" "$CLI" generate "$PACK/stories260K" --prompt "" --temperature 0 --max-tokens 30 --json \
+      >"$WORK/greedy.json" 2>"$WORK/greedy.err"; then
+      text=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).text)' "$WORK/greedy.json")
+      adapter=$(grep -o '^\[adapter .*\]$' "$WORK/greedy.err" | head -1 || true)
+      if [[ $text == "$GREEDY_TEXT"* ]]; then
+        GREEDY+=("stories260K greedy ($label): matches llama2.c $adapter")
+      else
+        GREEDY+=("stories260K greedy ($label): WRONG TEXT \"$text\" $adapter")
+      fi
+    else
+      GREEDY+=("stories260K greedy ($label): failed: $(grep -v artificially "$WORK/greedy.err" | tail -2 | tr '\n' ' ')")
+    fi
+    log "${GREEDY[-1]}"
+  done
+}
+
 full_layers() {
   case $SHAPE in
     tiny) echo 5 ;;
@@ -270,6 +309,8 @@ run() {
   done
   log "synthesizing $SHAPE $QUANT with ${all[*]} layers (pids ${SYNTH_PID[*]})"
 
+  greedy_check
+
   log "bench-encode (JS cost per encoding call)"
   if timeout 120 "$NODE" "$CLI" bench-encode --json --rounds 3 >"$OUT/encode.json" 2> >(tee -a "$OUT/run.log" >&2); then
     log "adapter: $("$NODE" -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).node; console.log(`${r.adapter} (${r.adapterReason}); µs/call setPipeline ${r.usPerCall.setPipeline.toFixed(2)}, setBindGroup ${r.usPerCall.setBindGroup.toFixed(2)}, dispatchWorkgroups ${r.usPerCall.dispatchWorkgroups.toFixed(2)}, all three ${r.usPerCall.allThree.toFixed(2)}`)' "$OUT/encode.json")"
@@ -313,6 +354,8 @@ run() {
     echo
     echo "Run: $SHAPE $QUANT, prompt $PROMPT tokens, $GEN generated, $(nproc) CPUs, $((SECONDS - START)) s in all$([[ $DRY_RUN == 1 ]] && echo ', dry run')."
     [[ -e $OUT/bench-L$full.json ]] || echo "The full $full-layer package was not benched in the time budget: the full-depth figure above is the fit's estimate."
+    local g
+    for g in "${GREEDY[@]}"; do echo "- $g"; done
   } >>"$OUT/summary.md"
   log "summary: $OUT/summary.md"
   cat "$OUT/summary.md"

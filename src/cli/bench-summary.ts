@@ -33,6 +33,7 @@ export interface BenchRun {
   adapter: string;
   adapterReason?: string;
   adapterInfo?: { vendor: string; architecture: string; device: string; description: string };
+  shaderF16?: boolean;
   config: { nLayers: number; dim: number };
   weightBytesPerToken: number;
   promptTokens: number;
@@ -49,7 +50,7 @@ export interface BenchRun {
 
 /** The fields of `bench-kernels --json` this summary reads. */
 export interface KernelsRun {
-  adapter: { description: string; device: string };
+  adapter: { description: string; device: string; f16?: boolean };
   kernels: { name: string; msPerDispatch: number; bytes: number; gbps: number }[];
 }
 
@@ -85,7 +86,11 @@ export function summarize(
   const name = unique.join(' / ') || 'unknown adapter';
   const known = unique.map(cardBandwidth).find(Boolean);
   const bandwidth = options.bandwidth ?? known?.bytesPerSecond;
-  lines.push(`adapter: ${name}${benches[0]?.adapterReason ? ` (${benches[0].adapterReason})` : ''}`);
+  const f16 = benches[0]?.shaderF16 ?? kernels?.adapter.f16;
+  lines.push(
+    `adapter: ${name}${benches[0]?.adapterReason ? ` (${benches[0].adapterReason})` : ''}` +
+      (f16 === undefined ? '' : f16 ? '; shader-f16 in use' : '; no shader-f16 (f32 kernel paths)'),
+  );
   lines.push(
     options.bandwidth
       ? `memory bandwidth: ${(options.bandwidth / 1e12).toFixed(2)} TB/s (given)`

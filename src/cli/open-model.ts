@@ -27,10 +27,10 @@ export async function openPackageDir(
   }
 }
 
-/** One line naming an adapter and why it was chosen: "llvmpipe: no hardware GPU found; ...". */
+/** One line naming an adapter, whether it offers shader-f16, and why it was chosen: "llvmpipe: ... [llvmpipe, shader-f16]: no hardware GPU found; ...". */
 export function describeAdapter(choice: NodeAdapterChoice): string {
   const s = choice.summary;
-  return `${s.description || s.device} [${choice.kind}]: ${choice.reason}`;
+  return `${s.description || s.device} [${choice.kind}${s.f16 ? ', shader-f16' : ', no shader-f16'}]: ${choice.reason}`;
 }
 
 /** The bytes of a package's shards from its manifest, or undefined when it cannot be read (createEngine then reports why). */

@@ -45,7 +45,7 @@ async function loadDawn(): Promise<DawnModule> {
  */
 export async function nodeAdapter(name: NodeAdapterName = 'default'): Promise<GPUAdapter | null> {
   const { create } = await loadDawn();
-  const options = name === 'llvmpipe' ? ['adapter=llvmpipe'] : name === 'swiftshader' ? ['adapter=SwiftShader'] : [];
+  const options = dawnOptions(name);
   // Dawn tears the instance down when the GPU object is garbage-collected, taking its adapters and devices
   // with it, so every instance is kept for the life of the process.
   let gpu = instances.get(name);
@@ -59,6 +59,18 @@ export async function nodeAdapter(name: NodeAdapterName = 'default'): Promise<GP
     return null; // Dawn fell back to another adapter: the one asked for is not installed.
   }
   return adapter;
+}
+
+/**
+ * The options of the Dawn instance for `name`: the adapter filter, and the Dawn toggles listed (comma-separated) in
+ * LLAMA_WEBGPU_DAWN_TOGGLES, enabled on every adapter and device. Dawn withholds shader-f16 on NVIDIA's Vulkan driver
+ * unless `vulkan_enable_f16_on_nvidia` is among them (PhysicalDeviceVk.cpp, pending f16 conformance failures there).
+ */
+export function dawnOptions(name: NodeAdapterName, toggles: string | undefined = process.env.LLAMA_WEBGPU_DAWN_TOGGLES): string[] {
+  const options = name === 'llvmpipe' ? ['adapter=llvmpipe'] : name === 'swiftshader' ? ['adapter=SwiftShader'] : [];
+  const list = (toggles ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  if (list.length > 0) options.push(`enable-dawn-features=${list.join(',')}`);
+  return options;
 }
 
 /** What an adapter is, for ranking: a hardware GPU, one of the two known software drivers, or another CPU driver. */

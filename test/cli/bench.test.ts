@@ -66,7 +66,7 @@ describe.runIf(haveSwiftShader)('bench and generate report their adapter', () =>
   it('generate --json keeps stdout to one JSON object and names the adapter on stderr', async () => {
     expect(await main(['generate', pkg, '--prompt', '', '--temperature', '0', '--max-tokens', '3', '--json', '--adapter', 'swiftshader'])).toBe(0);
     expect(JSON.parse(stdout.join('')).ids).toHaveLength(3);
-    expect(stderr.join('\n')).toMatch(/\[adapter SwiftShader.*\[swiftshader\]: set by --adapter\]/);
+    expect(stderr.join('\n')).toMatch(/\[adapter SwiftShader.*\[swiftshader, no shader-f16\]: set by --adapter\]/);
   });
 
   it('an unknown adapter name is a typed error naming the valid ones', async () => {

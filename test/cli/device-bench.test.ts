@@ -2,8 +2,8 @@
  * scripts/device-bench.sh, the packed benchmark for a GPU machine without Node, checked here end to end on this
  * machine's adapters: it parses, `prepare` packs node, Dawn, the CLI and the Vulkan loader (offline: the installed
  * loader, fast xz), and `run --dry-run` unpacks that pack, loads the carried loader, synthesizes two depths of a
- * tiny shape, runs bench-encode, bench-kernels and bench, and writes the summary with the roofline shares and the
- * fit over depths. The summary's arithmetic is checked on its own first.
+ * tiny shape, checks stories260K's greedy text (with and without Dawn's NVIDIA f16 toggle), runs bench-encode,
+ * bench-kernels and bench, and writes the summary with the roofline shares and the fit over depths. The summary's arithmetic is checked on its own first.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cardBandwidth, linearFit, summarize, type BenchRun } from '../../src/cli/bench-summary.ts';
 import { testGpus } from '../helpers/gpu.ts';
+import { haveSharedModel } from '../helpers/models.ts';
 
 const ROOT = path.resolve(__dirname, '../..');
 const SCRIPT = path.join(ROOT, 'scripts/device-bench.sh');
@@ -107,6 +108,10 @@ describe('scripts/device-bench.sh', () => {
     expect(summary).toMatch(/Fit over 2, 5 layers: .* at 5 layers [\d.]+ ms\/token \([\d.]+ tok\/s; measured [\d.]+\)/);
     expect(summary).toMatch(/\| rmsnorm 4096 \| [\d.]+ \| [\d.]+ \| [\d.]+% \|/);
     expect(summary).toContain('dry run');
+    if (haveSharedModel('stories260K/stories260K.bin')) {
+      expect(summary).toContain('stories260K greedy (Dawn defaults): matches llama2.c [adapter SwiftShader');
+      expect(summary).toContain('stories260K greedy (vulkan_enable_f16_on_nvidia): matches llama2.c');
+    }
     const encode = JSON.parse(readFileSync(path.join(tmp, 'out/encode.json'), 'utf8'));
     expect(encode.node.usPerCall.allThree).toBeGreaterThan(0);
   });

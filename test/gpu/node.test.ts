@@ -2,7 +2,7 @@
 // here for each case; its effect on speed is measured with `bench` (README).
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebGpuUnavailableError } from '../../src/errors.ts';
-import { adapterKind, chooseAdapter, lavapipeThreads, resolveAdapterRequest, SMALL_MODEL_BYTES } from '../../src/gpu/node.ts';
+import { adapterKind, chooseAdapter, dawnOptions, lavapipeThreads, resolveAdapterRequest, SMALL_MODEL_BYTES } from '../../src/gpu/node.ts';
 
 describe('lavapipe thread count', () => {
   const saved = process.env.LP_NUM_THREADS;
@@ -67,5 +67,16 @@ describe('adapter choice', () => {
     expect(resolveAdapterRequest('default', 'llvmpipe')).toEqual({ name: 'default', source: 'automatic' });
     expect(() => resolveAdapterRequest(undefined, 'lavapipe')).toThrow(WebGpuUnavailableError);
     expect(() => resolveAdapterRequest('nvidia', undefined)).toThrow(/Unknown adapter "nvidia" \(from --adapter\)\. Use one of: default, llvmpipe, swiftshader/);
+  });
+});
+
+describe('Dawn instance options', () => {
+  it('filter by adapter and pass LLAMA_WEBGPU_DAWN_TOGGLES as enabled Dawn features', () => {
+    expect(dawnOptions('default', undefined)).toEqual([]);
+    expect(dawnOptions('llvmpipe', '')).toEqual(['adapter=llvmpipe']);
+    expect(dawnOptions('swiftshader', undefined)).toEqual(['adapter=SwiftShader']);
+    expect(dawnOptions('default', 'vulkan_enable_f16_on_nvidia, allow_unsafe_apis')).toEqual([
+      'enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis',
+    ]);
   });
 });
