@@ -319,7 +319,7 @@ run() {
   fi
 
   local kt=$(($(left) - 120))
-  ((kt > 200)) && kt=200
+  if ((kt > 200)); then kt=200; fi
   if ((kt > 20)); then
     log "bench-kernels (timeout ${kt}s)"
     local only=()
