@@ -18,6 +18,12 @@
 // SWIGLU (decode): y[row_offset + r] = silu(W[r] . x) * (U[r] . x), the Llama FFN's SwiGLU in one dispatch (W is
 // w1; U, bound as u_q/u_s, is w3 of the same shape and chunking): each lane's first RPL / 2 row slots hold rows of
 // W and the others the same rows of U, so a workgroup writes RPL WG / 2 rows. Otherwise U is unused (bound to W).
+//
+// NORM_IN (decode): X is RMSNorm's x * g without the 1 / rms, followed by partial sums of x^2 (X[cols ..
+// cols + norm_parts), zero up to the next vec4), both written by the op that produced x with NORM_OUT: the results
+// are scaled by 1 / sqrt(sum / cols + eps), which folds the RMSNorm into this op.
+// NORM_OUT (decode, with mode 1, the residual add): also stores the new y rows times g, and each workgroup's sum of
+// their squares, into xn = [g (norm_dim) | y * g (norm_dim) | one sum per OUT_RPL WG rows], the next op's NORM_IN.
 
 enable subgroups;
 
@@ -28,6 +34,8 @@ override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
 const MAX_RPL: u32 = 8u;
 const MAX_TOKENS: u32 = 16u;
 override SWIGLU: bool = false;
+override NORM_IN: bool = false;
+override NORM_OUT: bool = false;
 // Rows of y per lane: RPL, or RPL / 2 with SWIGLU.
 override OUT_RPL: u32 = select(RPL, RPL / 2u, SWIGLU);
 
@@ -37,6 +45,9 @@ struct Params {
   row_offset: u32,
   mode: u32, // 0 store, 1 add, 2 SwiGLU gate (combine)
   y_stride: u32,
+  norm_parts: u32, // NORM_IN: partial sums of x^2 after x's cols values
+  norm_eps: f32, // NORM_IN
+  norm_dim: u32, // NORM_OUT: rows of y, the width of g in xn
 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
@@ -45,7 +56,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> u_q: array<vec4u>;
 @group(0) @binding(4) var<storage, read> u_s: array<u32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(6) var<storage, read_write> xn: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
 
 // silu(g) = g / (1 + e^-g), through exp(-|g|), which never overflows.
 fn silu(g: f32) -> f32 {
@@ -150,13 +162,36 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       }
     }
   }
+  var inv_rms = 1.0;
+  if (NORM_IN) {
+    var s = 0.0;
+    for (var k = li; k < (params.norm_parts + 3u) / 4u; k += WG) {
+      let v = x4[cols / 4u + k];
+      s += v.x + v.y + v.z + v.w;
+    }
+    inv_rms = inverseSqrt(subgroupAdd(s) / f32(cols) + params.norm_eps);
+  }
+  var sq = 0.0;
   for (var r = 0u; r < OUT_RPL; r++) {
     let row = wg.x * OUT_RPL * WG + r * WG + lid;
     for (var j = 0u; j < TOKENS; j++) {
       if (tok0 + j < n && row < params.rows) {
         let i = (tok0 + j) * params.y_stride + params.row_offset + row;
-        y[i] = select(combine(y[i], acc[r][j]), silu(acc[r][j]) * acc[(r + OUT_RPL) % MAX_RPL][j], SWIGLU);
+        let a = acc[r][j] * inv_rms;
+        let v = select(combine(y[i], a), silu(a) * acc[(r + OUT_RPL) % MAX_RPL][j] * inv_rms, SWIGLU);
+        y[i] = v;
+        if (NORM_OUT) {
+          let at = params.row_offset + row;
+          xn[params.norm_dim + at] = v * xn[at];
+          sq += v * v;
+        }
       }
+    }
+  }
+  if (NORM_OUT) {
+    let total = subgroupAdd(sq);
+    if (lid == 0u) {
+      xn[2u * params.norm_dim + (params.row_offset + wg.x * OUT_RPL * WG) / (OUT_RPL * WG)] = total;
     }
   }
 }

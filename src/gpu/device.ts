@@ -81,6 +81,7 @@ export class Gpu {
   readonly busyWaits: boolean;
   readonly summary: AdapterSummary;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private placeholder: GPUBuffer | undefined;
   private readonly modules = new Map<string, GPUShaderModule>();
 
   private constructor(adapter: GPUAdapter, device: GPUDevice, f16: boolean, busyWaits: boolean) {
@@ -162,6 +163,11 @@ export class Gpu {
     });
     if (typeof sizeOrData !== 'number') this.write(buffer, sizeOrData);
     return buffer;
+  }
+
+  /** A small storage buffer to bind where a kernel declares a binding that this use of it never touches. */
+  get unusedStorage(): GPUBuffer {
+    return (this.placeholder ??= this.storage('unused', 16));
   }
 
   /** A uniform buffer holding `data` (rounded up to 16 bytes). Written again with `write` when it changes. */

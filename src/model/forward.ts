@@ -11,6 +11,9 @@
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
  *
  * Decode (one token) uses the MatVec ops; prefill (many tokens) the MatMul ops (each picks its kernel for the adapter).
+ * In decode every RMSNorm but the first is folded into the matvecs around it (FoldedNorm: wo and w2 write x * g and
+ * partial sums of x^2 as they add into x, and wqkv, w1/w3 and wcls scale by 1 / rms), so a layer is six dispatches:
+ * wqkv, rope, attention, wo, w1/w3 (SwiGLU), w2.
  */
 import type { Gpu } from '../gpu/device.ts';
 import { Attention } from '../gpu/ops/attention.ts';
@@ -18,7 +21,7 @@ import { Embedding } from '../gpu/ops/embedding.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import { MatVec } from '../gpu/ops/matvec.ts';
 import { swigluPair, type BoundOp } from '../gpu/ops/op.ts';
-import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
+import { FoldedNorm, RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import type { Sampler } from '../gpu/ops/sampler.ts';
 import type { GpuWeight } from '../gpu/weights.ts';
@@ -27,13 +30,14 @@ import type { RunState } from './state.ts';
 import { vectorBuffer, type ModelWeights } from './weights.ts';
 
 interface LayerOps {
-  attNorm: BoundOp;
+  /** Absent where the norm is folded into the ops around it (decode; FoldedNorm). */
+  attNorm?: BoundOp;
   /** One op of the fused wqkv, or wq, wk and wv apart (LayerWeights.qkv). */
   qkv: BoundOp[];
   rope: BoundOp;
   attention: BoundOp;
   o: BoundOp;
-  ffnNorm: BoundOp;
+  ffnNorm?: BoundOp;
   /** hb = silu(w1 xb) * (w3 xb): one SwiGLU dispatch in decode (when w1 and w3 pair up), else w1 then w3 (gate). */
   ffnUp: BoundOp[];
   w2: BoundOp;
@@ -43,10 +47,14 @@ export class Forward {
   private readonly embedding: BoundOp;
   private readonly decodeLayers: LayerOps[] = [];
   private readonly prefillLayers: LayerOps[] = [];
-  private readonly finalNorm: BoundOp;
+  /** Absent when the final norm is folded into the decode classifier. */
+  private readonly finalNorm: BoundOp | undefined;
   private readonly finalNormLast: BoundOp;
+  private readonly decodeClassifier: BoundOp;
   private readonly classifier: BoundOp;
   private readonly sample: BoundOp;
+  /** The folded norms' buffers (destroyed with the model). */
+  readonly folded: FoldedNorm[];
   /** Dispatches recorded by one decode step (for the benchmark's per-token figures). */
   readonly dispatchesPerDecode: number;
 
@@ -63,8 +71,26 @@ export class Forward {
     const maxTokens = s.maxTokens;
     const attNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsnorm');
     const rope = new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, maxTokens });
-    const matvec = (w: GpuWeight) => new MatVec(gpu, w);
     const matmul = (w: GpuWeight) => new MatMul(gpu, w, maxTokens);
+    const qkvOutput = (rowOffset: number) => ({ rowOffset, yStride: qkvDim(c) });
+
+    // Decode ops: the residual adds (wo, w2) decide how many partial sums each folded norm holds.
+    const decode = weights.layers.map((lw) => ({
+      qkv: lw.qkv.map(({ w, rowOffset }) => ({ op: new MatVec(gpu, w), rowOffset })),
+      wo: new MatVec(gpu, lw.wo),
+      w1: new MatVec(gpu, lw.w1),
+      w3: new MatVec(gpu, lw.w3),
+      w2: new MatVec(gpu, lw.w2),
+    }));
+    const fold = FoldedNorm.fits(gpu, c.dim) && decode.every((d) => d.wo.canFoldNorm && d.w2.canFoldNorm);
+    const folded = (label: string, g: GpuWeight, producer: MatVec) =>
+      fold ? new FoldedNorm(gpu, label, vectorBuffer(g), c.dim, Math.ceil(c.dim / producer.rowsPerWorkgroup), c.normEps) : undefined;
+    // attIn[l]: layer l's attention norm, written by layer l - 1's w2 (none for layer 0: the embedding writes x);
+    // ffnIn[l]: its FFN norm, written by its wo; finalIn: the final norm, written by the last w2.
+    const attIn = weights.layers.map((lw, l) => (l === 0 ? undefined : folded(`L${l}.rmsAtt.folded`, lw.rmsAtt, decode[l - 1].w2)));
+    const ffnIn = weights.layers.map((lw, l) => folded(`L${l}.rmsFfn.folded`, lw.rmsFfn, decode[l].wo));
+    const finalIn = folded('rmsFinal.folded', weights.rmsFinal, decode[c.nLayers - 1].w2);
+    this.folded = [...attIn, ...ffnIn, finalIn].filter((n): n is FoldedNorm => n !== undefined);
 
     this.embedding = new Embedding(gpu, weights.tokenEmbedding).bind('embedding', s.tokens, s.x);
     weights.layers.forEach((lw, l) => {
@@ -75,32 +101,43 @@ export class Forward {
         { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), maxSeqLen: s.contextLength, maxTokens, qStride: qkvDim(c) },
         cache,
       );
-      const shared = {
+      const norms = {
         attNorm: attNorm.bind(`${L}.rmsAtt`, s.x, vectorBuffer(lw.rmsAtt), s.xb),
-        rope: rope.bind(`${L}.rope`, s.qkv, cache, step),
-        attention: attention.bind(`${L}.attention`, s.qkv, s.xb2, step),
         ffnNorm: attNorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb),
       };
-      for (const [ops, make, kind] of [
-        [this.decodeLayers, matvec, 'matvec'],
-        [this.prefillLayers, matmul, 'matmul'],
-      ] as const) {
-        ops.push({
-          ...shared,
-          qkv: lw.qkv.map(({ w, rowOffset }) => make(w).bind(`${L}.${w.name.split('.').pop()}.${kind}`, s.xb, s.qkv, { rowOffset, yStride: qkvDim(c) })),
-          o: make(lw.wo).bind(`${L}.wo.${kind}`, s.xb2, s.x, { accumulate: true }),
-          ffnUp:
-            kind === 'matvec' && swigluPair(lw.w1, lw.w3)
-              ? [matvec(lw.w1).bind(`${L}.w13.matvec`, s.xb, s.hb, { up: lw.w3 })]
-              : [make(lw.w1).bind(`${L}.w1.${kind}`, s.xb, s.hb), make(lw.w3).bind(`${L}.w3.${kind}`, s.xb, s.hb, { gate: true })],
-          w2: make(lw.w2).bind(`${L}.w2.${kind}`, s.hb, s.x, { accumulate: true }),
-        });
-      }
+      const rest = {
+        rope: rope.bind(`${L}.rope`, s.qkv, cache, step),
+        attention: attention.bind(`${L}.attention`, s.qkv, s.xb2, step),
+      };
+      this.prefillLayers.push({
+        ...norms,
+        ...rest,
+        qkv: lw.qkv.map(({ w, rowOffset }) => matmul(w).bind(`${L}.${shortName(w)}.matmul`, s.xb, s.qkv, qkvOutput(rowOffset))),
+        o: matmul(lw.wo).bind(`${L}.wo.matmul`, s.xb2, s.x, { accumulate: true }),
+        ffnUp: [matmul(lw.w1).bind(`${L}.w1.matmul`, s.xb, s.hb), matmul(lw.w3).bind(`${L}.w3.matmul`, s.xb, s.hb, { gate: true })],
+        w2: matmul(lw.w2).bind(`${L}.w2.matmul`, s.hb, s.x, { accumulate: true }),
+      });
+      const d = decode[l];
+      const att = attIn[l] ?? s.xb;
+      const ffn = ffnIn[l] ?? s.xb;
+      this.decodeLayers.push({
+        attNorm: attIn[l] ? undefined : norms.attNorm,
+        ffnNorm: ffnIn[l] ? undefined : norms.ffnNorm,
+        ...rest,
+        qkv: d.qkv.map(({ op, rowOffset }) => op.bind(`${L}.${shortName(op.weight)}.matvec`, att, s.qkv, qkvOutput(rowOffset))),
+        o: d.wo.bind(`${L}.wo.matvec`, s.xb2, s.x, { accumulate: true, normOut: ffnIn[l] }),
+        ffnUp: swigluPair(lw.w1, lw.w3)
+          ? [d.w1.bind(`${L}.w13.matvec`, ffn, s.hb, { up: lw.w3 })]
+          : [d.w1.bind(`${L}.w1.matvec`, ffn, s.hb), d.w3.bind(`${L}.w3.matvec`, ffn, s.hb, { gate: true })],
+        w2: d.w2.bind(`${L}.w2.matvec`, s.hb, s.x, { accumulate: true, normOut: l + 1 < c.nLayers ? attIn[l + 1] : finalIn }),
+      });
     });
     const finalNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsFinal');
-    this.finalNorm = finalNorm.bind('rmsFinal', s.x, vectorBuffer(weights.rmsFinal), s.xb);
+    this.finalNorm = finalIn ? undefined : finalNorm.bind('rmsFinal', s.x, vectorBuffer(weights.rmsFinal), s.xb);
     this.finalNormLast = finalNorm.bind('rmsFinal.last', s.xLast, vectorBuffer(weights.rmsFinal), s.xb);
-    this.classifier = new MatVec(gpu, weights.wcls).bind('wcls', s.xb, s.logits);
+    const wcls = new MatVec(gpu, weights.wcls);
+    this.classifier = wcls.bind('wcls', s.xb, s.logits);
+    this.decodeClassifier = finalIn ? wcls.bind('wcls.folded', finalIn, s.logits) : this.classifier;
     this.sample = sampler.bind('sample', s.logits, s.tokens, 0, step);
     this.dispatchesPerDecode = -1;
     this.dispatchesPerDecode = this.countDecodeDispatches();
@@ -108,12 +145,12 @@ export class Forward {
 
   private layers(pass: GPUComputePassEncoder, ops: LayerOps[], n: number, pos: number | undefined): void {
     for (const o of ops) {
-      o.attNorm.encode(pass, n);
+      o.attNorm?.encode(pass, n);
       for (const op of o.qkv) op.encode(pass, n);
       o.rope.encode(pass, n);
       o.attention.encode(pass, n, pos);
       o.o.encode(pass, n);
-      o.ffnNorm.encode(pass, n);
+      o.ffnNorm?.encode(pass, n);
       for (const op of o.ffnUp) op.encode(pass, n);
       o.w2.encode(pass, n);
     }
@@ -127,8 +164,8 @@ export class Forward {
   encodeDecode(pass: GPUComputePassEncoder, pos?: number): void {
     this.embedding.encode(pass, 1);
     this.layers(pass, this.decodeLayers, 1, pos);
-    this.finalNorm.encode(pass, 1);
-    this.classifier.encode(pass, 1);
+    this.finalNorm?.encode(pass, 1);
+    this.decodeClassifier.encode(pass, 1);
     this.sample.encode(pass, 1);
   }
 
@@ -166,4 +203,9 @@ export class Forward {
     this.encodeDecode(counter);
     return count;
   }
+}
+
+/** The last part of a weight's name ("layers.3.wqkv" -> "wqkv"), for labels. */
+function shortName(w: GpuWeight): string {
+  return w.name.split('.').pop() ?? w.name;
 }

@@ -87,6 +87,7 @@ export class LlamaModel {
 
   destroy(): void {
     this.state.destroy();
+    for (const n of this.forward.folded) n.buffer.destroy();
     for (const w of this.tensors.values()) {
       for (const c of w.chunks) {
         c.data.destroy();

@@ -3,6 +3,7 @@ import type { Gpu } from '../device.ts';
 import type { GpuWeight } from '../weights.ts';
 import { chunkBindGroups, grid, vec4View } from './matvec.ts';
 import { type BoundOp, type LinearOutput } from './op.ts';
+import { FoldedNorm } from './rmsnorm.ts';
 
 /** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
 const WG = 8;
@@ -42,7 +43,8 @@ export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
  */
 export class LanesMatMul {
   private readonly pipeline: GPUComputePipeline;
-  private readonly rowsPerWorkgroup: number;
+  /** Rows of y a workgroup writes (without `up`). */
+  readonly rowsPerWorkgroup: number;
   private readonly constants: Record<string, number>;
 
   constructor(
@@ -61,7 +63,7 @@ export class LanesMatMul {
       throw new KernelShapeError('matmul', `weight ${weight.name}: the lanes kernel takes 1..${LANES_PREFILL_TOKENS} tokens per invocation, got ${tokens}`);
     }
     this.rowsPerWorkgroup = rowsPerLane(tokens) * WG;
-    this.constants = { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0, SWIGLU: 0 };
+    this.constants = { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SCALE_F16: weight.scaleDtype === 'f16' ? 1 : 0, SWIGLU: 0, NORM_IN: 0, NORM_OUT: 0 };
     this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, this.constants);
   }
 
@@ -69,13 +71,19 @@ export class LanesMatMul {
    * x [n, cols] f32, y [n, rows] f32. Written as `options` says (LinearOutput). encode(pass, n)
    * multiplies the first n rows of x (the caller checks n against its buffers).
    */
-  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
+  bind(label: string, x: GPUBuffer | FoldedNorm, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
     const tokens = this.tokens;
+    const normIn = x instanceof FoldedNorm ? x : undefined;
+    if ((normIn || options.normOut) && tokens !== 1) throw new KernelShapeError('matmul', `${label}: folded norms run in decode (one token) only`);
+    const fused = options.up || normIn || options.normOut;
+    const pipeline = fused
+      ? this.gpu.pipeline(`matmul_lanes_${w.dtype}`, { ...this.constants, SWIGLU: options.up ? 1 : 0, NORM_IN: normIn ? 1 : 0, NORM_OUT: options.normOut ? 1 : 0 })
+      : this.pipeline;
     // With `up`, half of each lane's row slots hold rows of W3: a workgroup writes half as many rows.
-    const pipeline = options.up ? this.gpu.pipeline(`matmul_lanes_${w.dtype}`, { ...this.constants, SWIGLU: 1 }) : this.pipeline;
     const rowsPerWorkgroup = options.up ? this.rowsPerWorkgroup / 2 : this.rowsPerWorkgroup;
-    const dispatches = chunkBindGroups(this.gpu, pipeline, w, label, [vec4View(x)], y, options).map(({ bindGroup, rows }) => {
+    const xs = normIn ? [normIn.input] : [vec4View(x as GPUBuffer)];
+    const dispatches = chunkBindGroups(this.gpu, pipeline, w, label, xs, y, options, normIn).map(({ bindGroup, rows }) => {
       const rowGroups = Math.ceil(rows / rowsPerWorkgroup);
       // The token count rides in the x dimension (up to tokens - 1 extra workgroups), which must stay one row.
       const [, rowsY] = grid(this.gpu, rowGroups + tokens - 1, `${label} (${w.name})`);

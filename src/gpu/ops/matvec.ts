@@ -4,6 +4,7 @@ import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
 import { outputMode, outputPlacement, swigluPair, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { FoldedNorm } from './rmsnorm.ts';
 
 /** Rows per workgroup (fixed in shaders/matvec_*.wgsl). */
 const ROWS = 4;
@@ -44,13 +45,32 @@ export class MatVec {
   }
 
   /**
-   * x [cols] f32, y [rows] f32, written as `options` says (LinearOutput: store, accumulate or SwiGLU gate).
+   * Rows of y one workgroup writes in accumulate mode: a FoldedNorm this op writes (LinearOutput.normOut) holds one
+   * partial sum per this many rows.
+   */
+  get rowsPerWorkgroup(): number {
+    return this.lanes ? this.lanes.rowsPerWorkgroup : ROWS;
+  }
+
+  /** True when this op can write a FoldedNorm: every chunk starts on a whole workgroup of rows. */
+  get canFoldNorm(): boolean {
+    return this.weight.chunks.every((c) => c.rowStart % this.rowsPerWorkgroup === 0);
+  }
+
+  /**
+   * x [cols] f32, or a FoldedNorm whose normalized x this op reads; y [rows] f32, written as `options` says
+   * (LinearOutput: store, accumulate or SwiGLU gate, where, and a FoldedNorm to write).
    * encode(pass) records one dispatch per chunk; its `rows` argument is ignored (always one token).
    */
-  bind(label: string, x: GPUBuffer, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
+  bind(label: string, x: GPUBuffer | FoldedNorm, y: GPUBuffer, options: LinearOutput = {}): BoundOp {
     const w = this.weight;
-    if (x.size < w.cols * 4) {
-      throw new KernelShapeError('matvec', `${label}: x (${x.label}) holds ${x.size} bytes, but weight ${w.name} [${w.rows}, ${w.cols}] needs ${w.cols} floats`);
+    const normIn = x instanceof FoldedNorm ? x : undefined;
+    const xSize = normIn ? normIn.dim * 4 : (x as GPUBuffer).size;
+    if (xSize < w.cols * 4 || (normIn && normIn.dim !== w.cols)) {
+      throw new KernelShapeError('matvec', `${label}: x (${normIn ? 'a folded norm' : (x as GPUBuffer).label}) holds ${xSize / 4} floats, but weight ${w.name} [${w.rows}, ${w.cols}] needs ${w.cols}`);
+    }
+    if (options.normOut && (options.normOut.dim !== w.rows || options.normOut.parts !== Math.ceil(w.rows / this.rowsPerWorkgroup) || !this.canFoldNorm)) {
+      throw new KernelShapeError('matvec', `${label}: weight ${w.name} cannot write a folded norm of ${options.normOut.dim} values in ${options.normOut.parts} sums`);
     }
     const { rowOffset } = outputPlacement(label, w.rows, options);
     if (y.size < (rowOffset + w.rows) * 4) {
@@ -60,7 +80,8 @@ export class MatVec {
       const op = this.lanes.bind(label, x, y, options);
       return { encode: (pass) => op.encode(pass, 1) };
     }
-    const pipeline = options.up ? matvecPipeline(this.gpu, w, true) : this.pipeline!;
+    const fused = options.up || normIn || options.normOut;
+    const pipeline = fused ? matvecPipeline(this.gpu, w, { swiglu: !!options.up, normIn: !!normIn, normOut: !!options.normOut }) : this.pipeline!;
     const dispatches = bindChunks(this.gpu, pipeline, w, label, x, y, options);
     return {
       encode(pass) {
@@ -74,9 +95,16 @@ export class MatVec {
   }
 }
 
-/** The matvec_<dtype> pipeline for a weight (shared with MatMul's batched path); `swiglu` for LinearOutput.up. */
-export function matvecPipeline(gpu: Gpu, weight: GpuWeight, swiglu = false): GPUComputePipeline {
-  const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu), SWIGLU: swiglu ? 1 : 0 };
+/** Which of a matrix kernel's fused variants runs (its SWIGLU, NORM_IN and NORM_OUT constants). */
+export interface Fusions {
+  swiglu?: boolean;
+  normIn?: boolean;
+  normOut?: boolean;
+}
+
+/** The matvec_<dtype> pipeline for a weight (shared with MatMul's batched path), with the given fusions. */
+export function matvecPipeline(gpu: Gpu, weight: GpuWeight, f: Fusions = {}): GPUComputePipeline {
+  const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu), SWIGLU: f.swiglu ? 1 : 0, NORM_IN: f.normIn ? 1 : 0, NORM_OUT: f.normOut ? 1 : 0 };
   if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
   return gpu.pipeline(`matvec_${weight.dtype}`, constants);
 }
@@ -90,13 +118,14 @@ export function bindChunks(
   pipeline: GPUComputePipeline,
   w: GpuWeight,
   label: string,
-  x: GPUBuffer,
+  x: GPUBuffer | FoldedNorm,
   y: GPUBuffer,
   output: LinearOutput,
 ): { bindGroup: GPUBindGroup; grid: [number, number] }[] {
   // With `up` a workgroup writes 2 rows (2 of W and 2 of up in its 4 row slots).
   const rowsPerGroup = output.up ? 2 : ROWS;
-  return chunkBindGroups(gpu, pipeline, w, label, [vec4View(x), x], y, output).map(({ bindGroup, rows }) => ({
+  const xs = x instanceof FoldedNorm ? [x.input4, x.input] : [vec4View(x), x];
+  return chunkBindGroups(gpu, pipeline, w, label, xs, y, output, x instanceof FoldedNorm ? x : undefined).map(({ bindGroup, rows }) => ({
     bindGroup,
     grid: grid(gpu, Math.ceil(rows / rowsPerGroup), `${label} (${w.name})`),
   }));
@@ -110,7 +139,9 @@ export function vec4View(x: GPUBuffer): GPUBufferBinding {
 /**
  * One bind group per chunk of `w` for the matrix kernels that share matvec's layout: the `xs` bindings, the
  * chunk's data and scales, the same of `output.up` (or the chunk's again: the kernels bind U always and read it
- * only with SWIGLU), y, and params (rows, cols, row_offset, mode, y_stride) from `output` (LinearOutput).
+ * only with SWIGLU), y, the FoldedNorm written (output.normOut, else a placeholder), and params (rows, cols,
+ * row_offset, mode, y_stride from `output`; norm_parts and norm_eps of `normIn`, the FoldedNorm x is read from;
+ * norm_dim of output.normOut).
  */
 export function chunkBindGroups(
   gpu: Gpu,
@@ -120,6 +151,7 @@ export function chunkBindGroups(
   xs: (GPUBuffer | GPUBufferBinding)[],
   y: GPUBuffer,
   output: LinearOutput,
+  normIn?: FoldedNorm,
 ): { bindGroup: GPUBindGroup; rows: number }[] {
   const mode = outputMode(label, output);
   const { rowOffset, yStride } = outputPlacement(label, w.rows, output);
@@ -130,14 +162,25 @@ export function chunkBindGroups(
   return w.chunks.map((chunk, i) => {
     const params = gpu.uniform(
       `${label}.params${i}`,
-      new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: rowOffset + chunk.rowStart }, { u32: mode }, { u32: yStride }])),
+      new Uint8Array(
+        uniformData([
+          { u32: chunk.rows },
+          { u32: w.cols },
+          { u32: rowOffset + chunk.rowStart },
+          { u32: mode },
+          { u32: yStride },
+          { u32: normIn?.parts ?? 0 },
+          { f32: normIn?.eps ?? 0 },
+          { u32: output.normOut?.dim ?? 0 },
+        ]),
+      ),
     );
     const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
     if (chunk.scales) resources.push(chunk.scales);
     const u = up ? up.chunks[i] : chunk;
     resources.push(u.data);
     if (u.scales) resources.push(u.scales);
-    resources.push(y, params);
+    resources.push(y, output.normOut?.buffer ?? gpu.unusedStorage, params);
     return { bindGroup: gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources), rows: chunk.rows };
   });
 }

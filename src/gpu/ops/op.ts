@@ -1,5 +1,6 @@
 import { KernelShapeError } from '../../errors.ts';
 import type { GpuWeight } from '../weights.ts';
+import type { FoldedNorm } from './rmsnorm.ts';
 /** A dispatch with its pipeline and bind group fixed at load time; encoding it per token allocates nothing. */
 export interface BoundOp {
   /**
@@ -32,6 +33,11 @@ export interface LinearOutput {
   gate?: boolean;
   up?: GpuWeight;
   /**
+   * With `accumulate` (decode): also write the new y times g, and partial sums of its squares, into this norm for
+   * the next op to read as its normalized input (FoldedNorm).
+   */
+  normOut?: FoldedNorm;
+  /**
    * Where the rows land: row r of the weight is written to y[t * yStride + rowOffset + r] for token t (default
    * rowOffset 0, yStride the weight's rows). Several weights can so fill one buffer side by side (wq, wk and wv
    * into the qkv rows of each token).
@@ -52,6 +58,7 @@ export function outputPlacement(label: string, rows: number, o: LinearOutput): {
 
 export function outputMode(label: string, o: LinearOutput): number {
   if ([o.accumulate, o.gate, o.up].filter(Boolean).length > 1) throw new KernelShapeError('linear', `${label}: accumulate, gate and up are exclusive`);
+  if (o.normOut && !o.accumulate) throw new KernelShapeError('linear', `${label}: normOut folds the norm of the residual stream, so it needs accumulate`);
   return o.gate ? 2 : o.accumulate ? 1 : 0;
 }
 
