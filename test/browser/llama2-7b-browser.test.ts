@@ -4,11 +4,13 @@
 // (V8 heap plus ArrayBuffer stores, sampled over the DevTools protocol) stays within two shards plus a stated
 // constant over its baseline while loading, and the greedy ids equal the Node engine's (Dawn on lavapipe) on the same
 // package.
-// Lavapipe on both sides: on SwiftShader a token at this width takes minutes.
+// Lavapipe on both sides: on SwiftShader a token at this width takes minutes. Lavapipe's 128 MiB storage binding
+// limit also lets bench:browser show its fit check on a package with wider weight buffers.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { main as benchBrowser } from '../../src/cli/bench-browser.ts';
 import { benchInBrowser } from '../../src/cli/browser/bench-run.ts';
 import { createEngine } from '../../src/engine.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
@@ -72,4 +74,31 @@ describe.skipIf(!haveChromium('lavapipe') || lavapipe.length === 0)('Llama 2 7B-
     expect(over).toBeGreaterThan(r.shardMB * MiB);
     expect(over).toBeLessThanOrEqual(2 * SHARD + HEAP_ALLOWANCE);
   }, 900_000);
+
+  test('bench:browser prints the fit check for a package too wide for the adapter, and exits 1 before installing', async () => {
+    // TinyLlama's 250 MiB embedding in one f32 buffer, over lavapipe's 128 MiB binding limit.
+    const wide = path.join(work, 'too-wide');
+    await convertCheckpoint(synthCheckpoint('tinyllama', 1), await directorySink(wide), { quant: 'f32', shardBytes: 300 * MiB });
+    const errors: string[] = [];
+    const err = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void errors.push(a.join(' ')));
+    const out = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const progress: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => progress.push(String(chunk)) > 0);
+    let status: number;
+    try {
+      status = await benchBrowser([wide, '--adapter', 'lavapipe', '--prompt-tokens', '8', '--gen-tokens', '2']);
+    } finally {
+      err.mockRestore();
+      out.mockRestore();
+      stderr.mockRestore();
+      rmSync(wide, { recursive: true, force: true });
+    }
+    expect(status).toBe(1);
+    expect(errors).toEqual([
+      expect.stringMatching(/^ModelDoesNotFitError: Model "too-wide" does not fit this GPU: Weight tokenEmbedding\[0\] data is 250\.0 MiB in one buffer, but this GPU's maxStorageBufferBindingSize is 128\.0 MiB\. Convert the model with shards of at most 128\.0 MiB/),
+    ]);
+    expect(errors[0]).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    expect(progress.join('')).toMatch(/adapter: .*shader-f16 yes/);
+    expect(progress.join('')).not.toMatch(/installing/);
+  }, 300_000);
 });
