@@ -3,7 +3,7 @@
 # (Mesa 25 lavapipe from bookworm-backports, with shader-f16) and Chromium (for its SwiftShader
 # Vulkan driver and for the browser tests), then builds Chromium on lavapipe for the browser tests
 # and benchmark at Llama 2 7B width (scripts/setup-chromium-lavapipe.sh, into
-# /opt/llama-webgpu-chromium-lavapipe). Idempotent; needs root.
+# /opt/llama-webgpu-chromium-lavapipe), and xz-utils for scripts/device-bench.sh's pack. Idempotent; needs root.
 set -euo pipefail
 
 SRC=/etc/apt/sources.list.d/debian.sources
@@ -21,6 +21,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
 $SUDO apt-get install -y -qq libvulkan1 chromium >/dev/null
-$SUDO apt-get install -y -qq gcc libc6-dev libvulkan-dev >/dev/null
+$SUDO apt-get install -y -qq gcc libc6-dev libvulkan-dev xz-utils >/dev/null
 $SUDO bash "$(dirname "${BASH_SOURCE[0]}")/setup-chromium-lavapipe.sh"
 echo "system packages ready: $(dpkg-query -W -f='${Package} ${Version}\n' mesa-vulkan-drivers chromium | tr '\n' ';')"

@@ -7,6 +7,7 @@
  * dispatch; plus load time, peak memory, and the adapter in use with the reason it was chosen. Progress (loading,
  * warm-up, prefill, decode token i/N) goes to stderr unless --quiet.
  */
+import type { Engine } from '../engine.ts';
 import type { Manifest } from '../formats/manifest.ts';
 import { numberOption, parseArgs, UsageError } from './args.ts';
 import { describeAdapter, openPackageDir } from './open-model.ts';
@@ -68,6 +69,7 @@ export async function run(args: string[]): Promise<number> {
     const decodeSteps = Math.max(1, s.generatedTokens - 1);
     const dispatchesPerToken = engine.model.forward.dispatchesPerDecode;
     const encodeMsPerToken = s.encodeMs / decodeSteps;
+    const recordMsPerToken = recordDecodeMs(engine, s.promptTokens + s.generatedTokens);
     const result = {
       model: engine.manifest.name,
       adapter: engine.gpu.summary.description || engine.gpu.summary.device,
@@ -97,6 +99,11 @@ export async function run(args: string[]): Promise<number> {
       encodeMsPerToken,
       /** JS time to encode one dispatch of a decode step (pipeline, bind groups, dispatch), in microseconds. */
       encodeUsPerDispatch: dispatchesPerToken > 0 ? (encodeMsPerToken * 1000) / dispatchesPerToken : 0,
+      /**
+       * JS time to record one decode step with the GPU idle and nothing submitted: the encode cost alone, without the
+       * submit or a software GPU's threads competing for the CPU (encodeMsPerToken is measured during generation).
+       */
+      recordMsPerToken,
       loadMs: s.loadMs,
       peakRssMB: 0,
     };
@@ -119,6 +126,7 @@ export async function run(args: string[]): Promise<number> {
         ['readbacks/token', `${result.readbacksPerToken.toFixed(2)} (blocking: ${result.blockingReadbacksPerToken.toFixed(2)})`],
         ['JS encode/token', `${result.encodeMsPerToken.toFixed(3)} ms`],
         ['JS encode/dispatch', `${result.encodeUsPerDispatch.toFixed(2)} µs`],
+        ['JS record/token', `${result.recordMsPerToken.toFixed(3)} ms (GPU idle, no submit)`],
         ['load', `${(result.loadMs / 1000).toFixed(2)} s`],
         ['peak RSS', `${result.peakRssMB.toFixed(0)} MB`],
       ];
@@ -130,6 +138,20 @@ export async function run(args: string[]): Promise<number> {
     clearInterval(sampler);
     await engine.unload();
   }
+}
+
+/** Mean ms to record a decode step at `pos` into a command buffer that is never submitted (50 steps). */
+function recordDecodeMs(engine: Engine, pos: number, steps = 50): number {
+  const { device } = engine.gpu;
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const encoder = device.createCommandEncoder({ label: 'bench.record' });
+    const pass = encoder.beginComputePass({ label: 'bench.record' });
+    engine.model.forward.encodeDecode(pass, pos);
+    pass.end();
+    encoder.finish();
+  }
+  return (performance.now() - t0) / steps;
 }
 
 function seconds(since: number): string {
