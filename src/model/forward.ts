@@ -6,8 +6,8 @@
  *   for each layer:
  *     xb = rmsnorm(x, rmsAtt);  qkv = [wq; wk; wv] xb (one matvec);  rope(q, k) and cache k, v (one kernel)
  *     xb2 = attention(q, keyCache, valueCache);  x += wo xb2
- *     xb = rmsnorm(x, rmsFfn);  hb = silu(w1 xb) * (w3 xb) (one matvec in decode; in prefill w1, then w3 applying the
- *     gate);  x += w2 hb
+ *     xb = rmsnorm(x, rmsFfn);  hb = silu(w1 xb) * (w3 xb) (one dispatch, but for the tiled prefill kernel: w1, then w3
+ *     applying the gate);  x += w2 hb
  *   logits = wcls rmsnorm(x, rmsFinal);  next token = sample(logits)
  *
  * Decode (one token) uses the MatVec ops; prefill (many tokens) the MatMul ops (each picks its kernel for the adapter).
@@ -109,12 +109,16 @@ export class Forward {
         rope: rope.bind(`${L}.rope`, s.qkv, cache, step),
         attention: attention.bind(`${L}.attention`, s.qkv, s.xb2, step),
       };
+      const w1Prefill = matmul(lw.w1);
       this.prefillLayers.push({
         ...norms,
         ...rest,
         qkv: lw.qkv.map(({ w, rowOffset }) => matmul(w).bind(`${L}.${shortName(w)}.matmul`, s.xb, s.qkv, qkvOutput(rowOffset))),
         o: matmul(lw.wo).bind(`${L}.wo.matmul`, s.xb2, s.x, { accumulate: true }),
-        ffnUp: [matmul(lw.w1).bind(`${L}.w1.matmul`, s.xb, s.hb), matmul(lw.w3).bind(`${L}.w3.matmul`, s.xb, s.hb, { gate: true })],
+        ffnUp:
+          w1Prefill.swiglu && swigluPair(lw.w1, lw.w3)
+            ? [w1Prefill.bind(`${L}.w13.matmul`, s.xb, s.hb, { up: lw.w3 })]
+            : [w1Prefill.bind(`${L}.w1.matmul`, s.xb, s.hb), matmul(lw.w3).bind(`${L}.w3.matmul`, s.xb, s.hb, { gate: true })],
         w2: matmul(lw.w2).bind(`${L}.w2.matmul`, s.hb, s.x, { accumulate: true }),
       });
       const d = decode[l];

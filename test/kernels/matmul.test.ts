@@ -176,6 +176,69 @@ describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
     }
   });
 
+  // The SwiGLU pair in one dispatch (LinearOutput.up: Y = silu(X W1^T) * (X W3^T)) through the kernels that have it.
+  const pairKernels: ('matvec' | 'lanes')[] = lanes ? ['matvec', 'lanes'] : ['matvec'];
+  const pairs: Case[] = [
+    ...pairKernels.flatMap((kernel) => [
+      { rows: 172, cols: 64, n: 9, dtype: 'q4' as const, kernel },
+      { rows: 1000, cols: 1000, n: 35, dtype: 'q4' as const, kernel, maxChunkBytes: 96 * 1024 },
+    ]),
+    { rows: 172, cols: 64, n: 9, dtype: 'f16' as const, kernel: 'matvec' as const },
+    ...(adapter === 'llvmpipe' ? [{ rows: 5632, cols: 2048, n: 16, dtype: 'q4' as const, kernel: 'lanes' as const }] : []),
+  ];
+  it.each(pairs.map((c) => ({ c, label: name(c) })))('swiglu $label', async ({ c }) => {
+    const seed = c.rows + c.cols;
+    const [v1, v3] = [randomArray(c.rows * c.cols, seed, 1 / Math.sqrt(c.cols)), randomArray(c.rows * c.cols, seed + 1, 1 / Math.sqrt(c.cols))];
+    const x = randomArray(c.n * c.cols, seed + 2, 1);
+    const opts = { maxChunkBytes: c.maxChunkBytes };
+    const [w1, w3] = [uploadWeight(gpu, 'w1', v1, c.rows, c.cols, c.dtype, opts), uploadWeight(gpu, 'w3', v3, c.rows, c.cols, c.dtype, opts)];
+    const xb = gpu.storage('x', x);
+    const yb = gpu.storage('y', new Float32Array(c.n * c.rows).fill(Number.NaN));
+    try {
+      const op = new MatMul(gpu, w1, c.n, { kernel: c.kernel });
+      expect(op.swiglu).toBe(true);
+      const bound = op.bind('matmul.swiglu', xb, yb, { up: w3 });
+      await gpu.run('matmul.swiglu', (pass) => bound.encode(pass, c.n));
+      const got = await gpu.readF32(yb);
+      const [d1, d3] = [dequantized(v1, c), dequantized(v3, c)];
+      const a = matmulRef(d1, x, c.n, c.rows, c.cols);
+      const b = matmulRef(d3, x, c.n, c.rows, c.cols);
+      const want = swigluRef(a, b);
+      for (let t = 0; t < c.n; t++) {
+        for (let r = 0; r < c.rows; r++) {
+          let s1 = 0;
+          let s3 = 0;
+          for (let k = 0; k < c.cols; k++) {
+            // |W| plus, for q4, twice its group's largest |W| (the subtracted 8 * scale * sum x), as above.
+            const xk = Math.abs(x[t * c.cols + k]);
+            s1 += 3 * Math.abs(d1[r * c.cols + k]) * xk;
+            s3 += 3 * Math.abs(d3[r * c.cols + k]) * xk;
+          }
+          const i = t * c.rows + r;
+          const q4 = c.dtype === 'q4' ? 8 : 1;
+          const tol = 2 ** -24 * (c.cols + 2) * q4 * (1.1 * Math.abs(b[i]) * s1 + Math.abs(swigluRef([a[i]], [1])[0]) * s3) + 2 ** -16 * Math.abs(want[i]) + 1e-6;
+          if (!(Math.abs(got[i] - want[i]) <= tol)) throw new Error(`swiglu Y[${t}, ${r}] is ${got[i]}, expected ${want[i]} (tolerance ${tol})`);
+        }
+      }
+    } finally {
+      destroyWeight(w1);
+      destroyWeight(w3);
+      xb.destroy();
+      yb.destroy();
+    }
+  });
+
+  it('the tiled kernel has no SwiGLU pair: W1 and W3 run apart', () => {
+    const w = uploadWeight(gpu, 'w', randomArray(64 * 64, 1), 64, 64, 'q4');
+    try {
+      const op = new MatMul(gpu, w, 4, { kernel: 'tiled' });
+      expect(op.swiglu).toBe(false);
+      expect(() => op.bind('tiled.swiglu', gpu.storage('x', 4 * 64 * 4), gpu.storage('y', 4 * 64 * 4), { up: w })).toThrow(KernelShapeError);
+    } finally {
+      destroyWeight(w);
+    }
+  });
+
   it('rejects bad shapes when built, bound or encoded', async () => {
     const w = uploadWeight(gpu, 'w1', randomArray(172 * 64, 3), 172, 64, 'q8');
     const x = gpu.storage('x', 4 * 64 * 4);

@@ -65,6 +65,14 @@ export class MatMul {
   }
 
   /**
+   * True when this op computes the SwiGLU pair (LinearOutput.up) in one dispatch: the lanes and per-token matvec
+   * kernels do; the tiled kernel does not.
+   */
+  get swiglu(): boolean {
+    return this.kernel !== 'tiled';
+  }
+
+  /**
    * x [maxTokens, cols] f32, y [maxTokens, rows] f32 (at least), written as `options` says (LinearOutput: store,
    * accumulate or SwiGLU gate). encode(pass, n) multiplies the first n rows of x.
    */
@@ -74,7 +82,7 @@ export class MatMul {
     if (x.size < maxTokens * w.cols * 4) {
       throw new KernelShapeError('matmul', `${label}: x (${x.label}) holds ${x.size} bytes, but ${maxTokens} tokens x ${w.cols} cols of weight ${w.name} need ${maxTokens * w.cols * 4}`);
     }
-    if (options.up) throw new KernelShapeError('matmul', `${label}: the SwiGLU pair (up) runs in matrix-vector ops only; run W1 and W3 (gate) apart`);
+    if (options.up && !this.swiglu) throw new KernelShapeError('matmul', `${label}: the tiled kernel has no SwiGLU pair (up); run W1 and W3 (gate) apart`);
     const { rowOffset, yStride } = outputPlacement(label, w.rows, options);
     if (y.size < maxTokens * yStride * 4) {
       throw new KernelShapeError('matmul', `${label}: y (${y.label}) holds ${y.size} bytes, but ${maxTokens} tokens x ${yStride} floats per token need ${maxTokens * yStride * 4}`);
@@ -94,8 +102,8 @@ export class MatMul {
         },
       };
     }
-    const pipeline = this.pipeline!;
     if (this.kernel === 'matvec') {
+      const pipeline = options.up ? matvecPipeline(this.gpu, w, { swiglu: true }) : this.pipeline!;
       const chunks = bindChunks(this.gpu, pipeline, w, label, x, y, options);
       return {
         encode(pass, n = 1) {
@@ -108,6 +116,7 @@ export class MatMul {
         },
       };
     }
+    const pipeline = this.pipeline!;
     const mode = outputMode(label, options);
     const dispatches = w.chunks.map((chunk, i) => {
       const params = this.gpu.uniform(
