@@ -96,7 +96,9 @@ prepare() {
     local lib
     for lib in libvulkan.so.1 libGLdispatch.so.0 libGLX.so.0 libEGL.so.1 libGL.so.1 libOpenGL.so.0; do
       local path
-      path=$(/sbin/ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
+      # awk reads to the end: exiting at the first match could close the pipe on ldconfig mid-write, and under
+      # pipefail its SIGPIPE would end this script.
+      path=$(/sbin/ldconfig -p | awk -v l="$lib" '!found && $1 == l && /x86-64/ { print $NF; found = 1 }')
       if [[ -n $path ]]; then cp -L "$path" "$PACK/lib/$lib"; else echo "  $lib: not installed here, not packed" >&2; fi
     done
     rm -rf "$debs"
@@ -129,7 +131,7 @@ unxz_to() { # <file.xz> <dest>: xz where installed, else Python's lzma
   fi
 }
 
-has_lib() { /sbin/ldconfig -p 2>/dev/null | awk '{ print $1 }' | grep -qx "$1"; }
+has_lib() { /sbin/ldconfig -p 2>/dev/null | awk -v l="$1" '$1 == l { n++ } END { exit n ? 0 : 1 }'; }
 
 # True while `pid` runs (a finished child that was not waited for yet is a zombie, state Z, and counts as done).
 running() {
@@ -342,7 +344,7 @@ run() {
   if [[ -s $OUT/kernels.json ]]; then files+=("$OUT/kernels.json"); fi
   if [[ -n ${DEVICE_BENCH_BANDWIDTH_GBS:-} ]]; then args+=(--bandwidth-gbs "$DEVICE_BENCH_BANDWIDTH_GBS"); fi
   if [[ $DRY_RUN == 0 ]] && command -v nvidia-smi >/dev/null; then
-    args+=(--gpu-name "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)")
+    args+=(--gpu-name "$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true) | sed -n 1p)")
   fi
   if ((${#files[@]} == 0)); then
     log "no results to summarize"
