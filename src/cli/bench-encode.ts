@@ -127,22 +127,9 @@ export async function measureEncodeCost(device: GPUDevice, code: string, dispatc
 
 /** The same measurement in headless Chromium's WebGPU; returns its adapter's description with the figures. */
 async function measureInChromium(code: string, dispatches: number, rounds: number): Promise<{ adapter: string; cost: EncodeCost }> {
-  const { chromium } = await import('playwright-core');
-  const executablePath = process.env.LLAMA_WEBGPU_CHROMIUM ?? '/usr/bin/chromium';
-  const browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      '--enable-unsafe-webgpu',
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
+  // Loaded here, not at the top: playwright-core is a development dependency, and the other commands run without it.
+  const { CHROMIUM, launchChromium } = await import('./browser/chromium.ts');
+  const browser = await launchChromium('swiftshader');
   // WebGPU needs a secure context: an empty page served from 127.0.0.1, cross-origin isolated so that
   // performance.now() has microsecond rather than 100 µs resolution.
   const { createServer } = await import('node:http');
@@ -163,7 +150,7 @@ async function measureInChromium(code: string, dispatches: number, rounds: numbe
     })()`;
     const result = (await page.evaluate(script)) as { error?: string; adapter: string; cost: EncodeCost };
     if (result.error) {
-      throw new LlamaWebGpuError('WEBGPU_UNAVAILABLE', `Chromium (${executablePath}) has no WebGPU here: ${result.error}. Run scripts/setup-system.sh, or set LLAMA_WEBGPU_CHROMIUM.`);
+      throw new LlamaWebGpuError('WEBGPU_UNAVAILABLE', `Chromium (${CHROMIUM}) has no WebGPU here: ${result.error}. Run scripts/setup-system.sh, or set LLAMA_WEBGPU_CHROMIUM.`);
     }
     return result;
   } finally {
