@@ -125,3 +125,15 @@ export class SamplingParamsError extends LlamaWebGpuError {
     super('SAMPLING_PARAMS', message);
   }
 }
+
+/**
+ * An argument of the public API (createEngine options, generate options, a chat completion request) has the wrong
+ * type or is out of range. `option` names it as the caller wrote it; the message says what is valid.
+ */
+export class InvalidOptionsError extends LlamaWebGpuError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('INVALID_OPTIONS', `${option}: ${message}`);
+    this.option = option;
+  }
+}

@@ -5,7 +5,7 @@ export { createEngine, Engine, EngineUnloadedError } from './engine.ts';
 export { createWorkerEngine, WorkerEngine, WorkerEngineTerminatedError, StoreWorkerClient } from './worker/index.ts';
 export type { WorkerEngineOptions, StoreTaskOptions, TaskProgress } from './worker/index.ts';
 export type { EngineOptions, EngineProgress, EngineStats, GenerateOptions, TextDelta } from './engine.ts';
-export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './generate/openai.ts';
+export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatContentPart, ChatRequestMessage, Usage } from './generate/openai.ts';
 export { ChatFormatError, llama2ChatPromptIds } from './generate/chat-template.ts';
 export type { ChatMessage } from './generate/chat-template.ts';
 export { ContextOverflowError } from './generate/generate.ts';
@@ -32,4 +32,5 @@ export {
   ModelDoesNotFitError,
   KernelShapeError,
   ModelFormatError,
+  InvalidOptionsError,
 } from './errors.ts';
