@@ -17,6 +17,7 @@ import { LlamaModel } from './model/llama.ts';
 import type { ModelStore } from './storage/store.ts';
 import { Tokenizer } from './tokenizer/tokenizer.ts';
 import { createChatApi, type ChatApi } from './generate/openai.ts';
+import { validateGenerateOptions, validateLoadOptions, validatePrompt } from './generate/validate.ts';
 
 export interface EngineProgress {
   phase: 'tokenizer' | 'weights' | 'compile' | 'ready';
@@ -44,8 +45,8 @@ export interface EngineOptions {
 }
 
 export interface GenerateOptions extends GenerateIdsOptions {
-  /** Generation ends before any of these strings; they are not part of the output. */
-  stop?: string[];
+  /** Generation ends before this string, or any of these strings; they are not part of the output. */
+  stop?: string | string[];
   /** Prepend BOS to a text prompt (default true). */
   addBos?: boolean;
   /**
@@ -120,45 +121,85 @@ export class Engine {
 
   /**
    * Streams the continuation of `prompt` (text, or token ids including BOS) as text deltas with their token ids.
-   * Requests queue: a second call waits until the first finishes.
+   * Requests queue in the order they are first iterated: a stream that is never iterated never holds the engine.
+   * Leaving the iteration early (break, return()) cancels the request like an abort: `result` then settles with
+   * finishReason 'abort'.
    */
   generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
-    const ids = typeof prompt === 'string' ? this.encode(prompt, options.addBos ?? true) : prompt;
-    return this.run(ids, options);
+    if (this.unloaded) throw new EngineUnloadedError();
+    validatePrompt(prompt, this.config.vocabSize);
+    const opts = validateGenerateOptions(options, this.config.vocabSize);
+    const ids = typeof prompt === 'string' ? this.encode(prompt, opts.addBos ?? true) : prompt;
+    return this.run(ids, opts);
   }
 
-  /** @internal Runs a request in the queue. */
-  run(promptIds: number[], options: GenerateOptions): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+  /** @internal Runs a request with checked options; it joins the queue when first iterated. */
+  run(promptIds: number[], options: Omit<GenerateOptions, 'stop'> & { stop?: string[] }): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
     if (this.unloaded) throw new EngineUnloadedError();
     let resolveResult!: (s: EngineStats) => void;
     let rejectResult!: (e: unknown) => void;
+    let settled = false;
     const result = new Promise<EngineStats>((res, rej) => {
-      resolveResult = res;
-      rejectResult = rej;
+      resolveResult = (s) => ((settled = true), res(s));
+      rejectResult = (e) => ((settled = true), rej(e));
     });
     result.catch(() => {});
     const self = this;
-    let release!: () => void;
-    const turn = new Promise<void>((r) => (release = r));
-    const waitFor = this.queue;
-    this.queue = waitFor.then(() => turn);
+    const statsOf = (g: GenerateResult | undefined, finishReason: FinishReason): EngineStats => ({
+      loadMs: self.last.loadMs,
+      promptTokens: promptIds.length,
+      generatedTokens: g?.generatedTokens ?? 0,
+      prefillTokensPerSecond: g && g.prefillMs > 0 ? (promptIds.length / g.prefillMs) * 1000 : 0,
+      decodeTokensPerSecond: g && g.decodeMs > 0 && g.generatedTokens > 1 ? ((g.generatedTokens - 1) / g.decodeMs) * 1000 : 0,
+      finishReason,
+      submits: g?.submits ?? 0,
+      readbacks: g?.readbacks ?? 0,
+      stalls: g?.stalls ?? 0,
+      encodeMs: g?.encodeMs ?? 0,
+      dispatchesPerToken: self.model.forward.dispatchesPerDecode,
+    });
+    const finish = (g: GenerateResult | undefined, finishReason: FinishReason) => {
+      const stats = statsOf(g, finishReason);
+      if (g) self.last = stats;
+      resolveResult(stats);
+    };
 
     async function* stream(): AsyncGenerator<TextDelta> {
-      await waitFor;
+      let release!: () => void;
+      const turn = new Promise<void>((r) => (release = r));
+      const waitFor = self.queue;
+      self.queue = waitFor.then(() => turn);
+      // Ends the id generator early (a stop string, or the consumer left): it stops before the next step and
+      // drains what is in flight, and still reports its counts.
+      const cancel = new AbortController();
+      let it: AsyncGenerator<number, GenerateResult> | null = null;
+      let g: GenerateResult | undefined;
+      const drain = async () => {
+        cancel.abort();
+        let r: IteratorResult<number, GenerateResult>;
+        while (!(r = await it!.next()).done);
+        g = r.value;
+      };
       try {
+        await waitFor;
         if (self.unloaded) throw new EngineUnloadedError();
         const bos = self.model.config.bosId;
         const decoder = self.tokenizer.createDecoder({ continuation: options.continuation ?? promptIds.some((id) => id !== bos) });
         const stops = new StopMatcher(options.stop ?? []);
-        const it = generateIds(self.model, promptIds, options);
-        let r: IteratorResult<number, GenerateResult>;
+        const signal = options.signal ? AbortSignal.any([options.signal, cancel.signal]) : cancel.signal;
+        it = generateIds(self.model, promptIds, { ...options, signal });
         let pendingIds: number[] = [];
-        while (!(r = await it.next()).done) {
+        for (;;) {
+          const r = await it.next();
+          if (r.done) {
+            g = r.value;
+            break;
+          }
           pendingIds.push(r.value);
           const text = stops.push(decoder.push(r.value));
           if (stops.stopped) {
+            await drain();
             if (text) yield { text, tokenIds: pendingIds };
-            await it.return(undefined as never);
             break;
           }
           if (text) {
@@ -168,31 +209,45 @@ export class Engine {
         }
         const tail = stops.push(decoder.flush()) + stops.flush();
         if (tail || (pendingIds.length && !stops.stopped)) yield { text: tail, tokenIds: stops.stopped ? [] : pendingIds };
-        const g = r.done ? r.value : undefined;
-        const stats: EngineStats = {
-          loadMs: self.last.loadMs,
-          promptTokens: promptIds.length,
-          generatedTokens: g?.generatedTokens ?? 0,
-          prefillTokensPerSecond: g && g.prefillMs > 0 ? (promptIds.length / g.prefillMs) * 1000 : 0,
-          decodeTokensPerSecond: g && g.decodeMs > 0 ? ((g.generatedTokens - 1) / g.decodeMs) * 1000 : 0,
-          finishReason: stops.stopped ? 'stop' : (g?.finishReason ?? 'stop'),
-          submits: g?.submits ?? 0,
-          readbacks: g?.readbacks ?? 0,
-          stalls: g?.stalls ?? 0,
-          encodeMs: g?.encodeMs ?? 0,
-          dispatchesPerToken: self.model.forward.dispatchesPerDecode,
-        };
-        self.last = stats;
-        resolveResult(stats);
+        finish(g, stops.stopped ? 'stop' : (g?.finishReason ?? 'stop'));
       } catch (e) {
         rejectResult(e);
         throw e;
       } finally {
-        release();
+        try {
+          // The consumer left the loop early: cancel the request as an abort would.
+          if (!settled) {
+            try {
+              if (it && !g) await drain();
+              finish(g, 'abort');
+            } catch (e) {
+              rejectResult(e);
+              throw e;
+            }
+          }
+        } finally {
+          release();
+        }
       }
     }
     const s = stream();
-    return Object.assign(s, { result });
+    let started = false;
+    const iterator: AsyncGenerator<TextDelta> = {
+      next: (...a) => ((started = true), s.next(...a)),
+      return: (v) => {
+        // Cancelled before it ever ran: nothing was generated.
+        if (!started) {
+          started = true;
+          finish(undefined, 'abort');
+        }
+        return s.return(v);
+      },
+      throw: (e) => ((started = true), s.throw(e)),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    } as AsyncGenerator<TextDelta>;
+    return Object.assign(iterator, { result });
   }
 
   stats(): EngineStats {
@@ -223,6 +278,7 @@ async function defaultGpu(): Promise<Gpu> {
 
 /** Loads an installed model onto the GPU and returns a ready engine. */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
+  validateLoadOptions(options, true);
   const t0 = performance.now();
   const { store, model: id, onProgress, signal } = options;
   const manifest = await store.getManifest(id);

@@ -3,11 +3,22 @@
  * chunks (`stream: true`) ending with one that carries usage, or a single completion object.
  */
 import type { Engine, GenerateOptions } from '../engine.ts';
-import type { ChatMessage } from './chat-template.ts';
 import type { FinishReason } from './generate.ts';
+import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions } from './validate.ts';
+
+/** A text part of an OpenAI content array; a message's text parts are joined. */
+export interface ChatContentPart {
+  type: 'text';
+  text: string;
+}
+
+export interface ChatRequestMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string | ChatContentPart[];
+}
 
 export interface ChatCompletionRequest {
-  messages: ChatMessage[];
+  messages: ChatRequestMessage[];
   stream?: boolean;
   temperature?: number;
   top_p?: number;
@@ -67,12 +78,12 @@ function toOptions(req: ChatCompletionRequest): GenerateOptions {
     topK: req.top_k,
     minP: req.min_p,
     maxTokens: req.max_tokens,
-    stop: req.stop === undefined ? undefined : Array.isArray(req.stop) ? req.stop : [req.stop],
+    stop: req.stop,
     seed: req.seed,
     frequencyPenalty: req.frequency_penalty,
     presencePenalty: req.presence_penalty,
     repetitionPenalty: req.repetition_penalty,
-    logitBias: req.logit_bias ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v])) : undefined,
+    logitBias: req.logit_bias,
     signal: req.signal,
     continuation: false,
   };
@@ -80,8 +91,10 @@ function toOptions(req: ChatCompletionRequest): GenerateOptions {
 
 export function createChatApi(engine: Engine): ChatApi {
   const create = async (req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> => {
-    const ids = engine.encodeChat(req.messages);
-    const run = engine.run(ids, toOptions(req));
+    const { messages } = validateChatRequest(req);
+    const options = validateGenerateOptions(toOptions(req), engine.config.vocabSize, CHAT_OPTION_NAMES);
+    const ids = engine.encodeChat(messages);
+    const run = engine.run(ids, options);
     const id = `chatcmpl-${Date.now().toString(36)}-${counter++}`;
     const created = Math.floor(Date.now() / 1000);
     const model = engine.modelId;

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine.ts';
 import { ContextOverflowError } from '../../src/generate/generate.ts';
+import { InvalidOptionsError } from '../../src/errors.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { argmax, ReferenceModel } from '../reference/forward.ts';
 import { loadLlama2cForReference } from '../reference/llama2c.ts';
@@ -155,6 +156,126 @@ describe.skipIf(!have).each(gpus)('engine on $name', ({ name, gpu }) => {
     expect((await r.result).finishReason).toBe('stop');
     const { ids } = await collect(engine.generate([1], { temperature: 0, maxTokens: 40, stopTokenIds: [378] }));
     expect(ids).toEqual(STORIES260K_GREEDY_IDS.slice(0, 3));
+  });
+
+  it('counts the tokens of a reply that a stop string ended, and takes one stop string as a whole', async () => {
+    // Tokens of the unstopped greedy text up to the one that completes "Lily".
+    let upTo = '';
+    let tokens = 0;
+    for await (const d of engine.generate([1], { temperature: 0, maxTokens: 40 })) {
+      if (upTo.includes('Lily')) break;
+      upTo += d.text;
+      tokens += d.tokenIds.length;
+    }
+    expect(upTo).toContain('Lily');
+    const r = engine.generate([1], { temperature: 0, maxTokens: 40, stop: 'Lily' });
+    const { text } = await collect(r);
+    expect(text).toBe('Once upon a time, there was a little girl named ');
+    const stats = await r.result;
+    expect(stats.finishReason).toBe('stop');
+    expect(stats.generatedTokens).toBe(tokens);
+    expect(stats.decodeTokensPerSecond).toBeGreaterThan(0);
+    expect(engine.stats().generatedTokens).toBe(tokens);
+
+    const messages = [{ role: 'user' as const, content: 'Tell me a story.' }];
+    const whole = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 20 });
+    const words = whole.choices[0].message.content.trim().split(/\s+/);
+    expect(words.length).toBeGreaterThan(2);
+    const stopped = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 20, stop: words[2] });
+    expect(stopped.choices[0].finish_reason).toBe('stop');
+    expect(whole.choices[0].message.content.startsWith(stopped.choices[0].message.content)).toBe(true);
+    expect(stopped.choices[0].message.content).not.toContain(words[2]);
+    expect(stopped.usage.completion_tokens).toBeGreaterThan(0);
+    expect(stopped.usage.completion_tokens).toBeLessThan(whole.usage.completion_tokens);
+    expect(stopped.usage.completion_tokens).toBe(engine.stats().generatedTokens);
+    expect(stopped.usage.extra.decode_tokens_per_s).toBeGreaterThan(0);
+  });
+
+  it('runs later requests while a created stream is never iterated, and starts that stream when it is', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me a story.' }];
+    const [stream, whole] = await Promise.all([
+      engine.chat.completions.create({ messages, temperature: 0, max_tokens: 6, stream: true }),
+      engine.chat.completions.create({ messages, temperature: 0, max_tokens: 6 }),
+    ]);
+    const idle = engine.generate([1], { temperature: 0, maxTokens: 7 });
+    expect((await collect(engine.generate([1], { temperature: 0, maxTokens: 7 }))).ids).toEqual(STORIES260K_GREEDY_IDS);
+    expect((await collect(idle)).ids).toEqual(STORIES260K_GREEDY_IDS);
+    expect((await idle.result).generatedTokens).toBe(7);
+    let content = '';
+    for await (const c of stream) content += c.choices[0].delta.content ?? '';
+    expect(content).toBe(whole.choices[0].message.content);
+  });
+
+  it('cancels a request whose iteration is left early, settling its result with "abort"', async () => {
+    const run = engine.generate([1], { temperature: 0, maxTokens: 200 });
+    let n = 0;
+    for await (const d of run) {
+      n += d.tokenIds.length;
+      if (n >= 3) break;
+    }
+    const stats = await run.result;
+    expect(stats.finishReason).toBe('abort');
+    expect(stats.generatedTokens).toBeGreaterThanOrEqual(3);
+    expect(stats.generatedTokens).toBeLessThan(200);
+
+    const never = engine.generate([1], { temperature: 0, maxTokens: 200 });
+    await never[Symbol.asyncIterator]().return?.();
+    expect(await never.result).toMatchObject({ finishReason: 'abort', generatedTokens: 0 });
+
+    const messages = [{ role: 'user' as const, content: 'Tell me a story.' }];
+    const chunks = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 100, stream: true });
+    for await (const c of chunks) if (c.choices[0].delta.content) break;
+    expect(engine.stats().finishReason).toBe('abort');
+    expect((await collect(engine.generate([1], { temperature: 0, maxTokens: 7 }))).ids).toEqual(STORIES260K_GREEDY_IDS);
+  });
+
+  it('refuses malformed options and requests with InvalidOptionsError naming the option', async () => {
+    const bad = async (option: RegExp, call: () => unknown) => {
+      let err: unknown;
+      try {
+        const r = await call();
+        if (r && typeof r === 'object' && Symbol.asyncIterator in r) for await (const _ of r as AsyncIterable<unknown>);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(InvalidOptionsError);
+      expect((err as Error).message).toMatch(option);
+      expect((err as Error).message).toMatch(/must be/);
+    };
+    const V = engine.config.vocabSize;
+    for (const contextLength of [NaN, 0, -1, 2.5]) await bad(/^contextLength/, () => createEngine({ model: 'stories-bin-f32', store, gpu, contextLength }));
+    await bad(/^prefillChunk/, () => createEngine({ model: 'stories-bin-f32', store, gpu, prefillChunk: NaN }));
+    await bad(/^store/, () => createEngine({ model: 'stories-bin-f32' } as never));
+    await bad(/^prompt/, () => engine.generate(5 as never));
+    await bad(/^prompt/, () => engine.generate(undefined as never));
+    await bad(/^prompt\[1\]/, () => engine.generate([1, V]));
+    for (const maxTokens of [-1, NaN, -Infinity, 1.5]) await bad(/^maxTokens/, () => engine.generate([1], { maxTokens }));
+    await bad(/^seed/, () => engine.generate([1], { seed: NaN }));
+    await bad(/^stopTokenIds\[0\]/, () => engine.generate([1], { stopTokenIds: [1.5] }));
+    await bad(/^stopTokenIds\[1\]/, () => engine.generate([1], { stopTokenIds: [2, V] }));
+    await bad(/^stop\[0\]/, () => engine.generate([1], { stop: [null as never] }));
+    await bad(/^temperature/, () => engine.generate([1], { temperature: -1 }));
+    const user = (content: unknown) => [{ role: 'user', content }] as never;
+    await bad(/^messages\[0\]\.content/, () => engine.chat.completions.create({ messages: user(5) }));
+    await bad(/^messages\[0\]\.content/, () => engine.chat.completions.create({ messages: user(null) }));
+    await bad(/^messages\[0\]\.content\[0\]/, () => engine.chat.completions.create({ messages: user([{ type: 'image_url', image_url: { url: 'x' } }]) }));
+    await bad(/^messages/, () => engine.chat.completions.create({} as never));
+    await bad(/^stop\[0\]/, () => engine.chat.completions.create({ messages: user('Hi'), stop: [null as never] }));
+    await bad(/^max_tokens/, () => engine.chat.completions.create({ messages: user('Hi'), max_tokens: -1, stream: true }));
+    await bad(/^logit_bias key/, () => engine.chat.completions.create({ messages: user('Hi'), logit_bias: { x: 1 } }));
+    // Nothing was left queued or half-run: the engine still answers.
+    expect((await collect(engine.generate([1], { temperature: 0, maxTokens: 7 }))).ids).toEqual(STORIES260K_GREEDY_IDS);
+  });
+
+  it('reads the text parts of an OpenAI content array, joined', async () => {
+    const asText = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Tell me a story.' }], temperature: 0, max_tokens: 8 });
+    const asParts = await engine.chat.completions.create({
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Tell me ' }, { type: 'text', text: 'a story.' }] }],
+      temperature: 0,
+      max_tokens: 8,
+    });
+    expect(asParts.usage.prompt_tokens).toBe(asText.usage.prompt_tokens);
+    expect(asParts.choices[0].message.content).toBe(asText.choices[0].message.content);
   });
 
   it('answers chat.completions.create in OpenAI shape, streamed and whole, with usage', async () => {
