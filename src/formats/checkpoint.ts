@@ -76,8 +76,33 @@ export function checkConfig(c: ModelConfig, file: string): void {
   }
 }
 
+/** How many tensors the config implies, counted without listing them. */
+export function expectedTensorCount(c: ModelConfig, withClassifier: boolean): number {
+  return 2 + 9 * c.nLayers + (withClassifier ? 1 : 0);
+}
+
+/**
+ * Fails when the config names more layers than the checkpoint holds tensors for. Runs before the per-layer list is
+ * built, so a corrupt layer count costs one pass over the tensors the file actually lists.
+ */
+export function checkLayerCount(c: ModelConfig, names: Iterable<string>, file: string): void {
+  const layers = new Set<string>();
+  for (const n of names) {
+    const m = /^layers\.(\d+)\./.exec(n);
+    if (m) layers.add(m[1]);
+  }
+  if (c.nLayers > layers.size) {
+    throw new ModelFormatError(
+      file,
+      `the config says ${c.nLayers} layers but the checkpoint holds tensors for ${layers.size}; the layer count is corrupt or the file is incomplete, so use an intact copy of the model`,
+      'nLayers',
+    );
+  }
+}
+
 /** Every expected tensor present with the expected shape; `wcls` optional. Extra tensors are ignored by the converter. */
 export function checkTensors(ckpt: Pick<Checkpoint, 'config' | 'tensors'>, file: string): void {
+  checkLayerCount(ckpt.config, ckpt.tensors.keys(), file);
   const want = expectedShapes(ckpt.config, ckpt.tensors.has('wcls'));
   for (const [name, shape] of want) {
     const t = ckpt.tensors.get(name);

@@ -49,6 +49,21 @@ export async function openLlama2c(source: Closable, options: { tokenizer?: Closa
   const headSize = dim / nHeads;
   const kv = headSize * nKvHeads;
 
+  // The size the header implies, checked before anything per layer is built: a corrupt layer count or width
+  // fails here at the cost of this arithmetic.
+  const layerFloats = 2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hiddenDim * dim;
+  const impliedBytes = HEADER_BYTES
+    + 4 * (config.vocabSize * dim * (vocabRaw < 0 ? 2 : 1) + nLayers * layerFloats + dim + seqLen * headSize);
+  if (impliedBytes !== source.size) {
+    throw new ModelFormatError(
+      file,
+      impliedBytes > source.size
+        ? `the header (dim ${dim}, hidden_dim ${hiddenDim}, n_layers ${nLayers}, vocab_size ${vocabRaw}, seq_len ${seqLen}) implies ${impliedBytes} bytes but the file has ${source.size}; the file is truncated or the header is corrupt, so use an intact copy`
+        : `the file has ${source.size - impliedBytes} bytes more than the header implies; it is not a legacy llama2.c checkpoint`,
+      'header',
+    );
+  }
+
   // Byte layout: [name, rows, cols] per layer-grouped block, in file order.
   const tensors = new Map<string, CheckpointTensor>();
   let offset = HEADER_BYTES;
@@ -82,15 +97,6 @@ export async function openLlama2c(source: Closable, options: { tokenizer?: Closa
   add('rmsFinal', 1, dim, true);
   offset += seqLen * headSize * 4; // freq_cis_real and freq_cis_imag: RoPE tables we compute ourselves
   if (vocabRaw < 0) add('wcls', config.vocabSize, dim, false);
-  if (offset !== source.size) {
-    throw new ModelFormatError(
-      file,
-      offset > source.size
-        ? `the header implies ${offset} bytes but the file has ${source.size}; the file is truncated or the header is wrong`
-        : `the file has ${source.size - offset} bytes more than the header implies; it is not a legacy llama2.c checkpoint`,
-      'header',
-    );
-  }
   // Without a tokenizer the weights can still be inspected (info); converting then fails naming --tokenizer.
   const tok = options.tokenizer ? await readTokenizerFile(options.tokenizer, config.vocabSize) : { vocab: null };
   const ckpt: Checkpoint = { format: 'llama2c', config, ...tok, tensors, file, close: async () => source.close?.() };

@@ -4,13 +4,25 @@
  * that are aligned and lie inside their shard. Returns the manifest typed; throws ModelFormatError naming the field.
  */
 import { ModelFormatError } from '../errors.ts';
-import { checkConfig, expectedShapes } from './checkpoint.ts';
+import { checkConfig, expectedShapes, expectedTensorCount } from './checkpoint.ts';
+import { kvDim, type ModelConfig } from '../model/config.ts';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, SHARD_ALIGN, type ByteRange, type Manifest } from './manifest.ts';
 import { encodedByteLengths, isQuantized, type WeightDtype } from './quant.ts';
 
 const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8', 'q4'];
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** The fewest bytes a package of this config can hold: vectors in f32, each matrix in its smallest encoding. */
+function leastPackageBytes(c: ModelConfig, withClassifier: boolean): number {
+  const q4 = (rows: number, cols: number) => {
+    const q = encodedByteLengths('q4', rows, cols, 'f16');
+    return Math.min(q.data + q.scales, encodedByteLengths('f16', rows, cols).data);
+  };
+  const kv = kvDim(c);
+  const layer = 2 * c.dim * 4 + 2 * q4(c.dim, c.dim) + 2 * q4(kv, c.dim) + 2 * q4(c.hiddenDim, c.dim) + q4(c.dim, c.hiddenDim);
+  return q4(c.vocabSize, c.dim) * (withClassifier ? 2 : 1) + c.nLayers * layer + c.dim * 4;
+}
 
 export function validateManifest(json: unknown, file = 'manifest.json'): Manifest {
   const fail = (field: string, msg: string): never => {
@@ -35,8 +47,18 @@ export function validateManifest(json: unknown, file = 'manifest.json'): Manifes
   if (!Array.isArray(json.tensors)) return fail('tensors', 'is not a list');
   const byName = new Map(m.tensors.map((t) => [isObj(t) ? t.name : undefined, t]));
   if (byName.size !== m.tensors.length) fail('tensors', 'lists a tensor twice');
+  // The config must agree with the tensor list and the shard sizes before the per-layer list is built, so a
+  // corrupt layer count or width costs only this arithmetic.
+  const wantCount = expectedTensorCount(m.config, !m.sharedClassifier);
+  if (m.tensors.length !== wantCount) {
+    fail('tensors', `has ${m.tensors.length} tensors, the config (nLayers ${m.config.nLayers}) implies ${wantCount}`);
+  }
+  const shardBytes = m.shards.reduce((a, s) => a + s.byteSize, 0);
+  const leastBytes = leastPackageBytes(m.config, !m.sharedClassifier);
+  if (shardBytes < leastBytes) {
+    fail('config', `the config needs at least ${leastBytes} bytes of weights but the shards hold ${shardBytes}`);
+  }
   const want = expectedShapes(m.config, !m.sharedClassifier);
-  if (m.tensors.length !== want.size) fail('tensors', `has ${m.tensors.length} tensors, the config implies ${want.size}`);
 
   const checkRange = (r: ByteRange | undefined, len: number, where: string) => {
     if (!isObj(r) || !isCount(r.shard) || !isCount(r.offset) || !isCount(r.byteLength)) return fail(where, 'is not a byte range');
