@@ -71,7 +71,8 @@ export interface ChatApi {
 
 let counter = 0;
 
-function toOptions(req: ChatCompletionRequest): GenerateOptions {
+/** A chat request's sampling and stopping fields as generate options (checked by validateGenerateOptions). */
+export function chatGenerateOptions(req: ChatCompletionRequest): GenerateOptions {
   return {
     temperature: req.temperature ?? 1,
     topP: req.top_p,
@@ -92,7 +93,7 @@ function toOptions(req: ChatCompletionRequest): GenerateOptions {
 export function createChatApi(engine: Engine): ChatApi {
   const create = async (req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> => {
     const { messages } = validateChatRequest(req);
-    const options = validateGenerateOptions(toOptions(req), engine.config.vocabSize, CHAT_OPTION_NAMES);
+    const options = validateGenerateOptions(chatGenerateOptions(req), engine.config.vocabSize, CHAT_OPTION_NAMES);
     const ids = engine.encodeChat(messages);
     const run = engine.run(ids, options);
     const id = `chatcmpl-${Date.now().toString(36)}-${counter++}`;

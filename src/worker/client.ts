@@ -8,7 +8,8 @@
  */
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
 import { LlamaWebGpuError } from '../errors.ts';
-import type { ChatApi, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../generate/openai.ts';
+import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
+import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt } from '../generate/validate.ts';
 import type { FromWorker, ToWorker, WireError, WireLoadOptions } from './protocol.ts';
 
 export interface WorkerEngineOptions extends WireLoadOptions {
@@ -51,10 +52,14 @@ class Channel<T> implements AsyncIterable<T> {
   private waiting: ((r: IteratorResult<T>) => void) | null = null;
   private failWaiting: ((e: unknown) => void) | null = null;
   private closed = false;
+  private started = false;
   private error: unknown = null;
 
-  /** `onCancel` runs when the consumer stops iterating early (break in a for await). */
-  constructor(private readonly onCancel: () => void = () => {}) {}
+  /**
+   * `start` runs at the first next(), so nothing is sent before the consumer iterates; `cancel` runs when the
+   * consumer stops iterating early (break in a for await, or return() before iterating: `started` false).
+   */
+  constructor(private readonly hooks: { start?: () => void; cancel?: (started: boolean) => void } = {}) {}
 
   push(item: T): void {
     if (this.waiting) {
@@ -78,6 +83,10 @@ class Channel<T> implements AsyncIterable<T> {
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: () => {
+        if (!this.started) {
+          this.started = true;
+          this.hooks.start?.();
+        }
         if (this.items.length) return Promise.resolve({ value: this.items.shift()!, done: false });
         if (this.closed) return this.error !== null ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve, reject) => {
@@ -86,7 +95,8 @@ class Channel<T> implements AsyncIterable<T> {
         });
       },
       return: () => {
-        if (!this.closed) this.onCancel();
+        if (!this.closed) this.hooks.cancel?.(this.started);
+        this.started = true;
         this.items = [];
         return Promise.resolve({ value: undefined, done: true });
       },
@@ -172,48 +182,80 @@ export class WorkerEngine {
   }
 
   /**
-   * Streams the continuation of `prompt` as text deltas, like Engine.generate(). An aborted `signal` ends the
-   * stream early with finishReason 'abort'.
+   * Streams the continuation of `prompt` as text deltas, like Engine.generate(): the request is sent when the
+   * stream is first iterated, and leaving the iteration early cancels it (finishReason 'abort'), as does an
+   * aborted `signal`.
    */
   generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
     this.assertUsable();
-    const { signal, ...wire } = options;
+    validatePrompt(prompt);
+    const { signal, ...wire } = validateGenerateOptions(options);
     const cancel = new AbortController();
-    const deltas = new Channel<TextDelta>(() => cancel.abort());
-    const result = this.request(
-      (id) => ({ type: 'generate', id, prompt, options: wire }),
-      (m) => m.type === 'delta' && deltas.push(m.delta),
-      signal ? AbortSignal.any([signal, cancel.signal]) : cancel.signal,
-    ).then(
-      (m) => {
-        deltas.close();
-        return m.stats;
-      },
-      (e) => {
-        deltas.close(e);
-        throw e;
-      },
-    );
+    let resolveResult!: (s: EngineStats) => void;
+    let rejectResult!: (e: unknown) => void;
+    const result = new Promise<EngineStats>((res, rej) => {
+      resolveResult = res;
+      rejectResult = rej;
+    });
     result.catch(() => {});
+    const deltas: Channel<TextDelta> = new Channel<TextDelta>({
+      start: () =>
+        this.request(
+          (id) => ({ type: 'generate', id, prompt, options: wire }),
+          (m) => m.type === 'delta' && deltas.push(m.delta),
+          signal ? AbortSignal.any([signal, cancel.signal]) : cancel.signal,
+        ).then(
+          (m) => {
+            deltas.close();
+            resolveResult(m.stats);
+          },
+          (e) => {
+            deltas.close(e);
+            rejectResult(e);
+          },
+        ),
+      cancel: (started) => {
+        if (started) cancel.abort();
+        else {
+          deltas.close();
+          resolveResult(this.unstartedStats());
+        }
+      },
+    });
     return Object.assign(deltas, { result });
   }
 
+  /** Stats of a request cancelled before it was sent. */
+  private unstartedStats(): EngineStats {
+    return {
+      loadMs: this.last.loadMs, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0,
+      finishReason: 'abort', submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, dispatchesPerToken: this.last.dispatchesPerToken,
+    };
+  }
+
   private async chatCreate(req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
-    const { signal, ...wire } = req;
-    if (!req.stream) {
+    const { messages, stream } = validateChatRequest(req);
+    validateGenerateOptions(chatGenerateOptions(req), undefined, CHAT_OPTION_NAMES);
+    const { signal, ...rest } = req;
+    const wire = { ...rest, messages };
+    if (!stream) {
       const done = await this.request((id) => ({ type: 'chat', id, request: { ...wire, stream: false } }), () => {}, signal);
       return done.completion!;
     }
+    this.assertUsable();
     const cancel = new AbortController();
-    const chunks = new Channel<ChatCompletionChunk>(() => cancel.abort());
-    this.request(
-      (id) => ({ type: 'chat', id, request: { ...wire, stream: true } }),
-      (m) => m.type === 'chunk' && chunks.push(m.chunk),
-      signal ? AbortSignal.any([signal, cancel.signal]) : cancel.signal,
-    ).then(
-      () => chunks.close(),
-      (e) => chunks.close(e),
-    );
+    const chunks: Channel<ChatCompletionChunk> = new Channel<ChatCompletionChunk>({
+      start: () =>
+        this.request(
+          (id) => ({ type: 'chat', id, request: { ...wire, stream: true } }),
+          (m) => m.type === 'chunk' && chunks.push(m.chunk),
+          signal ? AbortSignal.any([signal, cancel.signal]) : cancel.signal,
+        ).then(
+          () => chunks.close(),
+          (e) => chunks.close(e),
+        ),
+      cancel: (started) => (started ? cancel.abort() : chunks.close()),
+    });
     return chunks;
   }
 
@@ -244,6 +286,7 @@ export class WorkerEngine {
 
 /** Starts a worker, loads an installed model from the IndexedDB store into it, and returns the engine. */
 export async function createWorkerEngine(options: WorkerEngineOptions): Promise<WorkerEngine> {
+  validateLoadOptions(options, false);
   const { onProgress, signal, worker: given, ...load } = options;
   const worker = given ?? new Worker(new URL('./engine-worker.ts', import.meta.url), { type: 'module', name: 'llama-webgpu-engine' });
   const id = 0;

@@ -37,7 +37,7 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="
  */
 const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>worker api</title>
 <script type="module">
-  import { createIdbStore, installFromUrl, createWorkerEngine, WorkerEngineTerminatedError } from '/lib/index.js';
+  import { createIdbStore, installFromUrl, createWorkerEngine, WorkerEngineTerminatedError, InvalidOptionsError } from '/lib/index.js';
   const r = {};
   try {
     const store = createIdbStore();
@@ -63,6 +63,21 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     const chunks = [];
     for await (const c of await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Tell a story.' }], temperature: 0, max_tokens: 12, stream: true })) chunks.push(c);
     r.streamed = { n: chunks.length, first: chunks[0].choices[0].delta, content: chunks.map((c) => c.choices[0].delta.content ?? '').join(''), last: chunks.at(-1) };
+
+    // A stream that is never iterated holds nothing back: the request after it runs, and it runs when iterated.
+    const msgs = [{ role: 'user', content: 'Tell a story.' }];
+    const [idleStream, whole] = await Promise.all([
+      engine.chat.completions.create({ messages: msgs, temperature: 0, max_tokens: 12, stream: true }),
+      engine.chat.completions.create({ messages: msgs, temperature: 0, max_tokens: 12 }),
+    ]);
+    let idleText = '';
+    for await (const c of idleStream) idleText += c.choices[0].delta.content ?? '';
+    r.idle = { whole: whole.choices[0].message.content, streamed: idleText };
+    // Leaving the loop early cancels the request.
+    const left = engine.generate([1], { temperature: 0, maxTokens: 100 });
+    for await (const d of left) break;
+    r.leftStats = await left.result;
+    try { engine.generate([1], { maxTokens: -1 }); r.invalid = 'no error'; } catch (e) { r.invalid = { isClass: e instanceof InvalidOptionsError, code: e.code, message: e.message }; }
 
     const controller = new AbortController();
     const aborted = engine.generate('Once upon a time', { temperature: 0.8, seed: 3, maxTokens: 100, signal: controller.signal });
@@ -205,7 +220,7 @@ describe.skipIf(!haveChromium())('library build', () => {
   });
 
   test.skipIf(!haveSharedModel('stories260K/stories260Ktok512.gguf'))(
-    'createWorkerEngine: generate, chat completions (whole and streamed), abort, stats and unload',
+    'createWorkerEngine: generate, chat completions (whole and streamed), an unconsumed stream, early exit, abort, option errors, stats and unload',
     async () => {
       const page = await browser.newPage();
       const errors = watchErrors(page);
@@ -230,6 +245,14 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.streamed.content).toBe(r.completion.content);
       expect(r.streamed.last.choices[0].finish_reason).toBe(r.completion.finish);
       expect(r.streamed.last.usage).toEqual(expect.objectContaining({ completion_tokens: r.completion.usage.completion_tokens }));
+
+      expect(r.idle.streamed).toBe(r.idle.whole);
+      expect(r.idle.whole).toBe(r.completion.content);
+      expect(r.leftStats.finishReason).toBe('abort');
+      expect(r.leftStats.generatedTokens).toBeGreaterThan(0);
+      expect(r.leftStats.generatedTokens).toBeLessThan(100);
+      expect(r.invalid).toMatchObject({ isClass: true, code: 'INVALID_OPTIONS' });
+      expect(r.invalid.message).toMatch(/^maxTokens: must be an integer >= 0/);
 
       expect(r.abortStats.finishReason).toBe('abort');
       expect(r.abortStats.generatedTokens).toBeLessThan(100);
