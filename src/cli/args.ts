@@ -1,6 +1,14 @@
 /** A small, strict option parser for the CLI: `--name value` and `--flag`; unknown options are errors. */
 export class UsageError extends Error {}
 
+/** A failure the command line reports as one line on stderr with exit status 1 (e.g. a missing package folder). */
+export class CliError extends Error {}
+
+/** True when the arguments ask for a command's usage. */
+export function wantsHelp(args: string[]): boolean {
+  return args.some((a) => a === '--help' || a === '-h');
+}
+
 export interface ParsedArgs {
   positional: string[];
   options: Map<string, string | true>;
@@ -33,5 +41,12 @@ export function numberOption(p: ParsedArgs, name: string, fallback?: number): nu
   if (v === undefined) return fallback;
   const n = Number(v);
   if (v === true || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got ${String(v)}`);
+  return n;
+}
+
+/** An integer option of at least `min`. */
+export function integerOption(p: ParsedArgs, name: string, fallback: number, min: number): number {
+  const n = numberOption(p, name, fallback);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer of at least ${min}, got ${String(p.options.get(name))}`);
   return n;
 }

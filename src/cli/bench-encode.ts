@@ -13,7 +13,7 @@ import { openNodeGpu, resolveAdapterRequest } from '../gpu/node.ts';
 import { shaderSource } from '../gpu/shaders.ts';
 import { LlamaWebGpuError } from '../errors.ts';
 
-const USAGE = 'usage: llama-webgpu bench-encode [--adapter llvmpipe|swiftshader|default] [--dispatches N] [--rounds R] [--browser] [--json]';
+export const USAGE = 'usage: llama-webgpu bench-encode [--adapter llvmpipe|swiftshader|default] [--dispatches N] [--rounds R] [--browser] [--json]';
 
 /** Microseconds per call (the loops) and milliseconds per pass (the rest), medians over the rounds. */
 export interface EncodeCost {

@@ -20,6 +20,8 @@ import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { encodedByteLengths, isQuantized, type WeightDtype } from '../formats/quant.ts';
 import { destroyWeight, planChunks, weightBytes, type GpuWeight } from '../gpu/weights.ts';
 
+export const USAGE = 'usage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]';
+
 const DIM = 4096;
 const HIDDEN = 11008;
 const VOCAB = 32000;
@@ -267,7 +269,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     p = parseArgs(args, { values: ['adapter', 'only', 'seconds'], flags: ['json'] });
   } catch (e) {
-    console.error(`${(e as Error).message}\nusage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]`);
+    console.error(`${(e as Error).message}\n${USAGE}`);
     if (e instanceof UsageError) return 2;
     throw e;
   }

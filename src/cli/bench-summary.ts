@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.ts';
 
-const USAGE = 'usage: llama-webgpu bench-summary <bench.json|bench-kernels.json>... [--gpu-name NAME] [--bandwidth-gbs N] [--full-layers N]';
+export const USAGE = 'usage: llama-webgpu bench-summary <bench.json|bench-kernels.json>... [--gpu-name NAME] [--bandwidth-gbs N] [--full-layers N]';
 
 /** Peak memory bandwidth by card name (vendor datasheets), most specific pattern first. */
 export const CARD_BANDWIDTH: { pattern: RegExp; card: string; bytesPerSecond: number }[] = [

@@ -9,25 +9,25 @@
  */
 import type { Engine } from '../engine.ts';
 import type { Manifest } from '../formats/manifest.ts';
-import { numberOption, parseArgs, UsageError } from './args.ts';
+import { integerOption, numberOption, parseArgs, UsageError } from './args.ts';
 import { describeAdapter, openPackageDir } from './open-model.ts';
 import { Progress } from './progress.ts';
 
-const USAGE = 'usage: llama-webgpu bench <package-dir> [--prompt-tokens N] [--gen-tokens N] [--adapter llvmpipe|swiftshader|default] [--json] [--quiet]';
+export const USAGE = 'usage: llama-webgpu bench <package-dir> [--prompt-tokens N] [--gen-tokens N] [--adapter llvmpipe|swiftshader|default] [--json] [--quiet]';
 
 export async function run(args: string[]): Promise<number> {
-  let p;
+  let p, promptTokens, genTokens;
   try {
     p = parseArgs(args, { values: ['prompt-tokens', 'gen-tokens', 'adapter', 'context', 'prefill-chunk'], flags: ['json', 'quiet'] });
     if (p.positional.length !== 1) throw new UsageError('expected one <package-dir>');
+    promptTokens = integerOption(p, 'prompt-tokens', 128, 1);
+    genTokens = integerOption(p, 'gen-tokens', 32, 1);
   } catch (e) {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 2;
   }
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
-  const promptTokens = numberOption(p, 'prompt-tokens', 128);
-  const genTokens = numberOption(p, 'gen-tokens', 32);
   const progress = new Progress(!p.options.has('quiet'));
   const adapterOption = p.options.get('adapter');
   let opened;

@@ -2,4 +2,11 @@
 /** The `llama-webgpu` executable: dist/cli/bin.js after `npm run build`. */
 import { main } from './main.ts';
 
-process.exitCode = await main(process.argv.slice(2));
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  // Library errors carry a message that names what failed and what to do; anything else keeps its stack.
+  const typed = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+  console.error(typed ? `${err.name}: ${err.message}` : err instanceof Error ? err.stack : err);
+  process.exitCode = 1;
+}

@@ -10,7 +10,7 @@ import { convertCheckpoint } from '../formats/package-writer.ts';
 import type { WeightDtype } from '../formats/quant.ts';
 import { numberOption, parseArgs, UsageError } from './args.ts';
 
-const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
+export const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
 
 export async function run(args: string[]): Promise<number> {
   let input: string, out: string, quant: WeightDtype, shardMb: number;

@@ -18,7 +18,7 @@ import { validateManifest } from '../formats/validate.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { parseArgs, UsageError } from './args.ts';
 
-const USAGE = 'usage: llama-webgpu info <package-dir | checkpoint> [--tokenizer <file>] [--verify]';
+export const USAGE = 'usage: llama-webgpu info <package-dir | checkpoint> [--tokenizer <file>] [--verify]';
 
 /** Every shard and the tokenizer have the manifest's size and sha256. */
 async function verifyFiles(dir: string, m: Manifest): Promise<void> {

@@ -1,9 +1,10 @@
 /** Opens a model package directory as an engine in Node (the directory store holds its parent folder). */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createEngine, type Engine, type EngineOptions } from '../engine.ts';
 import { openNodeGpu, resolveAdapterRequest, type NodeAdapterChoice, type UncapturedErrors } from '../gpu/node.ts';
 import { createFsStore } from '../storage/fs-store.ts';
+import { CliError } from './args.ts';
 
 /**
  * The engine, the adapter it runs on with the reason it was chosen, and the count of WebGPU errors raised outside
@@ -15,6 +16,14 @@ export async function openPackageDir(
   options: Omit<EngineOptions, 'model' | 'store' | 'gpu'> & { adapter?: string } = {},
 ): Promise<{ engine: Engine; adapter: NodeAdapterChoice; errors: UncapturedErrors }> {
   const abs = path.resolve(dir);
+  // Checked before a GPU is opened, so a mistyped path fails at once with a plain message.
+  if (!existsSync(path.join(abs, 'manifest.json'))) {
+    throw new CliError(
+      existsSync(abs)
+        ? `${dir} is not a model package (it has no manifest.json); give the folder that \`llama-webgpu convert\` or \`synth\` wrote`
+        : `${dir} does not exist; give the folder of a model package (\`llama-webgpu convert\` writes one)`,
+    );
+  }
   const { adapter: option, ...engineOptions } = options;
   const request = resolveAdapterRequest(option);
   const { gpu, choice, errors } = await openNodeGpu(request.name, { modelBytes: packageBytes(abs), source: request.source });

@@ -11,7 +11,7 @@ import type { WeightDtype } from '../formats/quant.ts';
 import { SYNTH_SHAPES, synthCheckpoint, type SynthShape } from '../model/synthetic.ts';
 import { numberOption, parseArgs, UsageError } from './args.ts';
 
-const USAGE = `usage: llama-webgpu synth <out-dir> --shape ${Object.keys(SYNTH_SHAPES).join('|')} [--quant q4|q8|f16|f32] [--layers N] [--shard-mb N]`;
+export const USAGE = `usage: llama-webgpu synth <out-dir> --shape ${Object.keys(SYNTH_SHAPES).join('|')} [--quant q4|q8|f16|f32] [--layers N] [--shard-mb N]`;
 
 export async function run(args: string[]): Promise<number> {
   let out: string, shape: SynthShape, quant: WeightDtype, layers: number | undefined, shardMb: number;

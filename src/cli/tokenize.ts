@@ -5,7 +5,7 @@
  */
 import { loadTokenizerFile } from '../tokenizer/node.ts';
 
-const USAGE = 'usage: llama-webgpu tokenize <package-dir|tokenizer-file> <text>';
+export const USAGE = 'usage: llama-webgpu tokenize <package-dir|tokenizer-file> <text>';
 
 export async function run(args: string[]): Promise<number> {
   // Both arguments are taken verbatim (no option parsing) so any text, even one starting with "--", can be tokenized.

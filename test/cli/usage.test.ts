@@ -1,0 +1,100 @@
+/**
+ * The command line's usage handling: --help on every command prints its usage and exits 0, an unknown command is
+ * named, bad numbers are refused with a message before a GPU is opened (exit 2), and a missing package folder is
+ * a one-line message with exit 1, never a stack trace.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'cli-usage-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let stdout: string[];
+let stderr: string[];
+beforeEach(() => {
+  stdout = [];
+  stderr = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.map(String).join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.map(String).join(' ')));
+});
+afterEach(() => vi.restoreAllMocks());
+
+const COMMANDS = ['generate', 'bench', 'convert', 'info', 'tokenize', 'synth', 'bench-kernels', 'bench-summary', 'bench-encode'];
+const STACK_LINE = /^\s+at /m;
+
+describe('--help', () => {
+  it.each(COMMANDS)('%s --help prints its usage on stdout and exits 0', async (name) => {
+    expect(await main([name, '--help'])).toBe(0);
+    expect(stdout.join('\n')).toContain(`usage: llama-webgpu ${name}`);
+    expect(stderr).toEqual([]);
+  });
+
+  it('-h after other arguments asks for usage too; bare --help lists every command', async () => {
+    expect(await main(['generate', 'some/pkg', '-h'])).toBe(0);
+    expect(stdout.join('\n')).toContain('--max-tokens N');
+    stdout.length = 0;
+    expect(await main(['--help'])).toBe(0);
+    for (const name of COMMANDS) expect(stdout.join('\n')).toContain(`  ${name}`);
+  });
+});
+
+describe('usage errors exit 2 with a message', () => {
+  it('an unknown command is named', async () => {
+    expect(await main(['frobnicate', 'x'])).toBe(2);
+    expect(stderr[0]).toBe('unknown command "frobnicate"');
+    expect(stderr.join('\n')).toContain('generate');
+    expect(stdout).toEqual([]);
+  });
+
+  it.each([
+    [['--temperature', 'abc'], '--temperature must be a number, got abc'],
+    [['--max-tokens', '-5'], '--max-tokens must be an integer of at least 1, got -5'],
+    [['--max-tokens', '2.5'], '--max-tokens must be an integer of at least 1, got 2.5'],
+    [['--temperature', '-1'], '--temperature must be 0 (greedy) or more, got -1'],
+    [['--top-p', '0'], '--top-p must be in (0, 1], got 0'],
+  ])('generate %j is refused before the package is opened', async (opts, message) => {
+    // The package folder does not exist: the options are checked first.
+    expect(await main(['generate', path.join(tmp, 'none'), '--prompt', 'x', ...opts])).toBe(2);
+    const text = stderr.join('\n');
+    expect(text).toContain(message);
+    expect(text).toContain('usage: llama-webgpu generate');
+    expect(text).not.toMatch(STACK_LINE);
+  });
+
+  it('bench refuses a token count that is not a positive integer', async () => {
+    expect(await main(['bench', path.join(tmp, 'none'), '--gen-tokens', '-5'])).toBe(2);
+    expect(stderr.join('\n')).toContain('--gen-tokens must be an integer of at least 1, got -5');
+  });
+});
+
+describe('a missing package folder exits 1 with a message', () => {
+  it('generate and bench name the folder that does not exist, or that holds no manifest.json', async () => {
+    const missing = path.join(tmp, 'missing-pkg');
+    const empty = path.join(tmp, 'empty');
+    mkdirSync(empty);
+    for (const cmd of [['generate', missing, '--prompt', 'x'], ['bench', missing, '--quiet']]) {
+      stderr.length = 0;
+      expect(await main(cmd)).toBe(1);
+      expect(stderr.join('\n')).toBe(`${missing} does not exist; give the folder of a model package (\`llama-webgpu convert\` writes one)`);
+    }
+    stderr.length = 0;
+    expect(await main(['generate', empty, '--prompt', 'x'])).toBe(1);
+    expect(stderr.join('\n')).toContain(`${empty} is not a model package (it has no manifest.json)`);
+    expect(await main(['info', missing])).toBe(1);
+  });
+
+  it('through the CLI runner: one message on stderr, no stack trace, exit 1', () => {
+    const r = spawnSync(process.execPath, ['scripts/run.mjs', 'src/cli/main.ts', 'generate', path.join(tmp, 'nowhere'), '--prompt', 'x'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('nowhere does not exist');
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    expect(r.stdout).toBe('');
+  });
+});
