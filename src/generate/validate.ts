@@ -86,7 +86,7 @@ export function validateGenerateOptions<T extends RawGenerateOptions>(
   if (o.repetitionPenalty !== undefined && o.repetitionPenalty <= 0) fail(n('repetitionPenalty'), 'a finite number > 0 (1 = off)', o.repetitionPenalty);
   finite(n('frequencyPenalty'), o.frequencyPenalty);
   finite(n('presencePenalty'), o.presencePenalty);
-  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) fail(n('seed'), 'an integer', o.seed);
+  if (o.seed !== undefined && !Number.isInteger(o.seed)) fail(n('seed'), 'an integer', o.seed);
   if (o.maxTokens !== undefined && !((Number.isInteger(o.maxTokens) && o.maxTokens >= 0) || o.maxTokens === Infinity)) {
     fail(n('maxTokens'), 'an integer >= 0 (or Infinity: up to the end of the context)', o.maxTokens);
   }
