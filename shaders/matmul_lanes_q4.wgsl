@@ -24,6 +24,8 @@
 // are scaled by 1 / sqrt(sum / cols + eps), which folds the RMSNorm into this op.
 // NORM_OUT (decode, with mode 1, the residual add): also stores the new y rows times g, and each workgroup's sum of
 // their squares, into xn = [g (norm_dim) | y * g (norm_dim) | one sum per OUT_RPL WG rows], the next op's NORM_IN.
+// Params, combine(), scale_at() and the SWIGLU, NORM_IN and NORM_OUT overrides are in shaders/common/linear.wgsl
+// and scales.wgsl, which src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
 
@@ -33,22 +35,8 @@ override SCALE_F16: bool = true;
 override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
 const MAX_RPL: u32 = 8u;
 const MAX_TOKENS: u32 = 16u;
-override SWIGLU: bool = false;
-override NORM_IN: bool = false;
-override NORM_OUT: bool = false;
 // Rows of y per lane: RPL, or RPL / 2 with SWIGLU.
 override OUT_RPL: u32 = select(RPL, RPL / 2u, SWIGLU);
-
-struct Params {
-  rows: u32,
-  cols: u32,
-  row_offset: u32,
-  mode: u32, // 0 store, 1 add, 2 SwiGLU gate (combine)
-  y_stride: u32,
-  norm_parts: u32, // NORM_IN: partial sums of x^2 after x's cols values
-  norm_eps: f32, // NORM_IN
-  norm_dim: u32, // NORM_OUT: rows of y, the width of g in xn
-}
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
@@ -58,37 +46,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> xn: array<f32>;
 @group(0) @binding(7) var<uniform> params: Params;
-
-// silu(g) = g / (1 + e^-g), through exp(-|g|), which never overflows.
-fn silu(g: f32) -> f32 {
-  let e = exp(-abs(g));
-  return g * select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
-}
-
-// y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
-// (the SwiGLU gate: y holds W1 x, this weight is W3).
-fn combine(old: f32, v: f32) -> f32 {
-  if (params.mode == 2u) {
-    return silu(old) * v;
-  }
-  return select(v, old + v, params.mode == 1u);
-}
-
-// Word i of W's scales, or of U's when `u`.
-fn scale_word(i: u32, u: bool) -> u32 {
-  if (u) {
-    return u_s[i];
-  }
-  return w_s[i];
-}
-
-fn scale_at(i: u32, u: bool) -> f32 {
-  if (SCALE_F16) {
-    let pair = unpack2x16float(scale_word(i >> 1u, u));
-    return select(pair.x, pair.y, (i & 1u) == 1u);
-  }
-  return bitcast<f32>(scale_word(i, u));
-}
 
 // Group i of W, or of U when `u`.
 fn group_at(i: u32, u: bool) -> vec4u {

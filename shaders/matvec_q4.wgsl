@@ -11,33 +11,11 @@
 // read neighbouring 16-byte groups) and loads the group's 8 vec4s of x once for the 4 rows. The WG partial sums
 // of each row are added through workgroup memory.
 
-// SWIGLU: y[row_offset + r] = silu(W[r] . x) * (U[r] . x), the Llama FFN's SwiGLU in one dispatch (W is w1; U,
-// bound as u_q (and u_s), is w3, of the same shape and chunking): a workgroup computes 2 rows of each, so the
-// dispatch takes ceil(rows / 2) workgroups. Otherwise U is unused (bound to W).
-// NORM_IN (decode): x is RMSNorm's x * g without the 1 / rms, and x[cols .. cols + norm_parts) holds partial sums of
-// x^2 (both written by the op that produced x, with NORM_OUT): the results are scaled by 1 / sqrt(sum / cols + eps),
-// which folds the RMSNorm into this op.
-// NORM_OUT (decode, with mode 1, the residual add): also stores the new y rows times g, and each workgroup's sum of
-// their squares, into xn = [g (norm_dim) | y * g (norm_dim) | one sum per OUT_ROWS rows], the next op's NORM_IN.
+// SWIGLU, NORM_IN and NORM_OUT (the fused variants), Params, combine() and the kernel's end (finish()) are in
+// shaders/common/linear.wgsl and matvec_finish.wgsl, which src/gpu/shaders.ts appends to this file.
 
 override WG: u32 = 64u;
 override SCALE_F16: bool = true;
-override SWIGLU: bool = false;
-override NORM_IN: bool = false;
-override NORM_OUT: bool = false;
-// Rows of y a workgroup writes: 4, or 2 with SWIGLU (its 4 row slots then hold 2 rows of W and the same 2 of U).
-override OUT_ROWS: u32 = select(4u, 2u, SWIGLU);
-
-struct Params {
-  rows: u32,
-  cols: u32,
-  row_offset: u32,
-  mode: u32, // 0 store, 1 add, 2 SwiGLU gate (combine)
-  y_stride: u32,
-  norm_parts: u32, // NORM_IN: partial sums of x^2 after x's cols values
-  norm_eps: f32, // NORM_IN
-  norm_dim: u32, // NORM_OUT: rows of y, the width of g in xn
-}
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -48,41 +26,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 @group(0) @binding(7) var<storage, read_write> xn: array<f32>;
 @group(0) @binding(8) var<uniform> params: Params;
-
-var<workgroup> partial: array<vec4f, WG>;
-var<workgroup> norm_sh: array<f32, WG>; // NORM_IN: each thread's share of the partial sums of x^2
-var<workgroup> sq_sh: array<f32, 4>; // NORM_OUT: squares of the new y rows (zero past the chunk)
-
-// silu(g) = g / (1 + e^-g), through exp(-|g|), which never overflows.
-fn silu(g: f32) -> f32 {
-  let e = exp(-abs(g));
-  return g * select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
-}
-
-// y[i]'s new value from the row's result v, by params.mode: 0 v; 1 y[i] + v (the residual stream); 2 silu(y[i]) * v
-// (the SwiGLU gate: y holds W1 x, this weight is W3).
-fn combine(old: f32, v: f32) -> f32 {
-  if (params.mode == 2u) {
-    return silu(old) * v;
-  }
-  return select(v, old + v, params.mode == 1u);
-}
-
-// Word i of W's scales, or of U's when `u`.
-fn scale_word(i: u32, u: bool) -> u32 {
-  if (u) {
-    return u_s[i];
-  }
-  return w_s[i];
-}
-
-fn scale_at(i: u32, u: bool) -> f32 {
-  if (SCALE_F16) {
-    let pair = unpack2x16float(scale_word(i >> 1u, u));
-    return select(pair.x, pair.y, (i & 1u) == 1u);
-  }
-  return bitcast<f32>(scale_word(i, u));
-}
 
 // sum_i nibble_i * x_i over one word: elements 0..3 of the word against xa, 4..7 against xb.
 fn word_dot(q: u32, xa: vec4f, xb: vec4f) -> f32 {
@@ -141,44 +84,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     }
     acc += rows_dot(r, full, xv);
   }
-  partial[t] = acc;
-  if (NORM_IN) {
-    var s = 0.0;
-    for (var p = t; p < params.norm_parts; p += WG) {
-      s += x[cols + p];
-    }
-    norm_sh[t] = s;
-  }
-  workgroupBarrier();
-  if (t < OUT_ROWS) {
-    var sum = 0.0;
-    var up = 0.0;
-    var ss = 0.0;
-    for (var i = 0u; i < WG; i++) {
-      sum += partial[i][t];
-      up += partial[i][(t + 2u) % 4u];
-      ss += norm_sh[i];
-    }
-    if (NORM_IN) {
-      let inv_rms = inverseSqrt(ss / f32(cols) + params.norm_eps);
-      sum *= inv_rms;
-      up *= inv_rms;
-    }
-    if (first + t < params.rows) {
-      let i = wg.z * params.y_stride + params.row_offset + first + t;
-      let v = select(combine(y[i], sum), silu(sum) * up, SWIGLU);
-      y[i] = v;
-      if (NORM_OUT) {
-        let row = params.row_offset + first + t;
-        xn[params.norm_dim + row] = v * xn[row];
-        sq_sh[t] = v * v;
-      }
-    }
-  }
-  if (NORM_OUT) {
-    workgroupBarrier();
-    if (t == 0u) {
-      xn[2u * params.norm_dim + (params.row_offset + first) / OUT_ROWS] = sq_sh[0] + sq_sh[1] + sq_sh[2] + sq_sh[3];
-    }
-  }
+  finish(t, first, wg.z, acc);
 }
