@@ -7,7 +7,7 @@
  *   const stream = await engine.chat.completions.create({ messages, stream: true, signal });
  */
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
-import { LlamaWebGpuError } from '../errors.ts';
+import { InvalidOptionsError, LlamaWebGpuError } from '../errors.ts';
 import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
 import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt } from '../generate/validate.ts';
 import type { FromWorker, ToWorker, WireError, WireLoadOptions } from './protocol.ts';
@@ -35,6 +35,10 @@ export class WorkerEngineTerminatedError extends LlamaWebGpuError {
 /** Rebuilds an error that crossed postMessage, keeping its class name, code and message. */
 function fromWire(w: WireError): Error {
   if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
+  if (w.name === 'InvalidOptionsError' && w.option !== undefined) {
+    const prefix = `${w.option}: `;
+    return new InvalidOptionsError(w.option, w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message);
+  }
   const e = new LlamaWebGpuError(w.code ?? 'WORKER_ERROR', w.message);
   e.name = w.name;
   return e;

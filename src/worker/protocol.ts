@@ -3,6 +3,7 @@
  * answers with events for that id and ends each request with exactly one `done` or `error`.
  */
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
+import { InvalidOptionsError } from '../errors.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../generate/openai.ts';
 
 /** What crosses postMessage: options without the AbortSignal (aborts travel as their own message). */
@@ -29,6 +30,8 @@ export interface WireError {
   name: string;
   code?: string;
   message: string;
+  /** InvalidOptionsError's option. */
+  option?: string;
 }
 
 export interface LoadInfo {
@@ -44,6 +47,7 @@ export type FromWorker =
   | { type: 'error'; id: number; error: WireError };
 
 export function toWireError(e: unknown): WireError {
+  if (e instanceof InvalidOptionsError) return { name: e.name, code: e.code, message: e.message, option: e.option };
   if (e instanceof Error) return { name: e.name, code: (e as { code?: unknown }).code as string | undefined, message: e.message };
   return { name: 'Error', message: String(e) };
 }

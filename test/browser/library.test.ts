@@ -78,6 +78,8 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     for await (const d of left) break;
     r.leftStats = await left.result;
     try { engine.generate([1], { maxTokens: -1 }); r.invalid = 'no error'; } catch (e) { r.invalid = { isClass: e instanceof InvalidOptionsError, code: e.code, message: e.message }; }
+    // Checked in the worker against the vocabulary: the error keeps its class across the boundary.
+    try { for await (const d of engine.generate([1], { stopTokenIds: [100000] })); r.invalidInWorker = 'no error'; } catch (e) { r.invalidInWorker = { isClass: e instanceof InvalidOptionsError, option: e.option, message: e.message }; }
 
     const controller = new AbortController();
     const aborted = engine.generate('Once upon a time', { temperature: 0.8, seed: 3, maxTokens: 100, signal: controller.signal });
@@ -253,6 +255,7 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.leftStats.generatedTokens).toBeLessThan(100);
       expect(r.invalid).toMatchObject({ isClass: true, code: 'INVALID_OPTIONS' });
       expect(r.invalid.message).toMatch(/^maxTokens: must be an integer >= 0/);
+      expect(r.invalidInWorker).toEqual({ isClass: true, option: 'stopTokenIds[0]', message: 'stopTokenIds[0]: must be a token id, an integer in 0..511, got 100000.' });
 
       expect(r.abortStats.finishReason).toBe('abort');
       expect(r.abortStats.generatedTokens).toBeLessThan(100);
