@@ -12,6 +12,7 @@ if (!entry) {
   console.error('usage: node scripts/run.mjs <entry.ts> [args...]');
   process.exit(2);
 }
+const ownArgv = process.argv.slice(1);
 process.argv = [process.argv[0], path.resolve(entry), ...args];
 const server = await createServer({
   root,
@@ -24,8 +25,15 @@ const server = await createServer({
 const runner = createServerModuleRunner(server.environments.ssr, { hmr: false });
 let code = 0;
 try {
-  const mod = await runner.import(path.resolve(entry));
-  if (typeof mod.main === 'function') code = (await mod.main(args)) ?? 0;
+  // Dawn's fixed limit notices go to stderr from C++: the entry runs in a child whose stderr is filtered.
+  const dawnStderr = await runner.import(path.join(root, 'src/cli/dawn-stderr.ts'));
+  if (!dawnStderr.runsInProcess()) {
+    code = await dawnStderr.rerunWithFilteredStderr(ownArgv);
+  } else {
+    dawnStderr.inheritStderrTty();
+    const mod = await runner.import(path.resolve(entry));
+    if (typeof mod.main === 'function') code = (await mod.main(args)) ?? 0;
+  }
 } catch (err) {
   console.error(err instanceof Error ? (err.name.endsWith('Error') && err.code ? `${err.name}: ${err.message}` : err.stack) : err);
   code = 1;
