@@ -13,7 +13,7 @@ import path from 'node:path';
 import { LlamaWebGpuError } from '../errors.ts';
 import { parseManifest } from '../storage/package-check.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { numberOption, parseArgs, UsageError } from './args.ts';
+import { numberOption, parseArgs, UsageError, wantsHelp } from './args.ts';
 import { BROWSER_ADAPTERS, type BrowserAdapter } from './browser/chromium.ts';
 import { benchInBrowser, describeAdapter } from './browser/bench-run.ts';
 
@@ -28,6 +28,10 @@ export function benchPromptIds(bosId: number, vocabSize: number, promptTokens: n
 }
 
 export async function main(args: string[]): Promise<number> {
+  if (wantsHelp(args)) {
+    console.log(USAGE);
+    return 0;
+  }
   let p;
   let adapter: BrowserAdapter;
   try {

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main as benchBrowser } from '../../src/cli/bench-browser.ts';
 import { main } from '../../src/cli/main.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cli-usage-'));
@@ -31,6 +32,11 @@ describe('--help', () => {
     expect(await main([name, '--help'])).toBe(0);
     expect(stdout.join('\n')).toContain(`usage: llama-webgpu ${name}`);
     expect(stderr).toEqual([]);
+  });
+
+  it('bench:browser --help prints its usage and exits 0', async () => {
+    expect(await benchBrowser(['--help'])).toBe(0);
+    expect(stdout.join('\n')).toContain('usage: npm run bench:browser');
   });
 
   it('-h after other arguments asks for usage too; bare --help lists every command', async () => {
