@@ -8,7 +8,9 @@
 // Keys are visited in chunks of WG with a running max (online softmax), so workgroup memory stays a few KiB at
 // any context length, and the S splits run in separate workgroups.
 //
-// Shapes: q [n, n_heads * head_dim] f32; key_cache, value_cache [max_seq_len, kv_dim] f32;
+// Shapes: q [n, n_heads * head_dim] f32; key_cache, value_cache [max_seq_len, kv_dim], f16 when F16_CACHE (two per
+//   u32, element 2i in the low half, read with unpack2x16float: no shader-f16 needed) else f32, both bound as pairs
+//   of u32 words (a vec2u is 4 cached values in f16, 2 in f32); all arithmetic is f32;
 //   part_acc [n * n_heads, S, head_dim] f32; part_ml [n * n_heads, S] vec2 (m, l); out [n, n_heads * head_dim] f32.
 // Query t starts at q[t * q_stride4] (vec4s): q may be the leading part of a wider row (the qkv row).
 // The rows sharing kv head g are numbered r = t * kv_mul + (h - g * kv_mul); a workgroup takes ROWS of them, so
@@ -19,6 +21,7 @@
 override WG: u32 = 128u;
 override ROWS: u32 = 8u;
 override HD4: u32 = 32u;
+override F16_CACHE: bool = false;
 
 // Per-row registers need a constant size; ROWS <= MAX_ROWS (checked when the op is built).
 const MAX_ROWS: u32 = 8u;
@@ -31,21 +34,31 @@ struct Params {
   q_stride4: u32, // vec4s between the queries of consecutive tokens
 }
 
-struct Step {
-  pos: u32,
-  n_tokens: u32,
-  seed: u32,
-  _pad: u32,
-}
-
 @group(0) @binding(0) var<storage, read> q: array<vec4f>;
-@group(0) @binding(1) var<storage, read> key_cache: array<vec4f>;
-@group(0) @binding(2) var<storage, read> value_cache: array<vec4f>;
+@group(0) @binding(1) var<storage, read> key_cache: array<vec2u>;
+@group(0) @binding(2) var<storage, read> value_cache: array<vec2u>;
 @group(0) @binding(3) var<storage, read_write> part_acc: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> part_ml: array<vec2f>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(6) var<uniform> params: Params;
 @group(0) @binding(7) var<uniform> step: Step;
+
+// Values 4i .. 4i + 3 of a cache, as f32.
+fn key4(i: u32) -> vec4f {
+  if (F16_CACHE) {
+    let w = key_cache[i];
+    return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
+  }
+  return vec4f(bitcast<vec2f>(key_cache[2u * i]), bitcast<vec2f>(key_cache[2u * i + 1u]));
+}
+
+fn value4(i: u32) -> vec4f {
+  if (F16_CACHE) {
+    let w = value_cache[i];
+    return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
+  }
+  return vec4f(bitcast<vec2f>(value_cache[2u * i]), bitcast<vec2f>(value_cache[2u * i + 1u]));
+}
 
 // Below any real score; used instead of -inf, which shaders may not honour.
 const NEG: f32 = -1e30;
@@ -107,7 +120,7 @@ fn main(
     if (j < end) {
       let base = j * params.kv_dim4 + kv_base;
       for (var i = 0u; i < HD4; i++) {
-        let kk = key_cache[base + i];
+        let kk = key4(base + i);
         for (var r = 0u; r < ROWS; r++) {
           s[r] += dot(q_sh[r * HD4 + i], kk);
         }
@@ -141,7 +154,7 @@ fn main(
       }
       let chunk = min(WG, end - k0);
       for (var x = slice; x < chunk; x += slices) {
-        let vv = value_cache[(k0 + x) * params.kv_dim4 + kv_base + c];
+        let vv = value4((k0 + x) * params.kv_dim4 + kv_base + c);
         for (var r = 0u; r < ROWS; r++) {
           let p = p_sh[r * WG + x];
           acc[r] += p * vv;

@@ -18,13 +18,6 @@ struct Params {
   scale: f32,
 }
 
-struct Step {
-  pos: u32,
-  n_tokens: u32,
-  seed: u32,
-  _pad: u32,
-}
-
 @group(0) @binding(0) var<storage, read> part_acc: array<vec4f>;
 @group(0) @binding(1) var<storage, read> part_ml: array<vec2f>;
 @group(0) @binding(2) var<storage, read> splits: array<u32>;

@@ -28,13 +28,6 @@ struct Params {
   qkv_pairs: u32, // qkv_dim / 2: the pair stride between tokens
 }
 
-struct Step {
-  pos: u32,
-  n_tokens: u32,
-  seed: u32,
-  _pad: u32,
-}
-
 @group(0) @binding(0) var<storage, read> freq: array<vec2u>;
 @group(0) @binding(1) var<storage, read_write> qkv: array<vec2f>;
 @group(0) @binding(2) var<storage, read_write> key_cache: array<u32>;

@@ -17,6 +17,9 @@ const PRELUDES: Record<string, string[]> = {
   matvec_q8: ['linear', 'scales', 'matvec_finish'],
   matvec_q4: ['linear', 'scales', 'matvec_finish'],
   matmul_lanes_q4: ['linear', 'scales'],
+  attention: ['step'],
+  attention_merge: ['step'],
+  rope: ['step'],
 };
 
 export function shaderSource(name: string): string {

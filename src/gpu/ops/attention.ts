@@ -109,7 +109,6 @@ export class Attention {
     if (maxSeqLen > cache.maxSeqLen) {
       throw new KernelShapeError('attention', `maxSeqLen ${maxSeqLen} exceeds the KV cache's ${cache.maxSeqLen} positions; build the cache as long as the context`);
     }
-    if (cache.f16 && !gpu.f16) throw new KernelShapeError('attention', 'the KV cache is f16 but this device has no shader-f16; create the cache on this device');
     if (maxTokens > maxSeqLen) throw new KernelShapeError('attention', `maxTokens ${maxTokens} exceeds maxSeqLen ${maxSeqLen}`);
     if (qStride !== undefined && (qStride % 4 !== 0 || qStride < nHeads * headDim)) {
       throw new KernelShapeError('attention', `qStride ${qStride} must be a multiple of 4 and at least nHeads * headDim (${shape})`);
@@ -124,9 +123,9 @@ export class Attention {
     this.decodeRows = Math.min(MAX_ROWS, this.kvMul);
     const workgroupBytes = MAX_ROWS * hd4 * 16 + MAX_ROWS * WG * 4 + MAX_ROWS * 4 + WG * 20;
     gpu.requireLimit('maxComputeWorkgroupStorageSize', workgroupBytes, `Attention with headDim ${headDim}`);
-    const shader = cache.f16 ? 'attention_f16' : 'attention';
-    this.decodePipeline = gpu.pipeline(shader, { WG, ROWS: this.decodeRows, HD4: hd4 });
-    this.prefillPipeline = gpu.pipeline(shader, { WG, ROWS: MAX_ROWS, HD4: hd4 });
+    const F16_CACHE = cache.f16 ? 1 : 0;
+    this.decodePipeline = gpu.pipeline('attention', { WG, ROWS: this.decodeRows, HD4: hd4, F16_CACHE });
+    this.prefillPipeline = gpu.pipeline('attention', { WG, ROWS: MAX_ROWS, HD4: hd4, F16_CACHE });
     this.keysPerChunk = WG;
     this.mergePipeline = gpu.pipeline('attention_merge', { WG: MERGE_WG, CHUNK: WG, HD4: hd4 });
     this.params = gpu.uniform(
