@@ -3,8 +3,9 @@
 //
 // For token t of the step (position p = pos + t) and pair i of every head:
 //   (x[2i], x[2i+1]) <- (x[2i] cos a - x[2i+1] sin a, x[2i] sin a + x[2i+1] cos a),
-//   a = (p / rope_scale) * theta^(-2i / head_dim).
-// The angle is reduced modulo one turn exactly: freq[i] holds (theta^(-2i/head_dim) / (rope_scale * 2 pi)) mod 1
+//   a = (p / rope_scale) * theta^(-2i / rot_dims)   for i < rot_dims / 2 (rot_dims = head_dim for Llama 2),
+//   a = 0 (freq[i] = 0: cos 1, sin 0 exactly, the pair passes through) for the other pairs.
+// The angle is reduced modulo one turn exactly: freq[i] holds (theta^(-2i/rot_dims) / (rope_scale * 2 pi)) mod 1
 // as a 64-bit fixed-point fraction (hi, lo words), so p * freq[i] mod 1 is an integer product mod 2^64 (a plain f32
 // product p * freq loses ~2e-4 rad near position 4096). The top bits of that fraction pick the nearest quarter
 // turn and the rest, within [-pi/4, pi/4], goes through sin/cos polynomials: WGSL only bounds the built-in sin/cos

@@ -70,7 +70,7 @@ export class Forward {
     const step = s.step.buffer;
     const maxTokens = s.maxTokens;
     const attNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsnorm');
-    const rope = new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, maxTokens });
+    const rope = new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, rotaryDims: c.ropeDims, maxTokens });
     const matmul = (w: GpuWeight) => new MatMul(gpu, w, maxTokens);
     const qkvOutput = (rowOffset: number) => ({ rowOffset, yStride: qkvDim(c) });
 

@@ -51,14 +51,17 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     { name: 'llama2-70b gqa', nHeads: 64, nKvHeads: 8, headDim: 128, n: 3, pos: 0, theta: 10000, scale: 1 },
     { name: 'stories260K prefill', nHeads: 8, nKvHeads: 4, headDim: 8, n: 64, pos: 100, theta: 10000, scale: 1 },
     { name: 'large theta, linear scaling', nHeads: 8, nKvHeads: 2, headDim: 64, n: 4, pos: 100000, theta: 1000000, scale: 4 },
-  ])('$name n=$n pos=$pos', async ({ nHeads, nKvHeads, headDim, n, pos, theta, scale }) => {
+    { name: 'partial rotary (32 of 64 dims)', nHeads: 4, nKvHeads: 2, headDim: 64, n: 3, pos: 777, theta: 10000, scale: 1, rotaryDims: 32 },
+  ])('$name n=$n pos=$pos', async ({ nHeads, nKvHeads, headDim, n, pos, theta, scale, rotaryDims }: {
+    nHeads: number; nKvHeads: number; headDim: number; n: number; pos: number; theta: number; scale: number; rotaryDims?: number;
+  }) => {
     const kvDim = nKvHeads * headDim;
     // A fresh (zero) cache with one row past the step's rows: the rows either side of them must stay zero.
     const cache = createKvCache(gpu, 'rope.test', pos + n + 1, kvDim);
     const q0 = randomArray(n * nHeads * headDim, 1);
     const k0 = randomArray(n * kvDim, 2);
     const v0 = randomArray(n * kvDim, 3);
-    const op = new Rope(gpu, { nHeads, nKvHeads, headDim, theta, scale, maxTokens: n });
+    const op = new Rope(gpu, { nHeads, nKvHeads, headDim, theta, scale, rotaryDims, maxTokens: n });
     const qkv = gpu.storage('qkv', packQkv(n, [q0, k0, v0]));
     const step = new StepUniform(gpu, 'rope.test.step');
     step.write(pos, n);
@@ -66,8 +69,8 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     await gpu.checked('rope', () => gpu.run('rope', (pass) => bound.encode(pass, n)));
     const rel = cache.f16 ? 2 ** -10 : 2e-6;
     const [q, k, v] = unpackQkv(n, await gpu.readF32(qkv), [nHeads * headDim, kvDim, kvDim]);
-    expectClose(q, ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale), 2e-6, 2e-6, 'rope q');
-    expectClose(await readRows(gpu, cache, cache.keyCache, pos, n), ropeRef(k0, n, kvDim, headDim, pos, theta, scale), 2e-6, rel, 'cached keys');
+    expectClose(q, ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale, rotaryDims), 2e-6, 2e-6, 'rope q');
+    expectClose(await readRows(gpu, cache, cache.keyCache, pos, n), ropeRef(k0, n, kvDim, headDim, pos, theta, scale, rotaryDims), 2e-6, rel, 'cached keys');
     const values = await readRows(gpu, cache, cache.valueCache, pos, n);
     if (cache.f16) expectClose(values, v0, 2 ** -24, 2 ** -10, 'cached values (f16)');
     else expect(values).toEqual(v0);
@@ -100,6 +103,8 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     expect(() => new Rope(gpu, { ...o, headDim: 7 })).toThrow(KernelShapeError);
     expect(() => new Rope(gpu, { ...o, nHeads: 0 })).toThrow(KernelShapeError);
     expect(() => new Rope(gpu, { ...o, scale: 0 })).toThrow(KernelShapeError);
+    expect(() => new Rope(gpu, { ...o, rotaryDims: 3 })).toThrow(/rotaryDims must be even/);
+    expect(() => new Rope(gpu, { ...o, rotaryDims: 10 })).toThrow(/rotaryDims must be even/);
     const qkv = gpu.storage('qkv', 4 * 128 * 4);
     const step = new StepUniform(gpu).buffer;
     expect(() => new Rope(gpu, o).bind('rope.wrong cache', qkv, createKvCache(gpu, 'wide', 8, 64), step)).toThrow(/KV cache rows hold 64/);

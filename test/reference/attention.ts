@@ -15,13 +15,14 @@ export function ropeRef(
   pos: number,
   theta: number,
   scale: number,
+  rotaryDims = headDim,
 ): Float64Array {
   const out = Float64Array.from(x);
   for (let t = 0; t < n; t++) {
     const p = (pos + t) / scale;
     for (let base = t * rowWidth; base < (t + 1) * rowWidth; base += headDim) {
-      for (let i = 0; i < headDim / 2; i++) {
-        const angle = p * Math.pow(theta, (-2 * i) / headDim);
+      for (let i = 0; i < rotaryDims / 2; i++) {
+        const angle = p * Math.pow(theta, (-2 * i) / rotaryDims);
         const c = Math.cos(angle);
         const s = Math.sin(angle);
         const a = out[base + 2 * i];

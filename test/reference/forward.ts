@@ -106,7 +106,7 @@ export function rope(v: Float64Array, pos: number, headDim: number, c: ModelConf
   const p = pos / (c.ropeScale || 1);
   for (let base = 0; base < v.length; base += headDim) {
     for (let i = 0; i < dims; i += 2) {
-      const angle = p * Math.pow(c.ropeTheta, -i / headDim);
+      const angle = p * Math.pow(c.ropeTheta, -i / dims);
       const cos = Math.cos(angle);
       const sin = Math.sin(angle);
       const a = v[base + i];

@@ -13,18 +13,21 @@ export interface RopeOptions {
   theta: number;
   /** Linear scaling: positions are divided by it (1 = none). */
   scale: number;
+  /** Leading dimensions of each head that rotate (the model's rope dimension count); the rest pass through. Default headDim. */
+  rotaryDims?: number;
   /** Most tokens one step may carry. */
   maxTokens: number;
 }
 
 /**
- * Per-pair rotation speed in turns per position, (theta^(-2i/headDim) / (scale * 2 pi)) mod 1, as a 64-bit
+ * Per-pair rotation speed in turns per position, (theta^(-2i/rotaryDims) / (scale * 2 pi)) mod 1, as a 64-bit
  * fixed-point fraction [hi, lo] per pair: the shader reduces pos * freq modulo one turn exactly (shaders/rope.wgsl).
+ * Pairs past rotaryDims / 2 get speed 0, a rotation by exactly 0 (cos 1, sin 0): they pass through unchanged.
  */
-export function ropeTurns(headDim: number, theta: number, scale: number): Uint32Array {
+export function ropeTurns(headDim: number, theta: number, scale: number, rotaryDims = headDim): Uint32Array {
   const out = new Uint32Array(headDim);
-  for (let i = 0; i < headDim / 2; i++) {
-    const turns = Math.pow(theta, (-2 * i) / headDim) / (scale * 2 * Math.PI);
+  for (let i = 0; i < rotaryDims / 2; i++) {
+    const turns = Math.pow(theta, (-2 * i) / rotaryDims) / (scale * 2 * Math.PI);
     const frac = (turns - Math.floor(turns)) * 2 ** 32;
     const hi = Math.floor(frac);
     out[2 * i] = hi;
@@ -46,7 +49,7 @@ export class Rope {
     readonly o: RopeOptions,
     label = 'rope',
   ) {
-    const { nHeads, nKvHeads, headDim, theta, scale, maxTokens } = o;
+    const { nHeads, nKvHeads, headDim, theta, scale, maxTokens, rotaryDims = headDim } = o;
     const shape = `nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim}`;
     for (const [name, v] of Object.entries({ nHeads, nKvHeads, headDim, maxTokens })) {
       if (!Number.isInteger(v) || v <= 0) throw new KernelShapeError('rope', `${name} must be a positive integer (${shape}, maxTokens=${maxTokens})`);
@@ -54,7 +57,10 @@ export class Rope {
     if (headDim % 2 !== 0) throw new KernelShapeError('rope', `headDim must be even to rotate pairs (${shape}); check the model's dim / nHeads`);
     if (!(theta > 1) || !Number.isFinite(theta)) throw new KernelShapeError('rope', `theta must be a finite number > 1, got ${theta}`);
     if (!(scale > 0) || !Number.isFinite(scale)) throw new KernelShapeError('rope', `scale must be a positive finite number, got ${scale}`);
-    this.freq = gpu.storage(`${label}.freq`, ropeTurns(headDim, theta, scale));
+    if (!Number.isInteger(rotaryDims) || rotaryDims < 2 || rotaryDims > headDim || rotaryDims % 2 !== 0) {
+      throw new KernelShapeError('rope', `rotaryDims must be even and within 2..headDim (${shape}), got ${rotaryDims}; check the model's rope dimension count`);
+    }
+    this.freq = gpu.storage(`${label}.freq`, ropeTurns(headDim, theta, scale, rotaryDims));
     this.groupsX = Math.ceil(((nHeads + 2 * nKvHeads) * headDim) / 2 / WG);
   }
 
