@@ -4,16 +4,30 @@
  * The JavaScript cost of one call of each compute-pass encoding method, the per-dispatch overhead under every
  * decode step (bench's "JS encode/dispatch"): N calls of setPipeline alone, of setBindGroup alone, of
  * dispatchWorkgroups alone, and of all three per dispatch (the engine's pattern), each timed in its own pass, then
- * pass.end + finish, queue.submit, and the wait for the GPU. The pipeline is shaders/add.wgsl on 64 elements (one
+ * pass.end + finish, queue.submit, and the wait for the GPU. The pipeline is ADD_WGSL, x += y on 64 elements (one
  * workgroup): the GPU work is negligible, so the figures are the API's. The median of R rounds after one warm-up
  * round. --browser runs the same code in headless Chromium (/usr/bin/chromium, or $LLAMA_WEBGPU_CHROMIUM) too.
  */
 import { parseArgs, numberOption, UsageError } from './args.ts';
 import { openNodeGpu, resolveAdapterRequest } from '../gpu/node.ts';
-import { shaderSource } from '../gpu/shaders.ts';
 import { LlamaWebGpuError } from '../errors.ts';
 
 export const USAGE = 'usage: llama-webgpu bench-encode [--adapter llvmpipe|swiftshader|default] [--dispatches N] [--rounds R] [--browser] [--json]';
+
+/** The measured kernel: x += y over params.dim elements, one thread each. */
+export const ADD_WGSL = `
+override WG: u32 = 64u;
+struct Params { dim: u32 }
+@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x < params.dim) {
+    x[gid.x] += y[gid.x];
+  }
+}
+`;
 
 /** Microseconds per call (the loops) and milliseconds per pass (the rest), medians over the rounds. */
 export interface EncodeCost {
@@ -180,7 +194,7 @@ export async function run(args: string[]): Promise<number> {
   const rounds = numberOption(p, 'rounds', 5);
   const adapterOption = p.options.get('adapter');
   const request = resolveAdapterRequest(typeof adapterOption === 'string' ? adapterOption : undefined);
-  const code = shaderSource('add');
+  const code = ADD_WGSL;
   const { gpu, choice } = await openNodeGpu(request.name, { source: request.source });
   const node = { adapter: gpu.summary.description || gpu.summary.device, adapterReason: choice.reason, ...(await measureEncodeCost(gpu.device, code, dispatches, rounds)) };
   gpu.destroy();

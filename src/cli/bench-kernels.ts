@@ -12,11 +12,15 @@
 import { parseArgs, UsageError } from './args.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { openNodeGpu, resolveAdapterRequest } from '../gpu/node.ts';
+import { Attention } from '../gpu/ops/attention.ts';
 import { Embedding } from '../gpu/ops/embedding.ts';
+import { createKvCache, type KvCache } from '../gpu/ops/kv-cache.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import { MatVec } from '../gpu/ops/matvec.ts';
 import type { BoundOp } from '../gpu/ops/op.ts';
 import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
+import { Rope } from '../gpu/ops/rope.ts';
+import { Sampler } from '../gpu/ops/sampler.ts';
 import { encodedByteLengths, isQuantized, type WeightDtype } from '../formats/quant.ts';
 import { destroyWeight, planChunks, weightBytes, type GpuWeight } from '../gpu/weights.ts';
 
@@ -74,7 +78,7 @@ interface Maker {
   make: () => Bench;
 }
 
-async function allBenches(gpu: Gpu): Promise<Maker[]> {
+function allBenches(gpu: Gpu): Maker[] {
   const makers: Maker[] = [];
   const x = gpu.storage('bench.x', PREFILL * HIDDEN * 4);
   fillRandom(gpu, x, 'f32');
@@ -139,92 +143,50 @@ async function allBenches(gpu: Gpu): Promise<Maker[]> {
   return makers;
 }
 
-/**
- * The other ops of a decode step, when their modules exist in src/gpu/ops/ (loaded lazily, so the benchmark runs
- * while ops are added). To add one: a key naming src/gpu/ops/<key>.ts and a function that builds its Makers.
- * `bytes` counts the activations or cache the op reads and writes.
- */
-type OpModule = Record<string, unknown>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Ctor = new (...args: any[]) => { bind(...args: unknown[]): BoundOp };
-const OP_MODULES = import.meta.glob('../gpu/ops/*.ts') as Record<string, () => Promise<OpModule>>;
 const CONTEXT = 1024;
 const N_HEADS = 32;
 const HEAD_DIM = DIM / N_HEADS;
 
-const OTHER_OPS: Record<string, (gpu: Gpu, mods: Record<string, OpModule>, step: GPUBuffer) => Maker[]> = {
-  rope: (gpu, m, step) => [
+/**
+ * The other ops of a decode step. `bytes` counts the activations or cache the op reads and writes. The per-step
+ * uniform sits at the last position of the context: decode attention reads the whole cache.
+ */
+function otherOps(gpu: Gpu): Maker[] {
+  const step = gpu.device.createBuffer({ label: 'bench.step', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  gpu.device.queue.writeBuffer(step, 0, new Uint32Array([CONTEXT - 1, 1, 0, 0]));
+  const cacheBytes = (cache: KvCache) => CONTEXT * DIM * (cache.f16 ? 2 : 4);
+  return [
     {
       name: `rope ${N_HEADS}x${HEAD_DIM} q+k, k+v into the cache`,
       make: () => {
-        const Rope = m.rope.Rope as Ctor;
-        const cache = (m['kv-cache'].createKvCache as (g: Gpu, l: string, s: number, d: number) => { f16: boolean })(gpu, 'bench', CONTEXT, DIM);
-        const q = gpu.storage('bench.q', DIM * 4);
-        const k = gpu.storage('bench.k', DIM * 4);
-        const v = gpu.storage('bench.v', DIM * 4);
-        const op = new Rope(gpu, { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', q, k, v, cache, step);
-        return { op, n: 1, bytes: DIM * 4 * 4 + DIM * 2 * (cache.f16 ? 2 : 4) };
+        const cache = createKvCache(gpu, 'bench', CONTEXT, DIM);
+        const qkv = gpu.storage('bench.qkv', 3 * DIM * 4);
+        const op = new Rope(gpu, { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', qkv, cache, step);
+        // Reads q, k, v; writes q and one cache row of k and of v.
+        return { op, n: 1, bytes: 4 * DIM * 4 + (2 * cacheBytes(cache)) / CONTEXT, cleanup: () => [qkv, cache.keyCache, cache.valueCache].forEach((b) => b.destroy()) };
       },
     },
-  ],
-  add: (gpu, m) => [
-    {
-      name: `add ${DIM}`,
-      make: () => {
-        const Add = m.add.Add as Ctor;
-        const a = gpu.storage('bench.a', DIM * 4);
-        const b = gpu.storage('bench.b', DIM * 4);
-        return { op: new Add(gpu, DIM).bind('bench.add', a, b), n: 1, bytes: DIM * 4 * 3 };
-      },
-    },
-  ],
-  attention: (gpu, m, step) => [
     {
       name: `attention ${N_HEADS}x${HEAD_DIM} pos ${CONTEXT - 1}`,
       make: () => {
-        const cache = (m['kv-cache'].createKvCache as (g: Gpu, l: string, s: number, d: number) => { f16: boolean })(gpu, 'bench', CONTEXT, DIM);
-        const Attention = m.attention.Attention as Ctor;
+        const cache = createKvCache(gpu, 'bench', CONTEXT, DIM);
         const q = gpu.storage('bench.q', DIM * 4);
         const out = gpu.storage('bench.att', DIM * 4);
         const options = { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, maxSeqLen: CONTEXT, maxTokens: 1 };
         const op = new Attention(gpu, options, cache).bind('bench.attention', q, out, step);
-        return { op, n: 1, bytes: 2 * CONTEXT * DIM * (cache.f16 ? 2 : 4) };
+        return { op, n: 1, bytes: 2 * cacheBytes(cache), cleanup: () => [q, out, cache.keyCache, cache.valueCache].forEach((b) => b.destroy()) };
       },
     },
-  ],
-  sampler: (gpu, m, step) => [
     {
       name: `sample ${VOCAB} greedy`,
       make: () => {
-        const Sampler = m.sampler.Sampler as Ctor;
         const logits = gpu.storage('bench.logits', VOCAB * 4);
         fillRandom(gpu, logits, 'f32');
         const tokens = gpu.storage('bench.tokens', 16);
-        return { op: new Sampler(gpu, VOCAB).bind('bench.sample', logits, tokens, 0, step), n: 1, bytes: VOCAB * 4 };
+        return { op: new Sampler(gpu, VOCAB).bind('bench.sample', logits, tokens, 0, step), n: 1, bytes: VOCAB * 4, cleanup: () => [logits, tokens].forEach((b) => b.destroy()) };
       },
     },
-  ],
-};
-
-async function otherOps(gpu: Gpu): Promise<Maker[]> {
-  const mods: Record<string, OpModule> = {};
-  for (const [path, load] of Object.entries(OP_MODULES)) mods[path.slice(path.lastIndexOf('/') + 1, -3)] = await load();
-  // The per-step uniform at the last position of the context: decode attention reads the whole cache.
-  const step = gpu.device.createBuffer({ label: 'bench.step', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  gpu.device.queue.writeBuffer(step, 0, new Uint32Array([CONTEXT - 1, 1, 0, 0]));
-  const makers: Maker[] = [];
-  for (const [key, build] of Object.entries(OTHER_OPS)) {
-    if (!mods[key]) {
-      makers.push({ name: `${key} (src/gpu/ops/${key}.ts)`, make: () => { throw new Error('not written yet'); } });
-      continue;
-    }
-    try {
-      makers.push(...build(gpu, mods, step));
-    } catch (e) {
-      makers.push({ name: key, make: () => { throw e; } });
-    }
-  }
-  return makers;
+  ];
 }
 
 /**
@@ -289,7 +251,7 @@ export async function run(args: string[]): Promise<number> {
   say(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)} ${'CPU ms'.padStart(10)} ${'GB/CPU-s'.padStart(9)}`);
   const rows: KernelTiming[] = [];
   const skipped: { name: string; reason: string }[] = [];
-  for (const { name, make } of [...(await allBenches(gpu)), ...(await otherOps(gpu))]) {
+  for (const { name, make } of [...allBenches(gpu), ...otherOps(gpu)]) {
     if (only && !name.includes(only)) continue;
     let b: Bench;
     try {

@@ -7,9 +7,3 @@ export function swigluRef(hb: ArrayLike<number>, hb2: ArrayLike<number>): Float6
   return out;
 }
 
-/** x + y. */
-export function addRef(x: ArrayLike<number>, y: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
-  return out;
-}
