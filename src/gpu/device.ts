@@ -70,7 +70,7 @@ const WANTED_LIMITS = [
 export class Gpu {
   readonly adapter: GPUAdapter;
   readonly device: GPUDevice;
-  /** True when shaders may `enable f16;` (adapter has shader-f16 and it was not turned off). */
+  /** True when the adapter has shader-f16 and it was not turned off: the KV cache is then half precision. */
   readonly f16: boolean;
   /** True when shaders may `enable subgroups;` (the adapter has the feature; it is always requested). */
   readonly subgroups: boolean;
@@ -82,6 +82,7 @@ export class Gpu {
   readonly summary: AdapterSummary;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private placeholder: GPUBuffer | undefined;
+  private readonly sharedBuffers = new Map<string, GPUBuffer>();
   private readonly modules = new Map<string, GPUShaderModule>();
 
   private constructor(adapter: GPUAdapter, device: GPUDevice, f16: boolean, busyWaits: boolean) {
@@ -168,6 +169,18 @@ export class Gpu {
   /** A small storage buffer to bind where a kernel declares a binding that this use of it never touches. */
   get unusedStorage(): GPUBuffer {
     return (this.placeholder ??= this.storage('unused', 16));
+  }
+
+  /**
+   * A storage buffer shared by every op on this device that asks for the same label and size: scratch whose
+   * contents live only within one op's dispatches, when ops run one after another (a 70B model's 80 attention
+   * layers hold one pair of partial-result buffers, not 80).
+   */
+  sharedScratch(label: string, bytes: number): GPUBuffer {
+    const key = `${label}.${bytes}`;
+    let b = this.sharedBuffers.get(key);
+    if (!b) this.sharedBuffers.set(key, (b = this.storage(key, bytes)));
+    return b;
   }
 
   /** A uniform buffer holding `data` (rounded up to 16 bytes). Written again with `write` when it changes. */

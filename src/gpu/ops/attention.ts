@@ -49,21 +49,10 @@ interface Scratch {
 
 /**
  * Partial results live only between the two dispatches of one layer's attention, and layers run one after another,
- * so every Attention on a device with the same sizes shares one pair of scratch buffers (a 70B model would
- * otherwise hold 80 copies).
+ * so every Attention on a device with the same sizes shares one pair of scratch buffers (Gpu.sharedScratch).
  */
-const scratchByDevice = new WeakMap<GPUDevice, Map<string, Scratch>>();
-
 function sharedScratch(gpu: Gpu, accBytes: number, mlBytes: number): Scratch {
-  let byKey = scratchByDevice.get(gpu.device);
-  if (!byKey) scratchByDevice.set(gpu.device, (byKey = new Map()));
-  const key = `${accBytes}/${mlBytes}`;
-  let s = byKey.get(key);
-  if (!s) {
-    s = { acc: gpu.storage(`attention.partAcc.${key}`, accBytes), ml: gpu.storage(`attention.partMl.${key}`, mlBytes) };
-    byKey.set(key, s);
-  }
-  return s;
+  return { acc: gpu.sharedScratch('attention.partAcc', accBytes), ml: gpu.sharedScratch('attention.partMl', mlBytes) };
 }
 
 /**
