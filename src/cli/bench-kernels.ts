@@ -22,13 +22,12 @@ import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import { Sampler } from '../gpu/ops/sampler.ts';
 import { encodedByteLengths, isQuantized, type WeightDtype } from '../formats/quant.ts';
+import { SYNTH_SHAPES } from '../model/synthetic.ts';
 import { destroyWeight, planChunks, weightBytes, type GpuWeight } from '../gpu/weights.ts';
 
 export const USAGE = 'usage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]';
 
-const DIM = 4096;
-const HIDDEN = 11008;
-const VOCAB = 32000;
+const { dim: DIM, hiddenDim: HIDDEN, vocabSize: VOCAB } = SYNTH_SHAPES['llama2-7b'];
 const PREFILL = 128;
 
 /** One benchmark row: a bound op, how many rows/tokens to encode it with, and the weight bytes one dispatch reads. */

@@ -19,6 +19,7 @@ import {
 } from '../../src/formats/manifest.ts';
 import { encodeWeights, encodedByteLengths, type ScaleDtype, type WeightDtype } from '../../src/formats/quant.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
+import { SYNTH_SHAPES } from '../../src/model/synthetic.ts';
 import { randomArray, rng } from './gpu.ts';
 
 export interface PackageOptions {
@@ -56,12 +57,8 @@ export function tinyConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
 
 /** The published Llama 2 shapes. */
 export function llamaConfig(size: '7B' | '13B' | '70B'): ModelConfig {
-  const shapes = {
-    '7B': { dim: 4096, hiddenDim: 11008, nLayers: 32, nHeads: 32, nKvHeads: 32 },
-    '13B': { dim: 5120, hiddenDim: 13824, nLayers: 40, nHeads: 40, nKvHeads: 40 },
-    '70B': { dim: 8192, hiddenDim: 28672, nLayers: 80, nHeads: 64, nKvHeads: 8 },
-  }[size];
-  return tinyConfig({ ...shapes, vocabSize: 32000, maxSeqLen: 4096, chatTemplate: 'llama-2' });
+  const shape = ({ '7B': 'llama2-7b', '13B': 'llama2-13b', '70B': 'llama2-70b' } as const)[size];
+  return tinyConfig({ ...SYNTH_SHAPES[shape], chatTemplate: 'llama-2' });
 }
 
 /** Tensor names and shapes in layer order (the order converters write them). */
