@@ -91,7 +91,7 @@ export class PackageVersionError extends LlamaWebGpuError {
   }
 }
 
-/** A file of a model package could not be downloaded (HTTP status, or the connection failed). */
+/** A file of a model package could not be downloaded (HTTP status, the connection failed, or it stalled). */
 export class DownloadError extends LlamaWebGpuError {
   readonly url: string;
   /** HTTP status, or 0 when no response arrived. */
@@ -109,6 +109,46 @@ export class ShardIntegrityError extends LlamaWebGpuError {
   constructor(file: string, message: string) {
     super('SHARD_INTEGRITY', `${file}: ${message}`);
     this.file = file;
+  }
+}
+
+/**
+ * A stored file of an installed (or about to be committed) model does not hash to its manifest's sha256: the disk
+ * or browser storage changed it, or another writer replaced it. Names the model and file; the fix is to reinstall.
+ */
+export class ModelIntegrityError extends LlamaWebGpuError {
+  readonly modelId: string;
+  readonly file: string;
+  constructor(modelId: string, file: string, message: string) {
+    super('MODEL_INTEGRITY', `model "${modelId}" ${file}: ${message}`);
+    this.modelId = modelId;
+    this.file = file;
+  }
+}
+
+/**
+ * The GPU device was lost (driver reset, GPU process crash, device.destroy(), the browser reclaiming it) while a
+ * request ran. The engine opens a new device and reloads the model from the store on its next request.
+ */
+export class DeviceLostError extends LlamaWebGpuError {
+  readonly modelId: string;
+  /** GPUDeviceLostInfo.reason: 'destroyed' or 'unknown'. */
+  readonly reason: string;
+  constructor(modelId: string, reason: string, detail: string) {
+    super(
+      'DEVICE_LOST',
+      `The GPU device was lost while model "${modelId}" was in use (${reason}${detail ? `: ${detail}` : ''}). ` +
+        'Send the request again: the engine opens a new device and reloads the model from the store first.',
+    );
+    this.modelId = modelId;
+    this.reason = reason;
+  }
+}
+
+/** The GPU could not allocate a buffer (weights, KV cache or activations). */
+export class GpuOutOfMemoryError extends LlamaWebGpuError {
+  constructor(message: string) {
+    super('GPU_OUT_OF_MEMORY', message);
   }
 }
 

@@ -5,7 +5,7 @@
  * (its memory freed at once, not left to the garbage collector). Peak memory therefore depends on the shard size,
  * not on the model size.
  */
-import { GpuLimitError, LlamaWebGpuError, ModelFormatError } from '../errors.ts';
+import { GpuLimitError, GpuOutOfMemoryError, ModelFormatError } from '../errors.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { type GpuWeight, type GpuWeightChunk } from '../gpu/weights.ts';
 import type { ByteRange, Manifest } from '../formats/manifest.ts';
@@ -36,12 +36,7 @@ export interface LoadOptions {
   maxInFlightBytes?: number;
 }
 
-/** The GPU could not allocate a weight buffer. */
-export class GpuOutOfMemoryError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('GPU_OUT_OF_MEMORY', message);
-  }
-}
+export { GpuOutOfMemoryError } from '../errors.ts';
 
 interface ChunkJob {
   tensor: GpuWeight;

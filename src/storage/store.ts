@@ -1,12 +1,15 @@
 /**
  * A place that holds installed model packages: IndexedDB in browsers (idb-store.ts), a directory in Node
- * (fs-store.ts). Both keep the same rule: a model is installed once its manifest is committed, and the manifest is
- * committed last, after every shard and the tokenizer are stored.
+ * (fs-store.ts). Both keep the same rules:
+ *   - a sink writes into a staging area of its id, apart from the installed model, which stays usable until the
+ *     commit replaces it in one step (a failed or abandoned update leaves the installed version as it was);
+ *   - the commit hashes every staged file against the manifest (sha256), and the manifest is committed last;
+ *   - lock(id) serializes writers of one id across tabs and workers (Web Locks) or processes (a lock file).
  */
 import type { Manifest } from '../formats/manifest.ts';
-import type { PackageSink } from './sink.ts';
+import type { StoreSink } from './sink.ts';
 
-export type { PackageSink, ShardWriter } from './sink.ts';
+export type { PackageSink, ShardWriter, StoreSink } from './sink.ts';
 
 export interface InstalledModel {
   id: string;
@@ -31,15 +34,28 @@ export interface ModelStore {
   readShard(id: string, file: string): Promise<Uint8Array>;
   /** A whole non-shard file (tokenizer.model). */
   readFile(id: string, file: string): Promise<Uint8Array>;
-  /**
-   * Byte size of a completely written file of `id`, installed or still being installed; null when absent or when
-   * its writer was never closed. Lets an interrupted install resume without downloading stored shards again.
-   */
-  fileSize(id: string, file: string): Promise<number | null>;
   /** Removes the model and any partly installed files of it. */
   delete(id: string): Promise<void>;
-  /** A writer for package `id`. Writing into an installed id first uninstalls it, so a half-overwritten model never looks complete. */
-  sink(id: string): PackageSink;
+  /**
+   * A writer for package `id`, into the id's staging area: the installed model (if any) stays as it is until
+   * commit() replaces it. Files staged by an earlier, interrupted sink of the id are kept (see StoreSink).
+   * Hold lock(id) while writing: two sinks of one id share its staging area.
+   */
+  sink(id: string): StoreSink;
+  /**
+   * Runs `fn` holding the write lock of `id`, waiting for any other holder (another install in this or another
+   * tab, worker or process). `signal` abandons the wait.
+   */
+  lock<T>(id: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** True when every file of the installed model was hashed against `manifest` since that manifest was committed. */
+  isVerified(id: string, manifest: Manifest): Promise<boolean>;
+  /** Records that the installed model's files hash to `manifest`'s sha256 (nothing when another manifest is installed now). */
+  markVerified(id: string, manifest: Manifest): Promise<void>;
+}
+
+/** What a verification mark is tied to: the sha256 of every file a manifest names. */
+export function filesFingerprint(manifest: Manifest): string {
+  return [manifest.tokenizer, ...manifest.shards].map((f) => `${f.file}:${f.sha256}`).join(',');
 }
 
 /** Sum of the stored files of a package (shards and tokenizer). */

@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DownloadError, PackageVersionError, ShardIntegrityError, StorageError, StorageQuotaError } from '../../src/errors.ts';
 import { MANIFEST_VERSION } from '../../src/formats/manifest.ts';
-import { installFromUrl, type InstallProgress } from '../../src/storage/install.ts';
+import type { Manifest } from '../../src/formats/manifest.ts';
+import { installFromUrl, sha256Hex, type InstallProgress } from '../../src/storage/install.ts';
+import type { ModelStore } from '../../src/storage/store.ts';
 import { buildPackage, tinyConfig, type BuiltPackage } from '../helpers/package.ts';
 import { STORE_KINDS, type TestStore } from './stores.ts';
 
@@ -14,7 +16,12 @@ class PackageServer {
   requests: string[] = [];
   corrupt = new Map<string, number>();
   dropAfterHalf = new Map<string, number>();
+  /** Sends the headers and this many bytes, then nothing more (the connection stays open). */
+  stallAfter = new Map<string, { bytes: number; times: number }>();
+  unavailable = new Map<string, number>();
   missing = new Set<string>();
+  /** "<file> <Range header>" of every request that had one. */
+  ranges: string[] = [];
   private server = http.createServer((req, res) => this.handle(req, res));
   url = '';
 
@@ -42,6 +49,25 @@ class PackageServer {
       res.writeHead(404).end('not found');
       return;
     }
+    if (this.take(this.unavailable, name)) {
+      res.writeHead(503).end('busy');
+      return;
+    }
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (req.headers.range) this.ranges.push(`${name} ${req.headers.range}`);
+    const stall = this.stallAfter.get(name);
+    if (stall && stall.times > 0) {
+      stall.times--;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.byteLength });
+      res.write(body.subarray(0, stall.bytes));
+      return;
+    }
+    if (range) {
+      const from = Number(range[1]);
+      res.writeHead(206, { 'content-range': `bytes ${from}-${body.byteLength - 1}/${body.byteLength}`, 'content-length': body.byteLength - from });
+      res.end(body.subarray(from));
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.byteLength });
     if (this.take(this.dropAfterHalf, name)) {
       res.write(body.subarray(0, body.byteLength >> 1), () => res.socket?.destroy());
@@ -58,13 +84,34 @@ class PackageServer {
 }
 
 let pkg: BuiltPackage;
+/** Another version of the package: the same file names and tokenizer, other shard bytes. */
+let pkg2: BuiltPackage;
 const server = new PackageServer();
+const server2 = new PackageServer();
 
 beforeAll(async () => {
   pkg = await buildPackage(tinyConfig(), { dtype: 'q4', shardBytes: 16 * 1024, name: 'Tiny Q4' });
-  await server.start();
+  pkg2 = await buildPackage(tinyConfig(), { dtype: 'q4', shardBytes: 16 * 1024, name: 'Tiny Q4 v2', seed: 99 });
+  await Promise.all([server.start(), server2.start()]);
 });
-afterAll(() => server.stop());
+afterAll(() => Promise.all([server.stop(), server2.stop()]));
+
+function serve2(): void {
+  server2.files = new Map(pkg2.files);
+  server2.files.set('manifest.json', new TextEncoder().encode(JSON.stringify(pkg2.manifest)));
+  server2.requests = [];
+  server2.missing.clear();
+  server2.stallAfter.clear();
+}
+
+/** Every installed file of `id` hashes to the installed manifest's sha256. */
+async function expectConsistent(store: ModelStore, id: string): Promise<Manifest> {
+  const m = (await store.getManifest(id))!;
+  expect(m).not.toBeNull();
+  for (const s of m.shards) expect(await sha256Hex(await store.readShard(id, s.file)), s.file).toBe(s.sha256);
+  expect(await sha256Hex(await store.readFile(id, m.tokenizer.file))).toBe(m.tokenizer.sha256);
+  return m;
+}
 
 function serve(manifest: unknown = pkg.manifest): void {
   server.files = new Map(pkg.files);
@@ -72,7 +119,10 @@ function serve(manifest: unknown = pkg.manifest): void {
   server.requests = [];
   server.corrupt.clear();
   server.dropAfterHalf.clear();
+  server.stallAfter.clear();
+  server.unavailable.clear();
   server.missing.clear();
+  server.ranges = [];
 }
 
 const shardRequests = () => server.requests.filter((r) => r.startsWith('shard-'));
@@ -126,20 +176,47 @@ describe.each(STORE_KINDS)('installFromUrl into the %s store', (_kind, make) => 
     expect(err.message).toMatch(/^shard-00002.bin: downloaded twice .* corrupt both times \(sha256 is [0-9a-f]{64}, the manifest says/);
     expect(shardRequests().filter((r) => r === 'shard-00002.bin')).toHaveLength(2);
     expect((await t.store.list()).map((m) => m.id)).toEqual(['once']);
-    expect(await t.store.fileSize('twice', 'shard-00000.bin')).toBeNull(); // discarded, not left half-installed
+    expect(await t.store.sink('twice').stagedSize('shard-00000.bin')).toBeNull(); // discarded, not left half-installed
   });
 
-  it('resumes after a dropped connection without fetching verified shards again', async () => {
+  it('a dropped connection continues within the shard with a Range request', async () => {
     server.dropAfterHalf.set('shard-00002.bin', 1);
+    const model = await installFromUrl(t.store, server.url);
+    const half = pkg.manifest.shards[2].byteSize >> 1;
+    expect(server.ranges).toEqual([`shard-00002.bin bytes=${half}-`]);
+    expect(model.manifest).toEqual(pkg.manifest);
+    for (const s of pkg.manifest.shards) expect(await t.store.readShard('pkg', s.file)).toEqual(pkg.files.get(s.file));
+  });
+
+  it('a stalled download (headers and 100 bytes, then silence) times out and resumes from byte 100', async () => {
+    server.stallAfter.set('shard-00001.bin', { bytes: 100, times: 1 });
+    const model = await installFromUrl(t.store, server.url, { idleTimeoutMs: 300 });
+    expect(server.ranges).toEqual(['shard-00001.bin bytes=100-']);
+    expect(await t.store.readShard('pkg', 'shard-00001.bin')).toEqual(pkg.files.get('shard-00001.bin'));
+    expect(model.manifest).toEqual(pkg.manifest);
+  });
+
+  it('a download that stays silent ends in a DownloadError naming the URL, keeping the shards staged before it', async () => {
+    server.stallAfter.set('shard-00002.bin', { bytes: 0, times: 99 });
+    const err = await installFromUrl(t.store, server.url, { idleTimeoutMs: 200 }).catch((e) => e);
+    expect(err).toBeInstanceOf(DownloadError);
+    expect(err.status).toBe(0);
+    expect(err.message).toMatch(/\/pkg\/shard-00002.bin broke off after 0 bytes: no data arrived for 0.2 s.*resumes where it stopped/);
+    expect(shardRequests().filter((r) => r === 'shard-00002.bin')).toHaveLength(3);
+    expect(await t.store.list()).toEqual([]);
+    expect(await t.store.sink('pkg').stagedSize('shard-00001.bin')).toBe(pkg.manifest.shards[1].byteSize);
+  });
+
+  it('resumes after a failed attempt without fetching verified shards again', async () => {
+    server.unavailable.set('shard-00002.bin', 1);
     const err = await installFromUrl(t.store, server.url).catch((e) => e);
     expect(err).toBeInstanceOf(DownloadError);
-    expect(err.message).toMatch(/shard-00002.bin broke off after \d+ bytes.*resumes/);
+    expect(err.message).toMatch(/shard-00002.bin: HTTP 503.*Retry later/);
     expect(await t.store.list()).toEqual([]);
     expect(await t.store.getManifest('pkg')).toBeNull();
 
     server.requests = [];
     const model = await installFromUrl(t.store, server.url);
-    expect(shardRequests()[0]).toBe('shard-00002.bin');
     expect(shardRequests()).toEqual(pkg.manifest.shards.slice(2).map((s) => s.file));
     expect(model.manifest).toEqual(pkg.manifest);
     for (const s of pkg.manifest.shards) expect(await t.store.readShard('pkg', s.file)).toEqual(pkg.files.get(s.file));
@@ -178,7 +255,7 @@ describe.each(STORE_KINDS)('installFromUrl into the %s store', (_kind, make) => 
     expect(err.status).toBe(404);
     expect(err.message).toMatch(/\/pkg\/shard-00002.bin: HTTP 404.*every file of the package was published/);
     expect(await t.store.list()).toEqual([]);
-    expect(await t.store.fileSize('pkg', 'shard-00000.bin')).toBeNull();
+    expect(await t.store.sink('pkg').stagedSize('shard-00000.bin')).toBeNull();
   });
 
   it('a manifest of a newer format version, or of another format, says to upgrade before any download', async () => {
@@ -245,6 +322,45 @@ describe.each(STORE_KINDS)('installFromUrl into the %s store', (_kind, make) => 
     expect(err.message).toMatch(/Installing model "pkg" ran out of browser storage after .* what was stored is removed/);
     expect(err.availableBytes).toBe(pkg.manifest.shards[0].byteSize);
     expect(await t.store.list()).toEqual([]);
-    expect(await t.store.fileSize('pkg', pkg.manifest.shards[0].file)).toBeNull();
+    expect(await t.store.sink('pkg').stagedSize(pkg.manifest.shards[0].file)).toBeNull();
+  });
+  it('two installs of one id from different URLs run one after the other; the store never mixes them', async () => {
+    serve2();
+    expect(pkg2.manifest.shards.map((x) => x.file)).toEqual(pkg.manifest.shards.map((x) => x.file));
+    expect(pkg2.manifest.shards[0].sha256).not.toBe(pkg.manifest.shards[0].sha256);
+    // A second store over the same folder or database, as another process or tab would open it.
+    const other = t.reopen();
+    for (let round = 0; round < 4; round++) {
+      const [a, b] = await Promise.all([
+        installFromUrl(t.store, server.url, { id: 'm' }),
+        installFromUrl(other, server2.url, { id: 'm' }),
+      ]);
+      expect([a.name, b.name].sort()).toEqual(['Tiny Q4', 'Tiny Q4 v2']);
+      const m = await expectConsistent(t.store, 'm');
+      expect([pkg.manifest, pkg2.manifest]).toContainEqual(m);
+    }
+  });
+
+  it('a failed update leaves the installed version usable; a later one replaces it and keeps unchanged files', async () => {
+    await installFromUrl(t.store, server.url, { id: 'm' });
+    serve2();
+    server2.missing.add('shard-00002.bin');
+    const err = await installFromUrl(t.store, server2.url, { id: 'm' }).catch((e) => e);
+    expect(err).toBeInstanceOf(DownloadError);
+    expect(await t.store.getManifest('m')).toEqual(pkg.manifest);
+    for (const s of pkg.manifest.shards) expect(await t.store.readShard('m', s.file)).toEqual(pkg.files.get(s.file));
+
+    serve2();
+    server2.stallAfter.set('shard-00001.bin', { bytes: 0, times: 99 });
+    await expect(installFromUrl(t.store, server2.url, { id: 'm', idleTimeoutMs: 100 })).rejects.toThrow(DownloadError);
+    expect(await expectConsistent(t.store, 'm')).toEqual(pkg.manifest);
+
+    serve2();
+    const model = await installFromUrl(t.store, server2.url, { id: 'm' });
+    expect(model.manifest).toEqual(pkg2.manifest);
+    expect(await expectConsistent(t.store, 'm')).toEqual(pkg2.manifest);
+    // The tokenizer is the same file in both versions: copied from the installed one, not downloaded.
+    expect(pkg2.manifest.tokenizer.sha256).toBe(pkg.manifest.tokenizer.sha256);
+    expect(server2.requests).not.toContain('tokenizer.model');
   });
 });

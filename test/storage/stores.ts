@@ -11,6 +11,10 @@ export interface TestStore {
   store: ModelStore;
   /** The directory store's folder. */
   root?: string;
+  /** The IndexedDB store's database. */
+  dbName?: string;
+  /** Another store over the same folder or database (as another process or tab opens it). */
+  reopen(): ModelStore;
   cleanup(): Promise<void>;
 }
 
@@ -21,7 +25,7 @@ export const STORE_KINDS: [string, () => Promise<TestStore>][] = [
     'fs',
     async () => {
       const root = await mkdtemp(path.join(os.tmpdir(), 'llama-webgpu-store-'));
-      return { store: createFsStore(root), root, cleanup: () => rm(root, { recursive: true, force: true }) };
+      return { store: createFsStore(root), root, reopen: () => createFsStore(root), cleanup: () => rm(root, { recursive: true, force: true }) };
     },
   ],
   [
@@ -30,6 +34,8 @@ export const STORE_KINDS: [string, () => Promise<TestStore>][] = [
       const name = `llama-webgpu-test-${process.pid}-${dbCount++}`;
       return {
         store: createIdbStore(name),
+        dbName: name,
+        reopen: () => createIdbStore(name),
         cleanup: () =>
           new Promise<void>((resolve) => {
             const req = indexedDB.deleteDatabase(name);
