@@ -18,6 +18,7 @@ import type { ModelStore } from './storage/store.ts';
 import { Tokenizer } from './tokenizer/tokenizer.ts';
 import { createChatApi, type ChatApi } from './generate/openai.ts';
 import { validateGenerateOptions, validateLoadOptions, validatePrompt } from './generate/validate.ts';
+import { idleStats } from './generate/stats.ts';
 
 export interface EngineProgress {
   phase: 'tokenizer' | 'weights' | 'compile' | 'ready';
@@ -64,7 +65,19 @@ export interface TextDelta {
 export interface EngineStats {
   loadMs: number;
   promptTokens: number;
+  /** Leading prompt tokens whose keys and values were already in the KV cache (GenerateOptions.cache). */
+  cachedPromptTokens: number;
+  /** Prompt tokens run through the model: promptTokens - cachedPromptTokens. */
+  prefilledTokens: number;
   generatedTokens: number;
+  /** From the start of the prefill to the first generated token, in milliseconds. */
+  timeToFirstTokenMs: number;
+  /** Tokens of prompt and reply together, against the KV cache's length: how full the context is. */
+  contextTokens: number;
+  contextLength: number;
+  /** Messages of a chat request left out to fit the context (its oldest turns); 0 for generate(). */
+  droppedMessages: number;
+  /** prefilledTokens per second of prefill. */
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   finishReason: FinishReason | null;
@@ -97,10 +110,7 @@ export class Engine {
     readonly modelId: string,
     loadMs: number,
   ) {
-    this.last = {
-      loadMs, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0, finishReason: null,
-      submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, dispatchesPerToken: model.forward.dispatchesPerDecode,
-    };
+    this.last = idleStats(loadMs, model.forward.dispatchesPerDecode, model.contextLength);
     this.chat = createChatApi(this);
   }
 
@@ -110,12 +120,14 @@ export class Engine {
 
   /** Token ids of a text prompt (with BOS unless addBos is false). */
   encode(text: string, addBos = true): number[] {
+    if (this.unloaded) throw new EngineUnloadedError();
     const ids = this.tokenizer.encode(text);
     return addBos ? [this.model.config.bosId, ...ids] : ids;
   }
 
   /** Token ids of a Llama 2 chat conversation, ready for the assistant's reply. */
   encodeChat(messages: ChatMessage[]): number[] {
+    if (this.unloaded) throw new EngineUnloadedError();
     return llama2ChatPromptIds(messages, (t) => this.tokenizer.encode(t), this.model.config.bosId, this.model.config.eosId);
   }
 
@@ -134,7 +146,10 @@ export class Engine {
   }
 
   /** @internal Runs a request with checked options; it joins the queue when first iterated. */
-  run(promptIds: number[], options: Omit<GenerateOptions, 'stop'> & { stop?: string[] }): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+  run(
+    promptIds: number[],
+    options: Omit<GenerateOptions, 'stop'> & { stop?: string[]; droppedMessages?: number },
+  ): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
     if (this.unloaded) throw new EngineUnloadedError();
     let resolveResult!: (s: EngineStats) => void;
     let rejectResult!: (e: unknown) => void;
@@ -148,8 +163,14 @@ export class Engine {
     const statsOf = (g: GenerateResult | undefined, finishReason: FinishReason): EngineStats => ({
       loadMs: self.last.loadMs,
       promptTokens: promptIds.length,
+      cachedPromptTokens: g?.cachedTokens ?? 0,
+      prefilledTokens: g ? promptIds.length - g.cachedTokens : 0,
       generatedTokens: g?.generatedTokens ?? 0,
-      prefillTokensPerSecond: g && g.prefillMs > 0 ? (promptIds.length / g.prefillMs) * 1000 : 0,
+      timeToFirstTokenMs: g?.prefillMs ?? 0,
+      contextTokens: g ? promptIds.length + g.generatedTokens : 0,
+      contextLength: self.model.contextLength,
+      droppedMessages: options.droppedMessages ?? 0,
+      prefillTokensPerSecond: g && g.prefillMs > 0 ? ((promptIds.length - g.cachedTokens) / g.prefillMs) * 1000 : 0,
       decodeTokensPerSecond: g && g.decodeMs > 0 && g.generatedTokens > 1 ? ((g.generatedTokens - 1) / g.decodeMs) * 1000 : 0,
       finishReason,
       submits: g?.submits ?? 0,
@@ -254,11 +275,13 @@ export class Engine {
     return { ...this.last };
   }
 
-  /** Frees every GPU buffer; the engine cannot be used afterwards. Waits for a running request to finish. */
+  /** Frees every GPU buffer and the tokenizer's wasm memory; the engine cannot be used afterwards. Waits for a
+   *  running request to finish. */
   async unload(): Promise<void> {
     this.unloaded = true;
     await this.queue.catch(() => {});
     this.model.destroy();
+    this.tokenizer.dispose();
   }
 }
 
@@ -298,6 +321,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       peakHeldBytes = Math.max(peakHeldBytes, p.peakHeldBytes);
       report('weights', p.loadedBytes);
     },
+  }).catch((err: unknown) => {
+    tokenizer.dispose();
+    throw err;
   });
   report('compile', total);
   const model = new LlamaModel(gpu, manifest.config, tensors, {

@@ -50,10 +50,17 @@ export class KernelShapeError extends LlamaWebGpuError {
 export class ModelFormatError extends LlamaWebGpuError {
   readonly file: string;
   readonly field?: string;
-  constructor(file: string, message: string, field?: string) {
-    super('MODEL_FORMAT', `${file}${field ? ` (${field})` : ''}: ${message}`);
+  constructor(file: string, message: string, field?: string, options?: { cause?: unknown }) {
+    super('MODEL_FORMAT', `${file}${field ? ` (${field})` : ''}: ${message}`, options);
     this.file = file;
     this.field = field;
+  }
+}
+
+/** A Tokenizer was used after dispose() freed its native memory (Engine.unload() disposes the engine's). */
+export class TokenizerDisposedError extends LlamaWebGpuError {
+  constructor() {
+    super('TOKENIZER_DISPOSED', 'The tokenizer was disposed and its memory freed; load it again (Tokenizer.fromModelProto) to use it.');
   }
 }
 

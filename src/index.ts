@@ -33,4 +33,5 @@ export {
   KernelShapeError,
   ModelFormatError,
   InvalidOptionsError,
+  TokenizerDisposedError,
 } from './errors.ts';

@@ -52,12 +52,13 @@ export async function run(args: string[]): Promise<number> {
     for (let i = 1; i < promptTokens; i++) ids.push(259 + ((i * 7919) % Math.max(1, c.vocabSize - 259)));
     // Warm-up with the same prompt: compiles pipelines, touches every weight once, and times a prefill and a few
     // steps the way a second request in a session would find them (the generation loop paces its readbacks by them).
+    // Both run with cache: false, so the timed run prefills the whole prompt rather than reuse the warm-up's.
     progress.update(`warm-up: prefill ${ids.length} tokens and 4 decode steps (compiles the pipelines)`, true);
     const warmStart = performance.now();
-    for await (const _ of engine.generate(ids, { maxTokens: 4, temperature: 0, stopTokenIds: [] })) void _;
+    for await (const _ of engine.generate(ids, { maxTokens: 4, temperature: 0, stopTokenIds: [], cache: false })) void _;
     progress.update(`warm-up done in ${seconds(warmStart)} s; prefill ${ids.length} tokens`, true);
     const runStart = performance.now();
-    const stream = engine.generate(ids, { maxTokens: genTokens, temperature: 0, stopTokenIds: [] });
+    const stream = engine.generate(ids, { maxTokens: genTokens, temperature: 0, stopTokenIds: [], cache: false });
     let generated = 0;
     for await (const d of stream) {
       generated += d.tokenIds.length;

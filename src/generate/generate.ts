@@ -26,16 +26,25 @@ export interface GenerateIdsOptions extends SamplingOptions {
   maxTokens?: number;
   stopTokenIds?: number[];
   signal?: AbortSignal;
+  /**
+   * Reuse the keys and values of the longest common prefix of this prompt and the tokens already in the KV cache
+   * (the previous requests' prompt and output), prefilling only the rest. Default true; false prefills it all.
+   */
+  cache?: boolean;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 export class ContextOverflowError extends LlamaWebGpuError {
-  constructor(promptTokens: number, contextLength: number) {
+  /** `replyTokens`: the room a chat's reply was to keep (see fitConversation). */
+  constructor(promptTokens: number, contextLength: number, replyTokens = 0) {
     super(
       'CONTEXT_OVERFLOW',
-      `The prompt is ${promptTokens} tokens but the context holds ${contextLength}. ` +
-        'Shorten the prompt (or the conversation history), or load the model with a longer context.',
+      replyTokens > 0 && promptTokens <= contextLength
+        ? `The conversation is ${promptTokens} tokens and leaves no room for a reply of ${replyTokens} in a context of ${contextLength}. ` +
+            "Let the oldest turns drop (context_overflow: 'drop_oldest'), lower max_tokens, or load the model with a longer context."
+        : `The prompt is ${promptTokens} tokens but the context holds ${contextLength}. ` +
+            'Shorten the prompt (or the conversation history), or load the model with a longer context.',
     );
   }
 }
@@ -50,6 +59,14 @@ export function samplingParams(o: SamplingOptions): SamplingParams {
     frequencyPenalty: o.frequencyPenalty ?? 0,
     presencePenalty: o.presencePenalty ?? 0,
   };
+}
+
+/** Length of the common prefix of two id sequences. */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
 }
 
 /** A 32-bit mix of (seed, step) so every step draws independent bits from one user seed. */
@@ -81,6 +98,8 @@ function ring(model: LlamaModel): GPUBuffer[] {
 export interface GenerateResult {
   finishReason: FinishReason;
   promptTokens: number;
+  /** Leading prompt tokens whose keys and values were reused from the cache; the other promptTokens - cachedTokens were prefilled. */
+  cachedTokens: number;
   generatedTokens: number;
   prefillMs: number;
   decodeMs: number;
@@ -117,6 +136,12 @@ export async function* generateIds(
   model.sampler.setParams(samplingParams(options));
   model.sampler.setLogitBias(bias);
   model.sampler.resetCounts(promptIds);
+  // The last prompt token is always prefilled: its logits draw the first new token.
+  const cached = options.cache === false ? 0 : Math.min(commonPrefixLength(model.cachedIds, promptIds), P - 1);
+  const prefillIds = promptIds.slice(cached);
+  const N = prefillIds.length;
+  // Every id read back, including steps drained past a stop: decode step k embedded ids[k - 1] at position P + k - 1.
+  const ids: number[] = [];
 
   const slots = ring(model);
   // Submitted steps, oldest first, each with its readback's map once requested. Where waiting on a map keeps a
@@ -140,7 +165,7 @@ export async function* generateIds(
   const submitNext = () => {
     const slot = slots[submitted % RING];
     const te = performance.now();
-    if (submitted === 0) model.prefill(promptIds, 0, stepSeed(seed, 0), slot);
+    if (submitted === 0) model.prefill(prefillIds, cached, stepSeed(seed, 0), slot);
     else model.decode(P + submitted - 1, stepSeed(seed, submitted), slot);
     if (submitted > 0) encodeMs += performance.now() - te;
     inflight.push({ slot, mapped: busyWaits ? undefined : slot.mapAsync(GPUMapMode.READ) });
@@ -149,7 +174,7 @@ export async function* generateIds(
   // Sleeps until about when the oldest step should finish (90% of the last step time after the previous token,
   // or of the last prefill rate for the prompt), then requests its map: a late guess only costs a short busy wait.
   const pace = async () => {
-    const due = received === 0 ? (P >= PACED_PROMPT ? t0 + 0.9 * timing.prefillMsPerToken * P : 0) : tLast + 0.9 * timing.stepMs;
+    const due = received === 0 ? (N >= PACED_PROMPT ? t0 + 0.9 * timing.prefillMsPerToken * N : 0) : tLast + 0.9 * timing.stepMs;
     const ms = due - performance.now();
     if (ms >= 1) await new Promise((resolve) => setTimeout(resolve, ms));
   };
@@ -164,7 +189,7 @@ export async function* generateIds(
 
   try {
     if (maxTokens <= 0) {
-      return { finishReason, promptTokens: P, generatedTokens: 0, prefillMs: 0, decodeMs: 0, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0 };
+      return { finishReason, promptTokens: P, cachedTokens: 0, generatedTokens: 0, prefillMs: 0, decodeMs: 0, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0 };
     }
     submitNext();
     while (received < maxTokens) {
@@ -178,13 +203,14 @@ export async function* generateIds(
       const slot = slots[received % RING];
       const id = new Uint32Array(slot.getMappedRange(0, 4))[0];
       slot.unmap();
+      ids.push(id);
       const now = performance.now();
       if (received === 0) {
         tFirst = now;
         // The lowest rate seen over prompts of PACED_PROMPT tokens or more (shorter ones leave the prefill kernels'
         // token blocks part empty, and the first prefill also compiles pipelines; sleeping too little is harmless).
-        const perToken = (now - t0) / P;
-        if (P >= PACED_PROMPT) timing.prefillMsPerToken = timing.prefillMsPerToken > 0 ? Math.min(timing.prefillMsPerToken, perToken) : perToken;
+        const perToken = (now - t0) / N;
+        if (N >= PACED_PROMPT) timing.prefillMsPerToken = timing.prefillMsPerToken > 0 ? Math.min(timing.prefillMsPerToken, perToken) : perToken;
       } else {
         timing.stepMs = received === 1 ? now - tLast : 0.8 * timing.stepMs + 0.2 * (now - tLast);
       }
@@ -201,14 +227,18 @@ export async function* generateIds(
     // Drain steps submitted past the stop, so the ring is unmapped and the GPU idle for the next request.
     while (inflight.length > 0) {
       await nextReadback();
-      slots[received % RING].unmap();
+      const slot = slots[received % RING];
+      ids.push(new Uint32Array(slot.getMappedRange(0, 4))[0]);
+      slot.unmap();
       received++;
     }
+    model.noteDecoded(P, ids.slice(0, submitted - 1));
   }
   const t1 = performance.now();
   return {
     finishReason,
     promptTokens: P,
+    cachedTokens: cached,
     generatedTokens: emitted,
     prefillMs: tFirst - t0,
     decodeMs: t1 - tFirst,

@@ -2,7 +2,8 @@
  * `engine.chat.completions.create(...)` in the shape of OpenAI's chat completions API: a streamed sequence of
  * chunks (`stream: true`) ending with one that carries usage, or a single completion object.
  */
-import type { Engine, GenerateOptions } from '../engine.ts';
+import type { Engine, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
+import { fitConversation, replyRoom, type ContextOverflowPolicy } from './context.ts';
 import type { FinishReason } from './generate.ts';
 import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions } from './validate.ts';
 
@@ -31,6 +32,10 @@ export interface ChatCompletionRequest {
   presence_penalty?: number;
   repetition_penalty?: number;
   logit_bias?: Record<string, number>;
+  /** Reuse the KV cache of the previous request's shared prefix (default true); false prefills the whole prompt. */
+  cache?: boolean;
+  /** When the conversation leaves no room for the reply: drop the oldest turns (default) or throw ContextOverflowError. */
+  context_overflow?: ContextOverflowPolicy;
   signal?: AbortSignal;
 }
 
@@ -38,7 +43,18 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
-  extra: { prefill_tokens_per_s: number; decode_tokens_per_s: number };
+  /** cached_tokens: leading prompt tokens whose keys and values came from the KV cache (as OpenAI reports them). */
+  prompt_tokens_details: { cached_tokens: number };
+  extra: {
+    prefill_tokens_per_s: number;
+    decode_tokens_per_s: number;
+    time_to_first_token_ms: number;
+    cached_prompt_tokens: number;
+    /** Prompt tokens run through the model (prompt_tokens - cached_prompt_tokens). */
+    prefilled_tokens: number;
+    /** Oldest messages left out so the conversation fits the context (context_overflow 'drop_oldest'). */
+    dropped_messages: number;
+  };
 }
 
 export interface ChatCompletionChunk {
@@ -85,29 +101,59 @@ export function chatGenerateOptions(req: ChatCompletionRequest): GenerateOptions
     presencePenalty: req.presence_penalty,
     repetitionPenalty: req.repetition_penalty,
     logitBias: req.logit_bias,
+    cache: req.cache,
     signal: req.signal,
     continuation: false,
   };
 }
 
+/** The prompt, the count of messages dropped to fit it, and the engine run that answers a chat request. */
+export interface ChatRun {
+  promptIds: number[];
+  droppedMessages: number;
+  run: AsyncIterable<TextDelta> & { result: Promise<EngineStats> };
+}
+
+/** Messages each engine's last chat request dropped (fitConversation drops them again while that reuses the cache). */
+const lastDropped = new WeakMap<Engine, number>();
+
+/** Checks a chat request, fits its conversation to the context and starts (when iterated) the run that replies. */
+export function startChatRun(engine: Engine, req: ChatCompletionRequest): ChatRun {
+  const { messages, contextOverflow } = validateChatRequest(req);
+  const options = validateGenerateOptions(chatGenerateOptions(req), engine.config.vocabSize, CHAT_OPTION_NAMES);
+  const contextLength = engine.model.contextLength;
+  const reply = replyRoom(contextLength, options.maxTokens);
+  const previous = { cachedIds: engine.model.cachedIds, droppedMessages: lastDropped.get(engine) ?? 0 };
+  const { ids, droppedMessages } = fitConversation(messages, (m) => engine.encodeChat(m), contextLength, reply, contextOverflow, previous);
+  lastDropped.set(engine, droppedMessages);
+  return { promptIds: ids, droppedMessages, run: engine.run(ids, { ...options, droppedMessages }) };
+}
+
+/** A finished request's stats as OpenAI-shaped usage. */
+export function usageOf(s: EngineStats): Usage {
+  return {
+    prompt_tokens: s.promptTokens,
+    completion_tokens: s.generatedTokens,
+    total_tokens: s.promptTokens + s.generatedTokens,
+    prompt_tokens_details: { cached_tokens: s.cachedPromptTokens },
+    extra: {
+      prefill_tokens_per_s: s.prefillTokensPerSecond,
+      decode_tokens_per_s: s.decodeTokensPerSecond,
+      time_to_first_token_ms: s.timeToFirstTokenMs,
+      cached_prompt_tokens: s.cachedPromptTokens,
+      prefilled_tokens: s.prefilledTokens,
+      dropped_messages: s.droppedMessages,
+    },
+  };
+}
+
 export function createChatApi(engine: Engine): ChatApi {
   const create = async (req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> => {
-    const { messages } = validateChatRequest(req);
-    const options = validateGenerateOptions(chatGenerateOptions(req), engine.config.vocabSize, CHAT_OPTION_NAMES);
-    const ids = engine.encodeChat(messages);
-    const run = engine.run(ids, options);
+    const { run } = startChatRun(engine, req);
     const id = `chatcmpl-${Date.now().toString(36)}-${counter++}`;
     const created = Math.floor(Date.now() / 1000);
     const model = engine.modelId;
-    const usage = async (): Promise<Usage> => {
-      const s = await run.result;
-      return {
-        prompt_tokens: s.promptTokens,
-        completion_tokens: s.generatedTokens,
-        total_tokens: s.promptTokens + s.generatedTokens,
-        extra: { prefill_tokens_per_s: s.prefillTokensPerSecond, decode_tokens_per_s: s.decodeTokensPerSecond },
-      };
-    };
+    const usage = async (): Promise<Usage> => usageOf(await run.result);
     const finish = async (): Promise<OpenAiFinish> => ((await run.result).finishReason ?? 'stop') as FinishReason;
     if (req.stream) {
       return (async function* (): AsyncGenerator<ChatCompletionChunk> {

@@ -5,6 +5,7 @@
  */
 import { InvalidOptionsError } from '../errors.ts';
 import type { ChatMessage } from './chat-template.ts';
+import { CONTEXT_OVERFLOW_POLICIES, type ContextOverflowPolicy } from './context.ts';
 import type { GenerateIdsOptions } from './generate.ts';
 
 /** The options generate() accepts, before normalization (`stop` may be one string). */
@@ -109,7 +110,7 @@ export function validateGenerateOptions<T extends RawGenerateOptions>(
       stop = o.stop;
     } else fail(n('stop'), 'a string or an array of strings', o.stop);
   }
-  for (const k of ['addBos', 'continuation'] as const) {
+  for (const k of ['addBos', 'continuation', 'cache'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') fail(n(k), 'true or false', o[k]);
   }
   if (o.signal !== undefined && !(isObject(o.signal) && typeof o.signal.aborted === 'boolean')) fail(n('signal'), 'an AbortSignal', o.signal);
@@ -131,14 +132,18 @@ function messageText(option: string, content: unknown): string {
 }
 
 /** Checks a chat completion request's shape and returns its messages with string contents. */
-export function validateChatRequest(req: unknown): { messages: ChatMessage[]; stream: boolean } {
+export function validateChatRequest(req: unknown): { messages: ChatMessage[]; stream: boolean; contextOverflow?: ContextOverflowPolicy } {
   if (!isObject(req)) fail('request', 'an object with messages', req);
   if (!Array.isArray(req.messages)) fail('messages', 'an array of { role, content } messages', req.messages);
   if (req.stream !== undefined && typeof req.stream !== 'boolean') fail('stream', 'true or false', req.stream);
+  const contextOverflow = req.context_overflow as ContextOverflowPolicy | undefined;
+  if (contextOverflow !== undefined && !CONTEXT_OVERFLOW_POLICIES.includes(contextOverflow)) {
+    fail('context_overflow', CONTEXT_OVERFLOW_POLICIES.map((p) => `"${p}"`).join(' or '), contextOverflow);
+  }
   const messages = req.messages.map((m, i): ChatMessage => {
     if (!isObject(m)) fail(`messages[${i}]`, 'an object { role, content }', m);
     if (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') fail(`messages[${i}].role`, '"system", "user" or "assistant"', m.role);
     return { role: m.role, content: messageText(`messages[${i}].content`, m.content) };
   });
-  return { messages, stream: req.stream === true };
+  return { messages, stream: req.stream === true, contextOverflow };
 }

@@ -27,6 +27,8 @@ export class LlamaModel {
   readonly contextLength: number;
   readonly prefillChunk: number;
   private readonly promptIds: Uint32Array;
+  /** Token ids whose keys and values the KV cache holds at positions 0..length-1, as far as the CPU knows them. */
+  private readonly kvIds: number[] = [];
   /** Command buffers submitted so far (the benchmark reports submits per token). */
   submits = 0;
 
@@ -52,6 +54,8 @@ export class LlamaModel {
    */
   prefill(ids: number[], pos: number, seed: number, readback?: GPUBuffer): void {
     const { device } = this.gpu;
+    this.forgetFrom(pos);
+    if (this.kvIds.length === pos) this.kvIds.push(...ids);
     for (let start = 0; start < ids.length; start += this.prefillChunk) {
       const n = Math.min(this.prefillChunk, ids.length - start);
       const last = start + n >= ids.length;
@@ -69,6 +73,8 @@ export class LlamaModel {
   /** Submits one decode step for the token in tokens[0] at `pos`, sampling the next into tokens[0] and `readback`. */
   decode(pos: number, seed: number, readback: GPUBuffer, readbackOffset = 0): void {
     const { device } = this.gpu;
+    // The token embedded here is known only on the GPU until it is read back (see noteDecoded).
+    this.forgetFrom(pos);
     this.state.step.write(pos, 1, seed);
     const encoder = device.createCommandEncoder({ label: 'decode' });
     const pass = encoder.beginComputePass({ label: 'decode' });
@@ -77,6 +83,24 @@ export class LlamaModel {
     encoder.copyBufferToBuffer(this.state.tokens, 0, readback, readbackOffset, 4);
     device.queue.submit([encoder.finish()]);
     this.submits++;
+  }
+
+  /**
+   * Token ids whose keys and values sit in the KV cache at positions 0.., the ones a new prompt that starts with
+   * them need not prefill again (positions past them hold stale entries that attention never reads).
+   */
+  get cachedIds(): readonly number[] {
+    return this.kvIds;
+  }
+
+  /** Records the ids that decode steps embedded at positions pos.. once they are read back. */
+  noteDecoded(pos: number, ids: number[]): void {
+    if (this.kvIds.length === pos) this.kvIds.push(...ids);
+  }
+
+  /** Marks positions pos.. as unknown (about to be overwritten, or lost). */
+  forgetFrom(pos: number): void {
+    if (this.kvIds.length > pos) this.kvIds.length = pos;
   }
 
   /** Places a token in tokens[0] for the next decode step (used when the CPU already knows it). */

@@ -6,13 +6,14 @@
  *   SentencePiece   1 piece (string), 2 score (float), 3 type (enum, default NORMAL = 1)
  *   TrainerSpec     3 model_type (BPE = 2), 4 vocab_size, 35 byte_fallback, 40..43 unk/bos/eos/pad ids, ...
  *   NormalizerSpec  1 name, 2 precompiled_charsmap, 3 add_dummy_prefix, 4 remove_extra_whitespaces,
- *                   5 escape_whitespaces
+ *                   5 escape_whitespaces (ModelProto 3 normalizer_spec, 5 denormalizer_spec)
  *
  * encodeModelProto writes the settings Llama 2's own tokenizer.model carries (llama2.c trains its small vocabs
  * with the same ones), so a vocab taken from a GGUF or a llama2.c tokenizer.bin tokenizes exactly like the
  * original model.
  */
 import { ModelFormatError } from '../errors.ts';
+import { checkPrecompiledCharsMap } from './charsmap.ts';
 import { PieceType, type Vocab } from './vocab.ts';
 
 const WIRE_VARINT = 0;
@@ -195,6 +196,10 @@ class ProtoReader {
     this.pos += len;
     return [start, start + len];
   }
+  blob(): Uint8Array {
+    const [s, e] = this.lenDelimited();
+    return this.bytes.subarray(s, e);
+  }
   string(): string {
     const [s, e] = this.lenDelimited();
     try {
@@ -260,6 +265,8 @@ export function readModelProto(bytes: Uint8Array, file = 'tokenizer.model'): Mod
   let normalizerName = '';
   let addDummyPrefix = true;
   let unkSurface = ' \u2047 ';
+  // Later occurrences of a singular field replace earlier ones, as protobuf merges them.
+  const charsMaps = new Map<string, Uint8Array>();
   while (!r.done()) {
     const { field, wire } = r.key();
     if (field === 1) {
@@ -300,13 +307,23 @@ export function readModelProto(bytes: Uint8Array, file = 'tokenizer.model'): Mod
       while (!s.done()) {
         const k = s.key();
         if (k.field === 1 && k.wire === WIRE_LEN) normalizerName = s.string();
+        else if (k.field === 2 && k.wire === WIRE_LEN) charsMaps.set('normalizer_spec.precompiled_charsmap', s.blob());
         else if (k.field === 3 && k.wire === WIRE_VARINT) addDummyPrefix = s.varint() !== 0n;
+        else s.skip(k.wire);
+      }
+    } else if (field === 5) {
+      r.expect(wire, WIRE_LEN, 'denormalizer_spec');
+      const s = r.sub();
+      while (!s.done()) {
+        const k = s.key();
+        if (k.field === 2 && k.wire === WIRE_LEN) charsMaps.set('denormalizer_spec.precompiled_charsmap', s.blob());
         else s.skip(k.wire);
       }
     } else {
       r.skip(wire);
     }
   }
+  for (const [field, blob] of charsMaps) checkPrecompiledCharsMap(blob, file, field);
   const n = pieces.length;
   if (n === 0) throw new ModelFormatError(file, 'holds no pieces; it is not a SentencePiece tokenizer.model, check the file');
   for (const [name, id] of [['unk_id', unkId], ['bos_id', bosId], ['eos_id', eosId]] as const) {

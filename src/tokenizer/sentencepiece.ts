@@ -77,6 +77,7 @@ export class NativeSentencePiece {
   private constructor(
     private readonly rt: SentencePieceRuntime,
     private readonly processor: NativeProcessor,
+    private readonly file: string,
   ) {}
 
   /** Loads a serialized ModelProto; `file` names it in errors. Validate the bytes first (proto.ts): the native
@@ -101,13 +102,13 @@ export class NativeSentencePiece {
     }
     if (message !== 'OK') {
       processor.delete();
-      throw new ModelFormatError(file, `SentencePiece rejected the model: ${message}; check that this is a SentencePiece tokenizer.model`);
+      throw new ModelFormatError(file, `SentencePiece rejected the vocab: ${message}; the tokenizer file is corrupt or is not a Llama tokenizer, get the model's tokenizer again`);
     }
-    return new NativeSentencePiece(rt, processor);
+    return new NativeSentencePiece(rt, processor, file);
   }
 
   encodeIds(text: string): number[] {
-    return withView(this.rt, text, (view) => {
+    return this.guarded(() => withView(this.rt, text, (view) => {
       const vec = this.processor.EncodeAsIds(view);
       try {
         const ids = new Array<number>(vec.size());
@@ -116,11 +117,11 @@ export class NativeSentencePiece {
       } finally {
         vec.delete();
       }
-    });
+    }));
   }
 
   encodePieces(text: string): string[] {
-    return withView(this.rt, text, (view) => {
+    return this.guarded(() => withView(this.rt, text, (view) => {
       const vec = this.processor.EncodeAsPieces(view);
       try {
         const pieces = new Array<string>(vec.size());
@@ -129,7 +130,7 @@ export class NativeSentencePiece {
       } finally {
         vec.delete();
       }
-    });
+    }));
   }
 
   decodeIds(ids: number[]): string {
@@ -141,9 +142,24 @@ export class NativeSentencePiece {
     }
   }
 
-  /** Frees the native model. */
+  /** Frees the native model (its pieces, tries and normalizer: about 3 MB of wasm heap for Llama 2's). */
   delete(): void {
     this.processor.delete();
+  }
+
+  /**
+   * A wasm trap inside SentencePiece means the model held something load-time checks (proto.ts, charsmap.ts) did
+   * not catch; it is reported against the model file rather than as a bare RuntimeError.
+   */
+  private guarded<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof WebAssembly.RuntimeError) {
+        throw new ModelFormatError(this.file, `SentencePiece failed while encoding with this model (${err.message}); the tokenizer.model is corrupt, get it again`, undefined, { cause: err });
+      }
+      throw err;
+    }
   }
 }
 

@@ -3,7 +3,7 @@
  * (sentencepiece.ts); decoding follows SentencePiece's decoder rules piece by piece (stream.ts), so generated
  * text can be shown as it arrives.
  */
-import { ModelFormatError } from '../errors.ts';
+import { ModelFormatError, TokenizerDisposedError } from '../errors.ts';
 import { readModelProto } from './proto.ts';
 import { NativeSentencePiece } from './sentencepiece.ts';
 import { StreamDecoder, type TokenDecoder } from './stream.ts';
@@ -20,7 +20,7 @@ export class Tokenizer {
 
   private constructor(
     readonly vocab: Vocab,
-    private readonly native: NativeSentencePiece,
+    private native: NativeSentencePiece | null,
     private readonly addDummyPrefix: boolean,
     private readonly unkSurface: string,
   ) {
@@ -42,8 +42,18 @@ export class Tokenizer {
 
   /** Token ids of `text`, without BOS. */
   encode(text: string): number[] {
+    if (!this.native) throw new TokenizerDisposedError();
     // Lone UTF-16 surrogates have no UTF-8 form; they become U+FFFD as TextEncoder would make them.
     return this.native.encodeIds(text.replace(LONE_SURROGATE, '\uFFFD'));
+  }
+
+  /**
+   * Frees the native SentencePiece model (wasm memory that garbage collection never reclaims). encode() then throws
+   * TokenizerDisposedError; decoding needs only the vocab and keeps working. Calling it again does nothing.
+   */
+  dispose(): void {
+    this.native?.delete();
+    this.native = null;
   }
 
   /**

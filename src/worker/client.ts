@@ -9,6 +9,7 @@
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
 import { InvalidOptionsError, LlamaWebGpuError } from '../errors.ts';
 import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
+import { idleStats } from '../generate/stats.ts';
 import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt } from '../generate/validate.ts';
 import type { FromWorker, ToWorker, WireError, WireLoadOptions } from './protocol.ts';
 
@@ -231,10 +232,7 @@ export class WorkerEngine {
 
   /** Stats of a request cancelled before it was sent. */
   private unstartedStats(): EngineStats {
-    return {
-      loadMs: this.last.loadMs, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0,
-      finishReason: 'abort', submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, dispatchesPerToken: this.last.dispatchesPerToken,
-    };
+    return idleStats(this.last.loadMs, this.last.dispatchesPerToken, this.last.contextLength, 'abort');
   }
 
   private async chatCreate(req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {

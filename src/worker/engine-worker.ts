@@ -5,6 +5,7 @@
 /// <reference lib="webworker" />
 import { createEngine, type Engine } from '../engine.ts';
 import { LlamaWebGpuError } from '../errors.ts';
+import { idleStats } from '../generate/stats.ts';
 import { createIdbStore } from '../storage/idb-store.ts';
 import { toWireError, type FromWorker, type ToWorker } from './protocol.ts';
 
@@ -67,7 +68,7 @@ async function handle(msg: ToWorker): Promise<void> {
         const e = engine;
         engine = null;
         if (e) await e.unload();
-        post({ type: 'done', id, stats: e?.stats() ?? emptyStats() });
+        post({ type: 'done', id, stats: e?.stats() ?? idleStats(0, 0, 0) });
         break;
       }
     }
@@ -76,13 +77,6 @@ async function handle(msg: ToWorker): Promise<void> {
   } finally {
     controllers.delete(id);
   }
-}
-
-function emptyStats() {
-  return {
-    loadMs: 0, promptTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0,
-    finishReason: null, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, dispatchesPerToken: 0,
-  };
 }
 
 scope.onmessage = (ev: MessageEvent<ToWorker>) => {

@@ -191,7 +191,7 @@ export async function benchInBrowser(options: BrowserBenchOptions): Promise<Brow
         const ids: number[] = [];
         let text = '';
         try {
-          const run = engine.generate(prompt, { maxTokens, temperature: 0, stopTokenIds: [] });
+          const run = engine.generate(prompt, { maxTokens, temperature: 0, stopTokenIds: [], cache: false });
           for await (const d of run) {
             ids.push(...d.tokenIds);
             text += d.text;
