@@ -26,6 +26,8 @@ export interface Checkpoint {
   vocab: Vocab | null;
   /** The checkpoint's own SentencePiece model (Hugging Face, Flax), copied into the package as is. */
   tokenizerModel?: Uint8Array;
+  /** The file the vocab or tokenizerModel came from when it is not `file` (a tokenizer.bin, tokenizer.model), for messages. */
+  tokenizerFile?: string;
   tensors: Map<string, CheckpointTensor>;
   /** The file or folder it was read from, for messages and the manifest's `source`. */
   file?: string;

@@ -8,6 +8,7 @@ import type { ByteSource } from './source.ts';
 
 const WINDOW = 1 << 20;
 const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export class Cursor {
   pos: number;
@@ -63,7 +64,16 @@ export class Cursor {
     const o = this.at(n);
     return this.buf.subarray(o, o + n);
   }
+  /** `n` bytes as text, invalid UTF-8 replaced by U+FFFD. */
   utf8(n: number): string {
     return decoder.decode(this.bytes(n));
+  }
+  /** `n` bytes as text, or undefined when they are not valid UTF-8. */
+  utf8Strict(n: number): string | undefined {
+    try {
+      return strictDecoder.decode(this.bytes(n));
+    } catch {
+      return undefined;
+    }
   }
 }

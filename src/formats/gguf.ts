@@ -87,6 +87,17 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
     await c.need(n, what);
     return c.utf8(n);
   };
+  // Vocab pieces are text the tokenizer matches byte for byte: a replaced byte would silently change the vocab.
+  const readToken = async (key: string, i: number): Promise<string> => {
+    const what = `${key}[${i}]`;
+    await c.need(8, what);
+    const n = c.u64(what);
+    if (n > remaining()) throw new ModelFormatError(file, `token ${i} of ${n} bytes runs past the end of the file; the file is truncated or corrupt`, what);
+    await c.need(n, what);
+    const text = c.utf8Strict(n);
+    if (text === undefined) throw new ModelFormatError(file, `token ${i} is not valid UTF-8; the vocab is corrupt, download or re-export the GGUF`, what);
+    return text;
+  };
   const remaining = () => source.size - c.pos;
 
   const readValue = async (type: number, key: string, depth: number): Promise<unknown> => {
@@ -104,7 +115,7 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
         await c.need(n * minBytes, key);
         for (let i = 0; i < n; i++) out[i] = scalar(et, key);
       } else {
-        for (let i = 0; i < n; i++) out[i] = await readValue(et, key, depth + 1);
+        for (let i = 0; i < n; i++) out[i] = et === VT.STRING && key === 'tokenizer.ggml.tokens' ? await readToken(key, i) : await readValue(et, key, depth + 1);
       }
       return out;
     }

@@ -95,12 +95,12 @@ export function undoRotaryPermutation(tensors: Map<string, CheckpointTensor>, c:
 }
 
 /** tokenizer.model from the folder, or the file given with --tokenizer. */
-export async function hfTokenizer(files: FileSet, folder: string, override?: ByteSource): Promise<Pick<Checkpoint, 'vocab' | 'tokenizerModel'>> {
+export async function hfTokenizer(files: FileSet, folder: string, override?: ByteSource): Promise<Pick<Checkpoint, 'vocab' | 'tokenizerModel' | 'tokenizerFile'>> {
   const src = override ?? files.get('tokenizer.model');
   if (!src) {
     throw new ModelFormatError(folder, 'tokenizer.model is missing; put the SentencePiece tokenizer.model beside the weights or pass it with --tokenizer', 'tokenizer.model');
   }
-  return { vocab: null, tokenizerModel: await readAll(src, 64 << 20) };
+  return { vocab: null, tokenizerModel: await readAll(src, 64 << 20), tokenizerFile: src.name };
 }
 
 /**

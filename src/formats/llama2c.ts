@@ -20,13 +20,13 @@ const LLAMA2C_V1_MAGIC = 0x616b3432; // "ak42": export.py's versioned formats
 type Closable = ByteSource & { close?(): Promise<void> };
 
 /** A tokenizer.bin (llama2.c) or tokenizer.model (SentencePiece) for checkpoints that carry none. */
-export async function readTokenizerFile(tok: Closable, vocabSize: number): Promise<Pick<Checkpoint, 'vocab' | 'tokenizerModel'>> {
+export async function readTokenizerFile(tok: Closable, vocabSize: number): Promise<Pick<Checkpoint, 'vocab' | 'tokenizerModel' | 'tokenizerFile'>> {
   try {
     const bytes = await readAll(tok, 64 << 20);
     // By name first: a tokenizer.bin whose max_token_length is 10 also starts with byte 0x0a, like a ModelProto.
     const isProto = tok.name.endsWith('.model') || (!tok.name.endsWith('.bin') && bytes[0] === 0x0a);
-    if (isProto) return { vocab: null, tokenizerModel: bytes };
-    return { vocab: vocabFromLlama2cTokenizer(bytes, vocabSize, tok.name) };
+    if (isProto) return { vocab: null, tokenizerModel: bytes, tokenizerFile: tok.name };
+    return { vocab: vocabFromLlama2cTokenizer(bytes, vocabSize, tok.name), tokenizerFile: tok.name };
   } finally {
     await tok.close?.();
   }

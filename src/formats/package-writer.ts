@@ -5,6 +5,7 @@
  * scales, whatever the model size. Any failure aborts the sink, so no partial package is left behind.
  */
 import { ConvertOptionsError, ModelFormatError } from '../errors.ts';
+import { checkPackageTokenizer } from '../tokenizer/check.ts';
 import { encodeModelProto } from '../tokenizer/proto.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { checkConfig, checkTensors, expectedShapes } from './checkpoint.ts';
@@ -151,6 +152,7 @@ async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: Conver
     if (!ckpt.vocab) throw new ModelFormatError(file, 'the checkpoint has no tokenizer; pass the tokenizer.model or tokenizer.bin that belongs to it (--tokenizer)', 'tokenizer');
     tokenizer = encodeModelProto(ckpt.vocab);
   }
+  await checkPackageTokenizer(tokenizer, ckpt.tokenizerFile ?? file, ckpt.config.vocabSize);
   await sink.writeFile('tokenizer.model', tokenizer);
 
   const names = [...expectedShapes(ckpt.config, ckpt.tensors.has('wcls')).keys()];

@@ -52,6 +52,12 @@ export function vocabFromGguf(metadata: Map<string, unknown>, file = 'GGUF metad
   for (const [key, arr] of [['tokenizer.ggml.scores', scores], ['tokenizer.ggml.token_type', types]] as const) {
     if (arr.length !== n) throw new ModelFormatError(file, `has ${arr.length} entries but there are ${n} tokens; the file is corrupt`, key);
   }
+  for (let i = 0; i < n; i++) {
+    const t = types[i] as number;
+    if (!Number.isInteger(t) || t < PieceType.NORMAL || t > PieceType.BYTE) {
+      throw new ModelFormatError(file, `token ${i} has type ${t}, not a SentencePiece piece type (1 normal to 6 byte); the vocab is corrupt, download or re-export the GGUF`, `tokenizer.ggml.token_type[${i}]`);
+    }
+  }
   const id = (key: string, fallback: number): number => {
     const v = metadata.get(key) ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= n) {
