@@ -2,22 +2,23 @@
  * The library build (`npm run build`): src/index.ts as an ES module in dist/lib/, with the engine and store workers
  * as separate files beside it, and type declarations in dist/types/ (tsconfig.lib.json).
  *
- * Node-only modules (src/gpu/node.ts with the `webgpu` package, node:fs) are reached only through dynamic imports
- * under Node, so they land in chunks that a browser never loads; `webgpu` and node: builtins stay external.
+ * It is for browsers and bundlers: the Node-only modules (src/gpu/node.ts with the `webgpu` package, the file
+ * readers) are stubbed out (scripts/lib-plugins.ts), and Node gets dist/node (vite.node.config.ts).
  * The small browser dependencies (idb-keyval, msgpack, the SentencePiece wasm) are bundled: module workers cannot
  * use import maps, so a bare import left in a worker would only resolve under a bundler, and the built files are
- * meant to work from any static host as they are.
+ * meant to work from any static host as they are. Each worker is one self-contained file, created with
+ * `new Worker(new URL('./x.js', import.meta.url), { type: 'module' })`, the form app bundlers follow.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
-
-const isExternal = (id: string) => id.startsWith('node:') || id === 'webgpu' || id.startsWith('webgpu/');
+import { nodeOnlyStubs, plainWorkerUrls } from './scripts/lib-plugins.ts';
 
 export default defineConfig({
   publicDir: false,
   // Worker URLs relative to the importing module (new URL('…', import.meta.url)), wherever dist/lib is hosted.
   base: './',
-  worker: { format: 'es', rolldownOptions: { external: isExternal } },
+  plugins: [nodeOnlyStubs(), plainWorkerUrls(2)],
+  worker: { format: 'es', plugins: () => [nodeOnlyStubs()], rolldownOptions: { output: { codeSplitting: false } } },
   build: {
     outDir: 'dist/lib',
     emptyOutDir: true,
@@ -35,7 +36,6 @@ export default defineConfig({
       formats: ['es'],
     },
     rolldownOptions: {
-      external: isExternal,
       output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
     },
   },

@@ -9,12 +9,14 @@ export interface Sha256 {
 }
 
 type NodeCrypto = { createHash(alg: 'sha256'): { update(b: Uint8Array): unknown; digest(enc: 'hex'): string } };
-let nodeCrypto: Promise<NodeCrypto | null> | undefined;
 
-function loadNodeCrypto(): Promise<NodeCrypto | null> {
-  const isNode = typeof process !== 'undefined' && !!(process as { versions?: { node?: string } }).versions?.node;
-  nodeCrypto ??= isNode ? import(/* @vite-ignore */ 'node:crypto' as string).then((m) => m as NodeCrypto, () => null) : Promise.resolve(null);
-  return nodeCrypto;
+/**
+ * node:crypto through process.getBuiltinModule (Node 20.16+), not an import: an app's bundler then never sees a
+ * node: specifier in the browser build. Older Node hashes with crypto.subtle like a browser.
+ */
+async function loadNodeCrypto(): Promise<NodeCrypto | null> {
+  const proc = typeof process === 'undefined' ? undefined : (process as { getBuiltinModule?: (id: string) => unknown });
+  return (proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined) ?? null;
 }
 
 function toHex(buf: ArrayBuffer): string {

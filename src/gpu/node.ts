@@ -29,7 +29,11 @@ async function loadDawn(): Promise<DawnModule> {
   try {
     dawn = (await import('webgpu')) as unknown as DawnModule;
   } catch (cause) {
-    throw new WebGpuUnavailableError('The `webgpu` npm package (Dawn for Node) could not be loaded. Run `npm install`.', { cause });
+    throw new WebGpuUnavailableError(
+      'The `webgpu` npm package (Dawn for Node), an optional peer dependency of llama-webgpu, could not be loaded. ' +
+        'Run `npm install webgpu` beside llama-webgpu to run models in Node.',
+      { cause },
+    );
   }
   // GPUBufferUsage, GPUMapMode and friends are globals in browsers; Dawn exports them.
   for (const [k, v] of Object.entries(dawn.globals)) {

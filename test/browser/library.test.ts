@@ -192,7 +192,12 @@ describe.skipIf(!haveChromium())('library build', () => {
     for (const name of ['createEngine', 'createWorkerEngine', 'createIdbStore', 'installFromUrl', 'LlamaWebGpuError']) expect(dts).toContain(name);
     expect(existsSync(path.join(types, 'worker/index.d.ts'))).toBe(true);
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-    expect(pkg.exports['.']).toEqual({ types: './dist/types/index.d.ts', import: './dist/lib/index.js' });
+    expect(pkg.exports['.']).toEqual({
+      'types@<6.0': './types/index.d.ts',
+      types: './dist/types/index.d.ts',
+      node: './dist/node/index.js',
+      import: './dist/lib/index.js',
+    });
     expect(pkg.files).toEqual(expect.arrayContaining(['dist/lib', 'dist/types']));
   });
 
@@ -203,9 +208,17 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(externals, `${entry} statically imports ${externals.join(', ')}`).toEqual([]);
       for (const [file, code] of graph) expect(code, file).not.toMatch(/from\s*['"](node:|webgpu)/);
     }
-    // The Node GPU module exists, but only as a chunk behind a dynamic import.
+    // No file of the browser build names a Node-only module, so an app's bundler never has to resolve one.
     const all = readdirSync(lib, { recursive: true }).map(String).filter((f) => f.endsWith('.js'));
-    expect(all.some((f) => /from\s*['"]webgpu['"]|import\(['"]webgpu['"]\)/.test(readFileSync(path.join(lib, f), 'utf8')))).toBe(true);
+    for (const f of all) expect(readFileSync(path.join(lib, f), 'utf8'), f).not.toMatch(/(from\s*|import\(\s*(\/\*[^*]*\*\/\s*)?)['"](node:[\w/]+|webgpu)['"]/);
+    // Each worker is one self-contained file, created in the form app bundlers follow.
+    const workers = all.flatMap((f) =>
+      [...readFileSync(path.join(lib, f), 'utf8').matchAll(/new Worker\(new URL\("([^"]+)", import\.meta\.url\), \{\s*type: "module"/g)].map((m) =>
+        path.join(path.dirname(f), m[1]),
+      ),
+    );
+    expect(workers.map((w) => path.basename(w).replace(/-[\w-]+\.js$/, ''))).toEqual(['engine-worker', 'store-worker']);
+    for (const w of workers) expect(readFileSync(path.join(lib, w), 'utf8'), w).not.toMatch(/^\s*import\s|import\(/m);
   });
 
   test('runs from a static server in Chromium: typed errors cross the worker boundary', async () => {
