@@ -4,9 +4,9 @@
 //   f32 KV cache (SwiftShader): |gpu - ref| <= 2e-3 + 1e-3 |ref|  (f32 accumulation through 5 layers)
 //   f16 KV cache (lavapipe):    |gpu - ref| <= 3e-2 + 1e-2 |ref|  (K and V rounded to half precision)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../../src/engine.ts';
+import { createEngine, EngineUnloadedError, type Engine } from '../../src/engine.ts';
 import { ContextOverflowError } from '../../src/generate/generate.ts';
-import { InvalidOptionsError } from '../../src/errors.ts';
+import { InvalidOptionsError, TokenizerDisposedError } from '../../src/errors.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { argmax, ReferenceModel } from '../reference/forward.ts';
 import { loadLlama2cForReference } from '../reference/llama2c.ts';
@@ -119,6 +119,15 @@ describe.skipIf(!have).each(gpus)('engine on $name', ({ name, gpu }) => {
     } finally {
       await small.unload();
     }
+  });
+
+  it('unload frees the tokenizer too: the engine then refuses to encode, and its tokenizer is disposed', async () => {
+    const other = await createEngine({ model: 'stories-bin-f32', store, gpu, contextLength: 16 });
+    expect(other.encode('Once upon a time')).toEqual(engine.encode('Once upon a time'));
+    await other.unload();
+    expect(() => other.encode('Once')).toThrow(EngineUnloadedError);
+    expect(() => other.encodeChat([{ role: 'user', content: 'Hi' }])).toThrow(EngineUnloadedError);
+    expect(() => other.tokenizer.encode('Once')).toThrow(TokenizerDisposedError);
   });
 
   it('queues a second request behind the first and runs both in order', async () => {
