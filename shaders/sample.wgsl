@@ -1,7 +1,7 @@
 // sample: draws the next token id from the last token's logits on the GPU and stores it where the next step's
 // embedding reads it, so decoding continues without a readback.
 //
-//   z_i = logits_i + bias_i
+//   z_i = logits_i + bias_i; with `masked`, tokens whose bit in mask is 0 are never chosen (structured output)
 //   if count_i > 0:  z_i = (z_i > 0 ? z_i / repetition_penalty : z_i * repetition_penalty)
 //                    z_i -= count_i * frequency_penalty + presence_penalty
 //   temperature == 0:  id = argmax_i z_i (ties to the lowest id)
@@ -18,7 +18,8 @@
 // 1/2, 1, ..., 64 that fits), whenever the threshold provably lies among them (k <= candidates for top-k, the
 // candidates hold top_p of the mass for top-p); otherwise over the whole vocabulary.
 //
-// Shapes: logits [vocab] f32; bias [vocab] f32; counts [vocab] u32; work [vocab] f32 (scratch: z); tokens [*] u32.
+// Shapes: logits [vocab] f32; bias [vocab] f32; counts [vocab] u32; work [vocab] f32 (scratch: z); tokens [*] u32;
+// mask [ceil(vocab / 32)] u32, bit (i & 31) of word i / 32 set for an allowed id (read only when masked).
 // Dispatch: (1, 1, 1) workgroup of WG threads (WG a power of two); thread t owns ids t, t + WG, ... in every phase,
 // so each thread only reads back the scratch values it wrote.
 
@@ -33,6 +34,7 @@ struct Params {
   repetition_penalty: f32, // 1: off
   frequency_penalty: f32,
   presence_penalty: f32,
+  masked: u32, // 0: every id allowed; else only ids whose mask bit is set
 }
 
 struct Target {
@@ -54,6 +56,12 @@ struct Step {
 @group(0) @binding(5) var<uniform> params: Params;
 @group(0) @binding(6) var<uniform> dest: Target;
 @group(0) @binding(7) var<uniform> step: Step;
+@group(0) @binding(8) var<storage, read> mask: array<u32>;
+
+// A masked-out id: its z, below any real value and any bias, so it is never kept or drawn.
+fn banned(i: u32) -> bool {
+  return params.masked != 0u && (mask[i >> 5u] & (1u << (i & 31u))) == 0u;
+}
 
 // No id / the score of "no id" in reductions (below any real value).
 const NONE: u32 = 0xffffffffu;
@@ -258,6 +266,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       z -= f32(c) * params.frequency_penalty + params.presence_penalty;
     }
     z *= inv_t;
+    if (banned(i)) {
+      work[i] = NO_SCORE;
+      continue;
+    }
     work[i] = z;
     if (best_id == NONE || z > best) {
       best = z;
@@ -367,7 +379,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     for (var i = lid; i < vocab; i += WG) {
       let z = work[i];
       let kz = key(z);
-      let kept = in_top_k(i, kz, k_min, tie_last) && kz >= p_min && (params.min_p <= 0.0 || exp(z - m) >= params.min_p);
+      let kept = z != NO_SCORE && in_top_k(i, kz, k_min, tie_last) && kz >= p_min && (params.min_p <= 0.0 || exp(z - m) >= params.min_p);
       if (kept) {
         let u = (f32(pcg(pcg(i) ^ seed) >> 8u) + 0.5) * (1.0 / 16777216.0); // in (0, 1)
         let score = z - log(-log(u));

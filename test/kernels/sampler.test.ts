@@ -245,6 +245,46 @@ describe.each(gpus)('sampler on $name', ({ name, gpu }) => {
     expect([...new Uint32Array(await gpu.read(tokens))]).toEqual([9, 9, 9, a[0], 9]);
   });
 
+  // Structured output's token mask: a masked id is never drawn, and the allowed ids keep their reference
+  // probabilities renormalized (the reference with masked logits at -Infinity).
+  it.each([512, 32000])('a token mask restricts greedy and sampled draws to the allowed ids (vocab %i)', async (vocab) => {
+    const logits = randomArray(vocab, vocab + 5, 6);
+    const r = rng(vocab);
+    const bits = new Uint32Array(Math.ceil(vocab / 32));
+    const allowed = (i: number) => (bits[i >>> 5] & (1 << (i & 31))) !== 0;
+    for (let i = 0; i < vocab; i++) if (r() < 0.25) bits[i >>> 5] |= 1 << (i & 31);
+    const best = argmaxRef(logits);
+    bits[best >>> 5] &= ~(1 << (best & 31)); // the unmasked argmax is banned
+    const masked = Float64Array.from(logits, (v, i) => (allowed(i) ? v : -Infinity));
+    const sampler = new Sampler(gpu, vocab);
+    sampler.resetCounts();
+    const lb = gpu.storage('logits', logits);
+    sampler.setMask(bits);
+    expect((await draws(gpu, sampler, lb, [1]))[0]).toBe(argmaxRef(masked));
+
+    // One allowed id, far below the others and pushed further down by a bias: it is still the one drawn.
+    const one = new Uint32Array(bits.length);
+    one[(vocab - 2) >>> 5] = 1 << ((vocab - 2) & 31);
+    sampler.setMask(one);
+    sampler.setLogitBias(new Map([[vocab - 2, -1e6]]));
+    sampler.setParams({ ...GREEDY, temperature: 1, topK: 5 });
+    expect([...(await draws(gpu, sampler, lb, [2, 3]))]).toEqual([vocab - 2, vocab - 2]);
+    sampler.setLogitBias(null);
+
+    const params = { ...GREEDY, temperature: 1, topK: 40 };
+    sampler.setParams(params);
+    sampler.setMask(bits);
+    const n = slow ? 100 : 600;
+    const ids = await draws(gpu, sampler, lb, seeds(n));
+    expectDistribution(ids, samplingProbsRef(masked, params), `masked sampler ${JSON.stringify(params)}`);
+
+    // Lifting the mask brings back the unmasked argmax.
+    sampler.setMask(null);
+    sampler.setParams(GREEDY);
+    expect((await draws(gpu, sampler, lb, [4]))[0]).toBe(best);
+    expect(() => sampler.setMask(new Uint32Array(3))).toThrow(KernelShapeError);
+  });
+
   it('rejects bad parameters with typed errors', () => {
     const sampler = new Sampler(gpu, 512);
     expect(() => sampler.setParams({ ...GREEDY, temperature: -1 })).toThrow(SamplingParamsError);

@@ -42,6 +42,7 @@ export const GREEDY: SamplingParams = {
  * Token sampling on the GPU (shaders/sample.wgsl): logit bias, repetition/frequency/presence penalties from
  * per-token counts kept on the GPU, temperature, top-k, top-p, min-p, and a seeded draw, in one dispatch. The
  * chosen id goes to tokens[outIndex], where the next step's embedding reads it, and its count is incremented.
+ * A token mask (setMask, for structured output) restricts the draw to the allowed ids.
  */
 export class Sampler {
   private readonly pipeline: GPUComputePipeline;
@@ -50,7 +51,11 @@ export class Sampler {
   /** u32 [vocabSize]: occurrences of each token in the prompt and the generated text (for the penalties). */
   readonly counts: GPUBuffer;
   private readonly work: GPUBuffer;
+  /** u32 [ceil(vocabSize / 32)]: bit (id & 31) of word id >> 5 set for an allowed id, read while `masked`. */
+  private readonly mask: GPUBuffer;
   private biasActive = false;
+  private masked = false;
+  private last: SamplingParams = GREEDY;
 
   constructor(
     private readonly gpu: Gpu,
@@ -65,10 +70,11 @@ export class Sampler {
     // Workgroup memory: the candidate window (CAP = 960 values and ids) and two reduction arrays of wg words.
     gpu.requireLimit('maxComputeWorkgroupStorageSize', 8 * 960 + 8 * wg + 8, `The sampler with ${wg} threads`);
     this.pipeline = gpu.pipeline('sample', { WG: wg });
-    this.params = gpu.uniform(`${label}.params`, new Uint8Array(32));
+    this.params = gpu.uniform(`${label}.params`, new Uint8Array(48));
     this.bias = gpu.storage(`${label}.bias`, vocabSize * 4);
     this.counts = gpu.storage(`${label}.counts`, vocabSize * 4);
     this.work = gpu.storage(`${label}.work`, vocabSize * 4);
+    this.mask = gpu.storage(`${label}.mask`, Math.ceil(vocabSize / 32) * 4);
     this.setParams(GREEDY);
   }
 
@@ -92,8 +98,28 @@ export class Sampler {
       { f32: p.repetitionPenalty },
       { f32: p.frequencyPenalty },
       { f32: p.presencePenalty },
+      { u32: this.masked ? 1 : 0 },
     ]);
     this.gpu.write(this.params, new Uint8Array(data));
+    this.last = p;
+  }
+
+  /**
+   * Restricts the next draws to the ids whose bit is set in `bits` (u32 words, bit id & 31 of word id >> 5); null
+   * lifts the mask. Writes the 4 KB mask for a 32k vocab (queued before the next submit); the shader reads it only
+   * while a mask is set.
+   */
+  setMask(bits: Uint32Array | null): void {
+    if (bits) {
+      if (bits.length !== Math.ceil(this.vocabSize / 32)) {
+        throw new KernelShapeError('sampler', `the mask has ${bits.length} words; a ${this.vocabSize}-token vocab needs ${Math.ceil(this.vocabSize / 32)}`);
+      }
+      this.gpu.write(this.mask, bits);
+    }
+    if (!!bits !== this.masked) {
+      this.masked = !!bits;
+      this.setParams(this.last);
+    }
   }
 
   /** Adds bias.get(id) to the logit of each listed id (null clears). Infinite biases are clamped to +-1e9. */
@@ -135,7 +161,7 @@ export class Sampler {
       throw new KernelShapeError('sampler', `the logits buffer holds ${logits.size / 4} floats, fewer than vocabSize ${this.vocabSize}`);
     }
     const target = this.gpu.uniform(`${label}.target`, new Uint32Array([outIndex]));
-    const bindGroup = this.gpu.bindGroup(label, this.pipeline, [logits, this.bias, this.counts, this.work, tokens, this.params, target, step]);
+    const bindGroup = this.gpu.bindGroup(label, this.pipeline, [logits, this.bias, this.counts, this.work, tokens, this.params, target, step, this.mask]);
     const pipeline = this.pipeline;
     return {
       encode(pass) {
