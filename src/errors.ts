@@ -184,3 +184,17 @@ export class InvalidOptionsError extends LlamaWebGpuError {
     this.option = option;
   }
 }
+
+/**
+ * A JSON schema given for structured output (jsonSchema, response_format) uses a keyword the engine cannot
+ * enforce, is malformed, or allows no value. `keyword` names it and `path` is where it is (a JSON pointer).
+ */
+export class JsonSchemaError extends LlamaWebGpuError {
+  readonly keyword: string;
+  readonly path: string;
+  constructor(keyword: string, path: string, message: string) {
+    super('JSON_SCHEMA', `JSON schema at ${path}: "${keyword}" ${message}`);
+    this.keyword = keyword;
+    this.path = path;
+  }
+}
