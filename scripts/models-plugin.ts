@@ -5,8 +5,10 @@
  *   GET /models/<id>/<file>       a package file (manifest.json, tokenizer.model, shard-*.bin) from ./models/<id>/
  *
  * Sample models are the weight-carrying GGUF files in a local folder (LLAMA_WEBGPU_SAMPLE_MODELS, by default
- * ../shared/models when it exists). The first request for one converts it with the Node converter into ./models/<id>/
- * (git-ignored), so a fresh checkout gets a working chat with no manual step.
+ * ../shared/models when it exists), and "tiny-chat": random weights in synth's `tiny` shape with the Llama 2 chat
+ * template (src/model/synthetic.ts), so the chat path works with no model files at all. The first request for one
+ * converts it with the Node converter into ./models/<id>/ (git-ignored), so a fresh checkout gets a working chat with
+ * no manual step.
  *
  * The converter (src/formats/) is loaded through Vite's module runner rather than imported here, so this plugin
  * stays a small config-time module and the converter resolves its imports exactly as in the CLI and the tests.
@@ -16,7 +18,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Connect, Plugin } from 'vite';
-import type { WeightDtype } from '../src/formats/quant.ts';
+import type { QuantScheme } from '../src/formats/quant-plan.ts';
 
 export interface ModelsPluginOptions {
   /** Project root (where src/ lives). */
@@ -30,11 +32,15 @@ export interface ModelsPluginOptions {
 interface Sample {
   id: string;
   name: string;
-  /** The checkpoint file, relative to the samples folder. */
+  /** The checkpoint file, relative to the samples folder, or what the synthetic sample is. */
   source: string;
-  file: string;
+  /** The checkpoint file; null for the synthetic sample. */
+  file: string | null;
   bytes: number;
 }
+
+/** The random-weight chat model every server offers; it needs no files. */
+const SYNTHETIC_CHAT: Sample = { id: 'tiny-chat', name: 'tiny-chat', source: 'synthetic tiny shape, random weights, Llama 2 chat template', file: null, bytes: 0 };
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 /** Below this a sample is converted exactly (f32); above, to q8 so a large checkpoint stays browser-sized. */
@@ -54,7 +60,7 @@ async function ggufTensorCount(file: string): Promise<number> {
 }
 
 async function findSamples(dir: string): Promise<Sample[]> {
-  if (!existsSync(dir)) return [];
+  if (!existsSync(dir)) return [SYNTHETIC_CHAT];
   const out: Sample[] = [];
   const visit = async (rel: string, depth: number) => {
     for (const entry of await readdir(path.join(dir, rel), { withFileTypes: true })) {
@@ -72,8 +78,8 @@ async function findSamples(dir: string): Promise<Sample[]> {
     }
   };
   await visit('', 0);
-  const seen = new Set<string>();
-  return out.filter((s) => !seen.has(s.id) && seen.add(s.id)).sort((a, b) => a.id.localeCompare(b.id));
+  const seen = new Set<string>([SYNTHETIC_CHAT.id]);
+  return [...out.filter((s) => !seen.has(s.id) && seen.add(s.id)), SYNTHETIC_CHAT].sort((a, b) => a.id.localeCompare(b.id));
 }
 
 type ConverterModules = {
@@ -81,6 +87,7 @@ type ConverterModules = {
   source: typeof import('../src/formats/node-source.ts');
   writer: typeof import('../src/formats/package-writer.ts');
   sink: typeof import('../src/formats/node-sink.ts');
+  synthetic: typeof import('../src/model/synthetic.ts');
 };
 
 export function modelsPlugin(options: ModelsPluginOptions): Plugin {
@@ -108,6 +115,7 @@ export function modelsPlugin(options: ModelsPluginOptions): Plugin {
         source: await load('src/formats/node-source.ts'),
         writer: await load('src/formats/package-writer.ts'),
         sink: await load('src/formats/node-sink.ts'),
+        synthetic: await load('src/model/synthetic.ts'),
       };
       return {
         mods,
@@ -120,10 +128,10 @@ export function modelsPlugin(options: ModelsPluginOptions): Plugin {
 
   async function convert(sample: Sample): Promise<void> {
     const { mods } = await loadConverter();
-    const quant: WeightDtype = (process.env.LLAMA_WEBGPU_SAMPLE_QUANT as WeightDtype | undefined) ?? (sample.bytes <= EXACT_LIMIT ? 'f32' : 'q8');
+    const quant: QuantScheme = (process.env.LLAMA_WEBGPU_SAMPLE_QUANT as QuantScheme | undefined) ?? (sample.bytes <= EXACT_LIMIT ? 'f32' : 'q8');
     const t0 = Date.now();
     console.log(`[models] converting ${sample.source} to ${path.join(packagesDir, sample.id)} (${quant}) on first use…`);
-    const ckpt = await mods.gguf.openGguf(await mods.source.fileSource(sample.file));
+    const ckpt = sample.file ? await mods.gguf.openGguf(await mods.source.fileSource(sample.file)) : mods.synthetic.synthCheckpoint('tiny');
     try {
       const sink = await mods.sink.directorySink(path.join(packagesDir, sample.id));
       await mods.writer.convertCheckpoint(ckpt, sink, { quant, name: sample.name });

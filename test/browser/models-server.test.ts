@@ -52,10 +52,23 @@ describe.skipIf(!haveSharedModel(GGUF))('sample model server', () => {
     expect(await res.text()).toContain('<title>llama-webgpu chat</title>');
   });
 
-  test('lists the weight-carrying GGUFs of the samples folder', async () => {
+  test('lists the weight-carrying GGUFs of the samples folder, and the synthetic chat model', async () => {
     const res = await fetch(`${base}/models/index.json`);
     expect(res.headers.get('content-type')).toBe('application/json');
-    expect(await res.json()).toEqual({ models: [{ id: 'stories260K', name: 'stories260K', source: path.join('stories260K', 'stories260Ktok512.gguf') }] });
+    expect(await res.json()).toEqual({
+      models: [
+        { id: 'stories260K', name: 'stories260K', source: path.join('stories260K', 'stories260Ktok512.gguf') },
+        { id: 'tiny-chat', name: 'tiny-chat', source: 'synthetic tiny shape, random weights, Llama 2 chat template' },
+      ],
+    });
+  });
+
+  test('writes the synthetic chat model on its first request: random weights with the Llama 2 chat template', async () => {
+    const manifest = await (await fetch(`${base}/models/tiny-chat/manifest.json`)).json();
+    expect(manifest.name).toBe('tiny-chat');
+    expect(manifest.config).toMatchObject({ dim: 64, nLayers: 5, vocabSize: 512, chatTemplate: 'llama-2' });
+    const shard = await fetch(`${base}/models/tiny-chat/${manifest.shards[0].file}`);
+    expect((await shard.arrayBuffer()).byteLength).toBe(manifest.shards[0].byteSize);
   });
 
   test('converts a sample on first request and serves its package, with byte ranges', async () => {
