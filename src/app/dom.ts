@@ -50,8 +50,10 @@ export class ProgressRow {
     parent.append(this.root);
   }
 
-  update(fraction: number, text: string): void {
-    this.bar.value = Math.max(0, Math.min(1, fraction));
+  /** `fraction` null: a step whose share done is unknown (the bar shows activity, not a percentage). */
+  update(fraction: number | null, text: string): void {
+    if (fraction === null) this.bar.removeAttribute('value');
+    else this.bar.value = Math.max(0, Math.min(1, fraction));
     this.label.textContent = text;
   }
 

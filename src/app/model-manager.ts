@@ -4,8 +4,9 @@
  */
 import type { InstalledModel, ModelStore } from '../storage/store.ts';
 import type { StoreWorkerClient, TaskProgress } from '../worker/store-client.ts';
+import { convertedModelId } from '../worker/store-client.ts';
 import { byId, el, formatBytes, ProgressRow } from './dom.ts';
-import { describeError, showBanner } from './errors-view.ts';
+import { clearBanner, describeError, showBanner } from './errors-view.ts';
 
 /** A model the server offers as a package under /models/<id>/ (see scripts/models-plugin.ts). */
 export interface SampleModel {
@@ -18,6 +19,8 @@ export interface ModelManagerEvents {
   onUse(id: string): void;
   onDeleted(id: string): void;
   onInstalled(id: string): void;
+  /** An installed model is about to be overwritten by a new install of the same id: stop using it. */
+  onReplacing(id: string): Promise<void>;
 }
 
 export class ModelManager {
@@ -41,6 +44,14 @@ export class ModelManager {
     });
     const drop = byId('drop-zone');
     const picker = byId<HTMLInputElement>('file-input');
+    // The zone is a button for the keyboard: Tab reaches it, Enter or Space opens the file picker.
+    drop.addEventListener('click', () => picker.click());
+    drop.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        picker.click();
+      }
+    });
     picker.addEventListener('change', () => {
       if (picker.files?.length) void this.convert([...picker.files]);
       picker.value = '';
@@ -170,6 +181,7 @@ export class ModelManager {
     try {
       const id = await this.installer.installFromUrl(url, { modelId, onProgress });
       row.remove();
+      clearBanner();
       await persistStorage();
       await this.refresh();
       this.events.onInstalled(id);
@@ -180,12 +192,28 @@ export class ModelManager {
     }
   }
 
+  /**
+   * Asks before a new install overwrites the installed model `id`, saying so when it is the one in use; stops
+   * using it when the person agrees. False: leave everything as it is.
+   */
+  private async confirmReplace(id: string): Promise<boolean> {
+    const existing = this.installed.find((m) => m.id === id);
+    if (!existing) return true;
+    const inUse = this.active === id ? ' It is the model in use; it will be unloaded first.' : '';
+    if (!confirm(`A model named ${id} (${formatBytes(existing.bytes)}) is already installed.${inUse} Replace it with the new one?`)) return false;
+    await this.events.onReplacing(id);
+    return true;
+  }
+
   async convert(files: File[]): Promise<void> {
     const title = files.map((f) => f.name).join(' + ');
+    const modelId = convertedModelId(files);
+    if (!(await this.confirmReplace(modelId))) return;
     const { row, onProgress } = this.track(title, 'convert-progress');
     try {
-      const id = await this.installer.convertFiles(files, { onProgress, quant: quantChoice() });
+      const id = await this.installer.convertFiles(files, { modelId, onProgress, quant: quantChoice() });
       row.remove();
+      clearBanner();
       await persistStorage();
       await this.refresh();
       this.events.onInstalled(id);

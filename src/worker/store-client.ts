@@ -4,6 +4,7 @@
  */
 import { LlamaWebGpuError } from '../errors.ts';
 import type { WireError } from './protocol.ts';
+import { modelIdFrom } from '../storage/package-check.ts';
 import type { FromStoreWorker, TaskProgress, ToStoreWorker } from './store-protocol.ts';
 
 export type { TaskProgress } from './store-protocol.ts';
@@ -14,6 +15,16 @@ export interface StoreTaskOptions {
   modelId?: string;
   onProgress?: (p: TaskProgress) => void;
   signal?: AbortSignal;
+}
+
+/** A checkpoint file's name without its weights extension: the converted model's name. */
+export function checkpointStem(fileName: string): string {
+  return fileName.replace(/\.(gguf|safetensors|bin|msgpack)$/i, '');
+}
+
+/** The id convertFiles() installs `files` under when no modelId is given (from the first file's name). */
+export function convertedModelId(files: { name: string }[]): string {
+  return modelIdFrom(checkpointStem(files[0]?.name ?? 'model'));
 }
 
 function fromWire(w: WireError): Error {

@@ -8,8 +8,8 @@ import { openDroppedFiles } from './open-files.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
 import { createIdbStore } from '../storage/idb-store.ts';
 import { installFromUrl } from '../storage/install.ts';
-import { modelIdFrom } from '../storage/package-check.ts';
 import { toWireError } from './protocol.ts';
+import { checkpointStem, convertedModelId } from './store-client.ts';
 import type { FromStoreWorker, ToStoreWorker } from './store-protocol.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -50,8 +50,8 @@ async function handle(msg: ToStoreWorker): Promise<void> {
       if (msg.files.length === 0) throw new LlamaWebGpuError('NO_FILES', 'No files were given; pick or drop a model file.');
       const ckpt = await openDroppedFiles(msg.files);
       try {
-        const stem = msg.files[0].name.replace(/\.(gguf|safetensors|bin|msgpack)$/i, '');
-        const modelId = msg.modelId ?? modelIdFrom(stem);
+        const stem = checkpointStem(msg.files[0].name);
+        const modelId = msg.modelId ?? convertedModelId(msg.files);
         await convertCheckpoint(ckpt, store.sink(modelId), {
           quant: msg.quant ?? 'q8',
           name: stem,

@@ -16,10 +16,11 @@ async function generate(page: Page, settings: { temperature: number; maxTokens: 
   await page.fill('#temperature', String(settings.temperature));
   await page.fill('#max-tokens', String(settings.maxTokens));
   await page.fill('#seed', settings.seed === undefined ? '' : String(settings.seed));
-  const before = await page.locator('[data-role="assistant"]').count();
+  const before = await page.locator('.reply').count();
   await page.fill('#prompt', prompt);
   await page.click('#send');
-  const reply = page.locator('[data-role="assistant"]').nth(before);
+  // A chat reply, or in completion mode the document of prompt and continuation.
+  const reply = page.locator('.reply').nth(before);
   await reply.and(page.locator('[data-finish]')).waitFor({ timeout: 120_000 });
   return {
     text: (await reply.locator('.body').textContent()) ?? '',
@@ -103,9 +104,9 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     // Click Stop from inside the page the moment the first text arrives, so the abort always lands mid-stream.
     await page.evaluate(() => {
       const messages = document.getElementById('messages')!;
-      const seen = messages.querySelectorAll('[data-role="assistant"]').length;
+      const seen = messages.querySelectorAll('.reply').length;
       const obs = new MutationObserver(() => {
-        const replies = messages.querySelectorAll('[data-role="assistant"]');
+        const replies = messages.querySelectorAll('.reply');
         if (replies.length > seen && replies[replies.length - 1].querySelector('.body')!.textContent) {
           obs.disconnect();
           document.getElementById('stop')!.click();
@@ -122,7 +123,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(await page.isEnabled('#send')).toBe(true);
   });
 
-  test('chat mode streams a reply to a user message through chat.completions, and Clear empties the conversation', async () => {
+  test('chat mode streams a reply to a user message through chat.completions, and New conversation starts an empty one', async () => {
     await page.selectOption('#mode', 'chat');
     await page.fill('#system', 'You tell short stories.');
     const r = await generate(page, { temperature: 0, maxTokens: 16 }, 'Tell me a story about a cat.');
@@ -131,7 +132,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(r.meta).toMatch(/tokens\/s/);
     const users = page.locator('[data-role="user"] .body');
     expect(await users.last().textContent()).toBe('Tell me a story about a cat.');
-    await page.click('#clear');
+    await page.click('#new-chat');
     expect(await page.locator('.message').count()).toBe(0);
     await page.selectOption('#mode', 'auto');
     await page.fill('#system', '');
@@ -141,7 +142,8 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     const r = await generate(page, { temperature: 0, maxTokens: 4 }, '<img src=x onerror="window.pwned=1"><b>bold</b>');
     expect(r.text.length).toBeGreaterThan(0);
     expect(await page.locator('.messages img, .messages b').count()).toBe(0);
-    expect(await page.locator('[data-role="user"] .body').last().textContent()).toBe('<img src=x onerror="window.pwned=1"><b>bold</b>');
+    // stories260K has no chat template: the prompt opens a completion document.
+    expect(await page.locator('.message.document .prompt').last().textContent()).toBe('<img src=x onerror="window.pwned=1"><b>bold</b>');
     expect(await page.evaluate(() => 'pwned' in window)).toBe(false);
   });
 
@@ -198,6 +200,25 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     const r = await generate(p, { temperature: 0, maxTokens: 40 });
     expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
     expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+
+    // Dropping the same file again would overwrite the model in use: the page asks first, and No changes nothing.
+    const asked: string[] = [];
+    p.once('dialog', (d) => {
+      asked.push(d.message());
+      void d.dismiss();
+    });
+    await p.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/^A model named stories260Ktok512 \([\d.]+ MB\) is already installed\. It is the model in use; it will be unloaded first\. Replace it/);
+    expect(await p.locator('[data-testid="convert-progress"]').count()).toBe(0);
+    expect(await p.getAttribute('#load-status', 'data-ready')).toBe('stories260Ktok512');
+    // Yes unloads it, converts again (now to q8) and loads the new one.
+    p.once('dialog', (d) => void d.accept());
+    await p.selectOption('#quant', 'q8');
+    await p.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+    await p.waitForSelector('[data-model-id="stories260Ktok512"]:has-text("q8")', { timeout: 120_000 });
+    await waitLoaded(p, 'stories260Ktok512');
+    expect(await p.locator('[data-model-id]').count()).toBe(1);
     await fresh.close();
   });
 
@@ -205,10 +226,19 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await openApp(fresh, app.url);
     expect(await p.inputValue('#quant')).toBe('q8');
+    // Without its tokenizer the checkpoint is refused, in the page's words (no command-line flags).
+    await p.setInputFiles('#file-input', [sharedModel('stories260K/stories260K.bin')]);
+    await p.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
+    const banner = (await p.textContent('#banner-text')) ?? '';
+    expect(banner).toContain('no tokenizer');
+    expect(banner).toContain('pick or drop it together with the weights');
+    expect(banner).not.toMatch(/--\w/);
+    // Picking both files works, and the success takes the stale error down.
     await p.setInputFiles('#file-input', [sharedModel('stories260K/stories260K.bin'), sharedModel('stories260K/tok512.bin')]);
     await p.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
     expect(await p.textContent('[data-model-id="stories260K"]')).toContain('q8');
     await waitLoaded(p, 'stories260K');
+    expect(await p.isHidden('#banner')).toBe(true);
     const r = await generate(p, { temperature: 0, maxTokens: 20 });
     expect(r.ids).toHaveLength(20);
     expect(r.text.startsWith('Once upon a time')).toBe(true);

@@ -52,13 +52,39 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     const page = await openApp(context, app.url);
     expect(await page.getAttribute('body', 'data-webgpu')).toBe('missing');
     expect(await page.isVisible('#banner')).toBe(true);
-    const banner = await page.textContent('#banner');
+    const banner = await page.textContent('#banner-text');
     expect(banner).toContain('WebGPU is not available in this browser');
+    // Headless Chromium here runs on Linux, where Chrome's WebGPU is behind a flag.
+    expect(banner).toContain('chrome://flags/#enable-unsafe-webgpu');
+    expect(banner).not.toMatch(/hardware acceleration/i);
     expect(banner).toContain('Models can still be installed and managed here.');
     expect(await page.textContent('#gpu-status')).toBe('WebGPU unavailable');
     expect(await page.isDisabled('#send')).toBe(true);
     expect(await page.isVisible('[data-sample="stories260K"]')).toBe(true);
     await context.close();
+  });
+
+  test('WebGPU without a usable GPU gets the fix for the platform, and the advice can be dismissed', async () => {
+    const windows = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36';
+    for (const [userAgent, expected, absent] of [
+      [undefined, 'chrome://flags/#enable-unsafe-webgpu', /graphics acceleration/],
+      [windows, 'Use graphics acceleration when available', /flags/],
+    ] as const) {
+      const context = await browser.newContext({ userAgent });
+      // As on a machine whose GPU is blocklisted or has no driver: the API exists but finds no adapter.
+      await context.addInitScript(() => {
+        GPU.prototype.requestAdapter = async () => null;
+      });
+      const page = await openApp(context, app.url);
+      expect(await page.getAttribute('body', 'data-webgpu')).toBe('missing');
+      const banner = (await page.textContent('#banner-text')) ?? '';
+      expect(banner).toMatch(/^This browser has WebGPU but found no usable GPU/);
+      expect(banner).toContain(expected);
+      expect(banner).not.toMatch(absent);
+      await page.click('#banner-close');
+      expect(await page.isHidden('#banner')).toBe(true);
+      await context.close();
+    }
   });
 
   test('a full storage quota gets a clear message and nothing is installed', async () => {
@@ -69,7 +95,7 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(app.url).origin, quotaSize: 100_000 });
     await page.click('[data-sample="stories260K"]');
     await page.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
-    const banner = (await page.textContent('#banner')) ?? '';
+    const banner = (await page.textContent('#banner-text')) ?? '';
     // Depending on when the browser applies the quota, the install's own check or IndexedDB refuses the write.
     expect(banner).toMatch(/^Storage is full/);
     expect(banner).toMatch(/Delete (installed models you no longer need|a model in the model manager)/);
@@ -90,7 +116,7 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     await page.waitForSelector('[data-model-id="too-wide"]', { timeout: 120_000 });
     // The first installed model loads by itself, and the fit check refuses it before any weight is uploaded.
     await page.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
-    const banner = (await page.textContent('#banner')) ?? '';
+    const banner = (await page.textContent('#banner-text')) ?? '';
     expect(banner).toMatch(/^Model "too-wide" does not fit this GPU: An activation buffer needs [\d.]+ MiB, over this GPU's binding limit/);
     expect(banner).toContain('Choose a smaller or more strongly quantized model');
     expect(await page.textContent('#load-status')).toContain('Loading too-wide failed.');
