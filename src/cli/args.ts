@@ -50,3 +50,10 @@ export function integerOption(p: ParsedArgs, name: string, fallback: number, min
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer of at least ${min}, got ${String(p.options.get(name))}`);
   return n;
 }
+
+/** A value option that must be one of `choices`. */
+export function choiceOption<T extends string>(p: ParsedArgs, name: string, choices: readonly T[], fallback: T): T {
+  const v = p.options.get(name) ?? fallback;
+  if (!(choices as readonly unknown[]).includes(v)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got ${String(v)}`);
+  return v as T;
+}

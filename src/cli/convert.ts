@@ -1,26 +1,26 @@
 /**
- * llama-webgpu convert <input> <out-dir> [--quant q4|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]
+ * llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]
  * <input>: a .gguf file, a llama2.c .bin (with --tokenizer), a Hugging Face safetensors folder, or a Flax folder or
  * flax_model.msgpack. Writes the package atomically: <out-dir> appears only when the whole package is written.
+ * --quant q4 (the default) is the 4-bit mix of src/formats/quant-plan.ts; q4-pure puts every matrix at 4 bits.
  */
 import { LlamaWebGpuError } from '../errors.ts';
 import { openCheckpoint } from '../formats/detect.ts';
 import { directorySink } from '../formats/node-sink.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
-import type { WeightDtype } from '../formats/quant.ts';
-import { numberOption, parseArgs, UsageError } from './args.ts';
+import { QUANT_SCHEMES, type QuantScheme } from '../formats/quant-plan.ts';
+import { choiceOption, numberOption, parseArgs, UsageError } from './args.ts';
 
-export const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
+export const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
 
 export async function run(args: string[]): Promise<number> {
-  let input: string, out: string, quant: WeightDtype, shardMb: number;
+  let input: string, out: string, quant: QuantScheme, shardMb: number;
   let p;
   try {
     p = parseArgs(args, { values: ['quant', 'tokenizer', 'shard-mb', 'name'] });
     if (p.positional.length !== 2) throw new UsageError('expected <input> and <out-dir>');
     [input, out] = p.positional;
-    quant = String(p.options.get('quant') ?? 'q4') as WeightDtype;
-    if (!['q4', 'q8', 'f16', 'f32'].includes(quant)) throw new UsageError(`--quant must be q4, q8, f16 or f32, got ${quant}`);
+    quant = choiceOption(p, 'quant', QUANT_SCHEMES, 'q4');
     shardMb = numberOption(p, 'shard-mb', 64);
     if (!(shardMb > 0)) throw new UsageError('--shard-mb must be positive');
   } catch (e) {

@@ -1,5 +1,5 @@
 /**
- * llama-webgpu synth <out-dir> --shape tiny|tinyllama|llama2-7b|llama2-13b|llama2-70b [--quant q4|q8|f16|f32] [--layers N] [--shard-mb N]
+ * llama-webgpu synth <out-dir> --shape tiny|tinyllama|llama2-7b|llama2-13b|llama2-70b [--quant q4|q4-pure|q8|f16|f32] [--layers N] [--shard-mb N]
  *
  * Writes a package with deterministic random weights in a real architecture's shapes, so real sizes can be loaded
  * and timed without real weights. The tokenizer is a byte-fallback vocab of the model's size.
@@ -7,22 +7,21 @@
 import { LlamaWebGpuError } from '../errors.ts';
 import { directorySink } from '../formats/node-sink.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
-import type { WeightDtype } from '../formats/quant.ts';
+import { QUANT_SCHEMES, type QuantScheme } from '../formats/quant-plan.ts';
 import { SYNTH_SHAPES, synthCheckpoint, type SynthShape } from '../model/synthetic.ts';
-import { numberOption, parseArgs, UsageError } from './args.ts';
+import { choiceOption, numberOption, parseArgs, UsageError } from './args.ts';
 
-export const USAGE = `usage: llama-webgpu synth <out-dir> --shape ${Object.keys(SYNTH_SHAPES).join('|')} [--quant q4|q8|f16|f32] [--layers N] [--shard-mb N]`;
+export const USAGE = `usage: llama-webgpu synth <out-dir> --shape ${Object.keys(SYNTH_SHAPES).join('|')} [--quant ${QUANT_SCHEMES.join('|')}] [--layers N] [--shard-mb N]`;
 
 export async function run(args: string[]): Promise<number> {
-  let out: string, shape: SynthShape, quant: WeightDtype, layers: number | undefined, shardMb: number;
+  let out: string, shape: SynthShape, quant: QuantScheme, layers: number | undefined, shardMb: number;
   try {
     const p = parseArgs(args, { values: ['shape', 'quant', 'layers', 'shard-mb'] });
     if (p.positional.length !== 1) throw new UsageError('expected <out-dir>');
     out = p.positional[0];
     shape = String(p.options.get('shape') ?? '') as SynthShape;
     if (!(shape in SYNTH_SHAPES)) throw new UsageError(`--shape must be one of ${Object.keys(SYNTH_SHAPES).join(', ')}`);
-    quant = String(p.options.get('quant') ?? 'q4') as WeightDtype;
-    if (!['q4', 'q8', 'f16', 'f32'].includes(quant)) throw new UsageError(`--quant must be q4, q8, f16 or f32, got ${quant}`);
+    quant = choiceOption(p, 'quant', QUANT_SCHEMES, 'q4');
     layers = numberOption(p, 'layers');
     if (layers !== undefined && !(Number.isInteger(layers) && layers > 0)) throw new UsageError('--layers must be a positive integer');
     shardMb = numberOption(p, 'shard-mb', 64);

@@ -15,6 +15,7 @@ import {
   type ByteRange, type Manifest, type ShardEntry, type TensorEntry,
 } from './manifest.ts';
 import { encodeWeights, groupsPerRow, isQuantized, type WeightDtype } from './quant.ts';
+import { checkQuantScheme, tensorDtype, type QuantScheme } from './quant-plan.ts';
 
 export interface ShardWriter {
   write(bytes: Uint8Array): Promise<void>;
@@ -42,7 +43,8 @@ export interface ConvertProgress {
 }
 
 export interface ConvertOptions {
-  quant: WeightDtype;
+  /** How tensors are encoded (quant-plan.ts): 'q4' is the 4-bit mix, 'q4-pure' every matrix at q4. */
+  quant: QuantScheme;
   shardBytes?: number;
   name?: string;
   onProgress?: (p: ConvertProgress) => void;
@@ -141,7 +143,7 @@ async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: Conver
   if (!Number.isSafeInteger(shardBytes) || shardBytes < 4 * SHARD_ALIGN) {
     throw new ConvertOptionsError(`shard size ${shardBytes} bytes is too small; use at least ${4 * SHARD_ALIGN} bytes (the default is ${DEFAULT_SHARD_BYTES})`);
   }
-  if (!['f32', 'f16', 'q8', 'q4'].includes(options.quant)) throw new ConvertOptionsError(`unknown weight type "${options.quant}"; use q4, q8, f16 or f32`);
+  checkQuantScheme(options.quant);
   checkConfig(ckpt.config, file);
   checkTensors(ckpt, file);
   const signal = options.signal;
@@ -164,7 +166,7 @@ async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: Conver
 
   for (const name of names) {
     const t = ckpt.tensors.get(name)!;
-    const dtype: WeightDtype = t.shape.length === 1 ? 'f32' : options.quant;
+    const dtype = tensorDtype(options.quant, name, t.shape, { nLayers: ckpt.config.nLayers, sharedClassifier: !ckpt.tensors.has('wcls') });
     const [rows, cols] = t.shape.length === 1 ? [1, t.shape[0]] : t.shape;
     const per = rowBytes(dtype, cols);
     const budget = shardBytes - 2 * SHARD_ALIGN;

@@ -12,7 +12,7 @@ import { openCheckpoint } from '../../src/formats/detect.ts';
 import type { Manifest } from '../../src/formats/manifest.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
-import type { WeightDtype } from '../../src/formats/quant.ts';
+import { tensorDtype, type QuantScheme } from '../../src/formats/quant-plan.ts';
 import { memorySource } from '../../src/formats/source.ts';
 import { validateManifest } from '../../src/formats/validate.ts';
 import {
@@ -30,7 +30,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function convert(input: string, out: string, quant: WeightDtype, extra: { tokenizer?: string; shardBytes?: number } = {}): Promise<Manifest> {
+async function convert(input: string, out: string, quant: QuantScheme, extra: { tokenizer?: string; shardBytes?: number } = {}): Promise<Manifest> {
   const ckpt = await openCheckpoint(input, { tokenizer: extra.tokenizer });
   try {
     return await convertCheckpoint(ckpt, await directorySink(out), { quant, shardBytes: extra.shardBytes });
@@ -162,7 +162,8 @@ describe.runIf(have)('stories260K', () => {
     q8: (amax) => (amax / 127) * 0.5 * 1.002 + amax * 2 ** -11,
     q4: (amax) => (amax / 8) * 1.002 + amax * 2 ** -11,
   };
-  for (const quant of ['q8', 'q4'] as const) {
+  // q4 is the 4-bit mix (quant-plan.ts): each tensor must have the plan's dtype and stay within that dtype's bound.
+  for (const quant of ['q8', 'q4', 'q4-pure'] as const) {
     it(`${quant} package round trip stays within the per-group bound, split into row chunks over several shards`, async () => {
       const out = path.join(tmp, `bin-${quant}`);
       const m = await convert(STORIES_BIN, out, quant, { tokenizer: STORIES_TOK, shardBytes: 16 * 1024 });
@@ -181,7 +182,8 @@ describe.runIf(have)('stories260K', () => {
           expect(got).toEqual(w);
           continue;
         }
-        expect(t.dtype).toBe(quant);
+        expect(t.dtype, t.name).toBe(tensorDtype(quant, t.name, t.shape, { nLayers: m.config.nLayers, sharedClassifier: m.sharedClassifier }));
+        const bound = bounds[t.dtype];
         const cols = t.shape[1];
         for (let r = 0; r < t.shape[0]; r++) {
           for (let g = 0; g < cols; g += 32) {
@@ -190,7 +192,7 @@ describe.runIf(have)('stories260K', () => {
             for (let c = g; c < Math.min(cols, g + 32); c++) {
               const err = Math.abs(got[r * cols + c] - w[r * cols + c]);
               worst = Math.max(worst, err / (amax || 1));
-              if (err > bounds[quant](amax)) expect.fail(`${t.name}[${r}, ${c}]: error ${err} over bound ${bounds[quant](amax)}`);
+              if (err > bound(amax)) expect.fail(`${t.name}[${r}, ${c}]: error ${err} over bound ${bound(amax)}`);
             }
           }
         }

@@ -1,0 +1,69 @@
+// The per-tensor encoding plan of each --quant scheme (src/formats/quant-plan.ts).
+import { describe, expect, it } from 'vitest';
+import { ConvertOptionsError } from '../../src/errors.ts';
+import { checkQuantScheme, moreBitsLayer, QUANT_SCHEMES, tensorDtype } from '../../src/formats/quant-plan.ts';
+
+/** llama.cpp's use_more_bits, in its integer arithmetic. */
+function llamaCppUseMoreBits(layer: number, nLayers: number): boolean {
+  const eighth = Math.floor(nLayers / 8);
+  return layer < eighth || layer >= Math.floor((7 * nLayers) / 8) || (layer - eighth) % 3 === 2;
+}
+
+const layersOf = (n: number) => Array.from({ length: n }, (_, l) => l).filter((l) => moreBitsLayer(l, n));
+
+describe('moreBitsLayer', () => {
+  it('is llama.cpp use_more_bits wherever the layer count is a multiple of 8', () => {
+    for (const n of [8, 16, 24, 32, 40, 48, 80]) {
+      for (let l = 0; l < n; l++) expect(moreBitsLayer(l, n), `layer ${l} of ${n}`).toBe(llamaCppUseMoreBits(l, n));
+    }
+  });
+
+  it('rounds the first eighth up, so small models keep their first and last layers', () => {
+    expect(layersOf(5)).toEqual([0, 3, 4]);
+    expect(layersOf(1)).toEqual([0]);
+    expect(layersOf(2)).toEqual([0, 1]);
+    expect(layersOf(22)).toEqual([0, 1, 2, 5, 8, 11, 14, 17, 19, 20, 21]);
+    expect(layersOf(32)).toHaveLength(16);
+  });
+});
+
+describe('tensorDtype', () => {
+  const model = { nLayers: 5, sharedClassifier: true };
+
+  it('q4: the classifier, and wv and w2 in the chosen layers, at q8; every other matrix at q4; norms f32', () => {
+    expect(tensorDtype('q4', 'tokenEmbedding', [512, 64], model)).toBe('q8');
+    expect(tensorDtype('q4', 'tokenEmbedding', [512, 64], { ...model, sharedClassifier: false })).toBe('q4');
+    expect(tensorDtype('q4', 'wcls', [512, 64], { ...model, sharedClassifier: false })).toBe('q8');
+    expect(tensorDtype('q4', 'rmsFinal', [64], model)).toBe('f32');
+    for (let l = 0; l < 5; l++) {
+      const more = [0, 3, 4].includes(l) ? 'q8' : 'q4';
+      expect(tensorDtype('q4', `layers.${l}.wv`, [32, 64], model)).toBe(more);
+      expect(tensorDtype('q4', `layers.${l}.w2`, [64, 172], model)).toBe(more);
+      for (const w of ['wq', 'wk', 'wo', 'w1', 'w3']) expect(tensorDtype('q4', `layers.${l}.${w}`, [64, 64], model)).toBe('q4');
+      expect(tensorDtype('q4', `layers.${l}.rmsAtt`, [64], model)).toBe('f32');
+    }
+  });
+
+  it('q4-pure, q8, f16 and f32 put every matrix in one encoding', () => {
+    for (const name of ['tokenEmbedding', 'wcls', 'layers.0.wv', 'layers.4.w2', 'layers.1.wq']) {
+      expect(tensorDtype('q4-pure', name, [64, 64], model)).toBe('q4');
+      for (const s of ['q8', 'f16', 'f32'] as const) expect(tensorDtype(s, name, [64, 64], model)).toBe(s);
+    }
+  });
+});
+
+describe('checkQuantScheme', () => {
+  it('accepts every scheme and refuses other names with a typed error that lists them', () => {
+    for (const s of QUANT_SCHEMES) expect(checkQuantScheme(s)).toBe(s);
+    for (const bad of ['q4_0', 'Q4', 'int4', '', undefined]) {
+      let err: unknown;
+      try {
+        checkQuantScheme(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConvertOptionsError);
+      expect((err as Error).message).toBe(`unknown quant "${String(bad)}"; use one of q4, q4-pure, q8, f16, f32`);
+    }
+  });
+});
