@@ -11,9 +11,8 @@ import { ModelFormatError } from '../../src/errors.ts';
 import { openCheckpoint } from '../../src/formats/detect.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
-import type { ModelConfig } from '../../src/model/config.ts';
 import { precompiledCharsMap, withCharsMap } from '../helpers/charsmap.ts';
-import { ggufBytes, llamaGgufMetadata, STORIES_BIN, STORIES_TOK } from '../helpers/fixtures.ts';
+import { ggufBytes, llamaGgufMetadata, STORIES_BIN, STORIES_TOK, TINY_CONFIG, tinyGgufTensors } from '../helpers/fixtures.ts';
 import { haveSharedModel, sharedModel } from '../helpers/models.ts';
 import { bytesOf } from '../tokenizer/load.ts';
 
@@ -99,16 +98,7 @@ describe.runIf(haveSharedModel('stories260K/stories260K.bin'))('convert checks t
 });
 
 describe('GGUF vocab checks', () => {
-  const tiny: ModelConfig = {
-    dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, maxSeqLen: 16, normEps: 1e-5,
-    ropeTheta: 10000, ropeScale: 1, bosId: 1, eosId: 2, chatTemplate: 'none',
-  };
-  const tensors = ([
-    ['token_embd.weight', [32, 5]], ['blk.0.attn_norm.weight', [32]], ['blk.0.attn_q.weight', [32, 32]],
-    ['blk.0.attn_k.weight', [32, 32]], ['blk.0.attn_v.weight', [32, 32]], ['blk.0.attn_output.weight', [32, 32]],
-    ['blk.0.ffn_norm.weight', [32]], ['blk.0.ffn_gate.weight', [32, 64]], ['blk.0.ffn_down.weight', [64, 32]],
-    ['blk.0.ffn_up.weight', [32, 64]], ['output_norm.weight', [32]],
-  ] as [string, number[]][]).map(([name, shape]) => ({ name, shape, ggmlType: 0, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 4) }));
+  const tensors = tinyGgufTensors();
 
   async function openFails(name: string, bytes: Uint8Array): Promise<ModelFormatError> {
     const err = await openCheckpoint(put(name, bytes)).then(() => null, (e: unknown) => e);
@@ -119,7 +109,7 @@ describe('GGUF vocab checks', () => {
 
   it('a token_type outside 1..6 is refused, naming the token', async () => {
     for (const t of [0, 7, -1]) {
-      const md = llamaGgufMetadata(tiny);
+      const md = llamaGgufMetadata(TINY_CONFIG);
       md['tokenizer.ggml.token_type'] = [2, 3, 3, 1, t];
       const e = await openFails(`type${t}.gguf`, ggufBytes(md, tensors));
       expect(e.field).toBe('tokenizer.ggml.token_type[4]');
@@ -128,7 +118,7 @@ describe('GGUF vocab checks', () => {
   });
 
   it('a token that is not valid UTF-8 is refused rather than read as U+FFFD', async () => {
-    const bytes = ggufBytes(llamaGgufMetadata(tiny), tensors);
+    const bytes = ggufBytes(llamaGgufMetadata(TINY_CONFIG), tensors);
     // Token 3 is "p3", stored as a u64 length 2 and its bytes; 0xff is never valid UTF-8.
     const at = bytes.findIndex((_, i) => bytes[i] === 2 && bytes.subarray(i + 1, i + 8).every((b) => b === 0) && bytes[i + 8] === 0x70 && bytes[i + 9] === 0x33);
     expect(at).toBeGreaterThan(0);
@@ -140,7 +130,7 @@ describe('GGUF vocab checks', () => {
 
   it('the unmodified hand-built GGUF converts and its vocab loads', async () => {
     const parent = mkdtempSync(path.join(tmp, 'ok-'));
-    const ckpt = await openCheckpoint(put('ok.gguf', ggufBytes(llamaGgufMetadata(tiny), tensors)));
+    const ckpt = await openCheckpoint(put('ok.gguf', ggufBytes(llamaGgufMetadata(TINY_CONFIG), tensors)));
     const m = await convertCheckpoint(ckpt, await directorySink(path.join(parent, 'pkg')), { quant: 'f32' });
     await ckpt.close();
     expect(m.tokenizer.file).toBe('tokenizer.model');

@@ -13,6 +13,7 @@ import { encodeModelProto } from '../../src/tokenizer/proto.ts';
 import { vocabFromLlama2cTokenizer } from '../../src/tokenizer/vocab.ts';
 import { loadLlama2cForReference } from '../reference/llama2c.ts';
 import { sharedModel } from './models.ts';
+import { randomArray } from './random.ts';
 
 export const STORIES_BIN = sharedModel('stories260K/stories260K.bin');
 export const STORIES_TOK = sharedModel('stories260K/tok512.bin');
@@ -267,6 +268,26 @@ export function ggufBytes(metadata: Record<string, GgufValue>, tensors: GgufTens
   out.set(parts);
   tensors.forEach((t, i) => out.set(t.data, dataStart + offsets[i]));
   return out;
+}
+
+/** A one-layer Llama small enough to convert in milliseconds, with a five-piece vocab. */
+export const TINY_CONFIG: ModelConfig = {
+  dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, maxSeqLen: 16, normEps: 1e-5,
+  ropeTheta: 10000, ropeScale: 1, bosId: 1, eosId: 2, chatTemplate: 'none',
+};
+
+/** F32 GGUF tensors for TINY_CONFIG (shared classifier), of small seeded random values. */
+export function tinyGgufTensors(): GgufTensorSpec[] {
+  const spec: [string, number[]][] = [
+    ['token_embd.weight', [32, 5]], ['blk.0.attn_norm.weight', [32]], ['blk.0.attn_q.weight', [32, 32]],
+    ['blk.0.attn_k.weight', [32, 32]], ['blk.0.attn_v.weight', [32, 32]], ['blk.0.attn_output.weight', [32, 32]],
+    ['blk.0.ffn_norm.weight', [32]], ['blk.0.ffn_gate.weight', [32, 64]], ['blk.0.ffn_down.weight', [64, 32]],
+    ['blk.0.ffn_up.weight', [32, 64]], ['output_norm.weight', [32]],
+  ];
+  return spec.map(([name, shape], i) => {
+    const values = randomArray(shape.reduce((a, b) => a * b, 1), 10 + i, 0.1);
+    return { name, shape, ggmlType: 0, data: new Uint8Array(values.buffer) };
+  });
 }
 
 /** Minimal llama GGUF metadata for a config (vocab of `n` placeholder pieces). */
