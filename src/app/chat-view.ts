@@ -178,8 +178,9 @@ export class ChatView {
     const body = el('div', { class: 'body' });
     const meta = el('span', { class: 'meta' });
     const actions = el('div', { class: 'message-actions' });
+    // Edit and regenerate need a loaded model; copy does not.
     const action = (name: string, label: string, text: string) =>
-      actions.append(el('button', { type: 'button', class: 'secondary small', 'data-action': name, 'aria-label': label, text }));
+      actions.append(el('button', { type: 'button', class: 'secondary small', 'data-action': name, 'aria-label': label, text, disabled: name !== 'copy' && !this.engine }));
     let root: HTMLDivElement;
     if (m.role === 'user') {
       body.textContent = m.content;

@@ -140,12 +140,17 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     expect(cached).toContain('/manifest.webmanifest');
     expect(cached.some((p) => /\/assets\/engine-worker-.*\.js$/.test(p))).toBe(true);
     expect(cached.some((p) => /\/assets\/store-worker-.*\.js$/.test(p))).toBe(true);
+    // Every script and style the page itself loaded is in the cache.
+    const loaded = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => p.startsWith('/assets/')));
+    expect(loaded.length).toBeGreaterThan(0);
+    for (const p of loaded) expect(cached, p).toContain(p);
 
     await context.setOffline(true);
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]');
     expect(await page.textContent('h1')).toBe('llama-webgpu');
     expect(await page.getAttribute('body', 'data-webgpu')).toBe('ok');
+    expect(await page.textContent('#conversations')).toContain('No saved conversations yet.');
     // The server's sample list needs the network; offline it is simply not offered.
     expect(await page.locator('[data-sample]').count()).toBe(0);
     await context.setOffline(false);
