@@ -5,13 +5,15 @@
 import { byId } from './dom.ts';
 
 /**
- * The library's messages are shared with the command line, where a missing tokenizer is given with --tokenizer;
- * on the page the same fix is to pick or drop the file together with the weights.
+ * The library's messages are shared with the command line. There a tokenizer is given with --tokenizer and the
+ * weight format with --quant; on the page the same fixes are picking or dropping the tokenizer together with the
+ * weights, and the "Weights after conversion" choice.
  */
 const BROWSER_WORDING: [RegExp, string][] = [
   [/ \(--tokenizer\)/g, ' (pick or drop it together with the weights)'],
   [/ or pass it with --tokenizer/g, ' or pick or drop it together with the weights'],
   [/; check the --tokenizer path/g, '; pick or drop the tokenizer file together with the weights'],
+  [/--quant /g, 'weight format '],
 ];
 
 export function browserWording(message: string): string {
