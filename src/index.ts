@@ -16,6 +16,8 @@ export type { AdapterSummary, GpuOptions } from './gpu/device.ts';
 
 export { createIdbStore } from './storage/idb-store.ts';
 export { installFromUrl } from './storage/install.ts';
+export { importFromUrl } from './storage/import.ts';
+export type { ImportOptions, ImportProgress } from './storage/import.ts';
 export type { InstalledModel, ModelStore } from './storage/store.ts';
 export { checkFit } from './loader/fit.ts';
 export type { FitReport } from './loader/fit.ts';

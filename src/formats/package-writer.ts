@@ -49,6 +49,20 @@ export interface ConvertOptions {
   name?: string;
   onProgress?: (p: ConvertProgress) => void;
   signal?: AbortSignal;
+  /** Continues an interrupted conversion of the same checkpoint and options into the same staging area. */
+  resume?: ShardResume;
+}
+
+/**
+ * Which shards an earlier, interrupted conversion already wrote (importFromUrl keeps a journal). A shard's place
+ * in the package depends only on the tensors' shapes, encodings and the shard size, so a reused shard is skipped
+ * whole: its rows are neither read nor encoded again.
+ */
+export interface ShardResume {
+  /** The entry of shard `file` when it is already written intact with the bytes this conversion would write; else null. */
+  reuse(index: number, file: string): Promise<ShardEntry | null>;
+  /** After each shard this conversion wrote is closed. */
+  written(index: number, entry: ShardEntry): Promise<void>;
 }
 
 /** Float32 elements read from the checkpoint at once (16 MiB), so a 7B tensor streams in small pieces. */
@@ -81,8 +95,20 @@ function rowBytes(dtype: WeightDtype, cols: number): { data: number; scales: num
 class ShardPacker {
   readonly shards: ShardEntry[] = [];
   written = 0;
-  private current: { w: ShardWriter; hash: Sha256; size: number } | null = null;
-  constructor(private sink: PackageSink, private shardBytes: number) {}
+  private current: { w: ShardWriter; hash: Sha256; size: number } | { reused: ShardEntry; size: number } | null = null;
+  constructor(private sink: PackageSink, private shardBytes: number, private resume?: ShardResume) {}
+
+  /** The current shard was written by an earlier conversion: its chunks are skipped (skip()), not written. */
+  get reusing(): boolean {
+    return this.current !== null && 'reused' in this.current;
+  }
+
+  /** Moves past a chunk placed in a reused shard. */
+  skip(where: { data: ByteRange; scales?: ByteRange }): void {
+    const end = where.scales ? where.scales.offset + where.scales.byteLength : where.data.offset + where.data.byteLength;
+    this.written += end - this.current!.size;
+    this.current!.size = end;
+  }
 
   /** Makes room for a chunk of `data` + `scales` bytes in one shard; returns where its ranges go. */
   async place(data: number, scales: number): Promise<{ data: ByteRange; scales?: ByteRange }> {
@@ -106,7 +132,8 @@ class ShardPacker {
   }
 
   private async append(bytes: Uint8Array): Promise<void> {
-    const cur = this.current!;
+    const cur = this.current;
+    if (!cur || 'reused' in cur) throw new Error('ShardPacker: write into a reused shard');
     cur.hash.update(bytes);
     await cur.w.write(bytes);
     cur.size += bytes.byteLength;
@@ -116,18 +143,26 @@ class ShardPacker {
   private async nextShard(): Promise<void> {
     await this.finish();
     const file = shardFileName(this.shards.length);
-    this.current = { w: await this.sink.openShard(file), hash: await createSha256(), size: 0 };
+    const reused = await this.resume?.reuse(this.shards.length, file);
+    this.current = reused ? { reused, size: 0 } : { w: await this.sink.openShard(file), hash: await createSha256(), size: 0 };
   }
 
   async finish(): Promise<void> {
     const cur = this.current;
     if (!cur) return;
     this.current = null;
+    if ('reused' in cur) {
+      this.shards.push(cur.reused);
+      return;
+    }
     await cur.w.close();
-    this.shards.push({ file: shardFileName(this.shards.length), byteSize: cur.size, sha256: await cur.hash.digest() });
+    const entry = { file: shardFileName(this.shards.length), byteSize: cur.size, sha256: await cur.hash.digest() };
+    this.shards.push(entry);
+    await this.resume?.written(this.shards.length - 1, entry);
   }
 }
 
+/** Writes the package; any failure aborts the sink. (writePackage leaves what to keep after a failure to the caller.) */
 export async function convertCheckpoint(ckpt: Checkpoint, sink: PackageSink, options: ConvertOptions): Promise<Manifest> {
   try {
     return await writePackage(ckpt, sink, options);
@@ -137,7 +172,7 @@ export async function convertCheckpoint(ckpt: Checkpoint, sink: PackageSink, opt
   }
 }
 
-async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: ConvertOptions): Promise<Manifest> {
+export async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: ConvertOptions): Promise<Manifest> {
   const file = ckpt.file ?? ckpt.format;
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
   if (!Number.isSafeInteger(shardBytes) || shardBytes < 4 * SHARD_ALIGN) {
@@ -161,7 +196,7 @@ async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: Conver
   let total = 0;
   for (const n of names) total += ckpt.tensors.get(n)!.shape.reduce((a, b) => a * b, 1);
   let done = 0;
-  const packer = new ShardPacker(sink, shardBytes);
+  const packer = new ShardPacker(sink, shardBytes, options.resume);
   const entries: TensorEntry[] = [];
 
   for (const name of names) {
@@ -185,6 +220,13 @@ async function writePackage(ckpt: Checkpoint, sink: PackageSink, options: Conver
       const dataLen = pad4(n * per.data);
       const scalesLen = pad4(n * per.scales);
       const where = await packer.place(dataLen, scalesLen);
+      if (packer.reusing) {
+        packer.skip(where);
+        done += n * cols;
+        options.onProgress?.({ tensor: name, done, total, bytes: packer.written });
+        entry.chunks.push({ rowStart: r0, rows: n, data: where.data, ...(where.scales ? { scales: where.scales } : {}) });
+        continue;
+      }
       const scaleParts: Uint8Array[] = [];
       let dataOffset = where.data.offset;
       const pieceRows = Math.max(2, Math.floor(READ_ELEMENTS / cols / 2) * 2);
