@@ -11,9 +11,11 @@
  *        8j+i in bits 4i..4i+3; value = (nibble - 8) * scale; scale = m / -8 where m is the element of largest magnitude.
  *   Padding elements at the end of a row (cols not a multiple of 32) are zero.
  *   q8/q4 scales: one per (row, group), row-major [rows, groupsPerRow], f16 (default) or f32.
+ *   q4k/q5k/q6k: ggml's k-quant super-blocks of 256 values kept as they are (kquant.ts); q6k's d in w_s.
  */
+import { decodeK, encodeK, isKDtype, K_BLOCK, K_BLOCK_BYTES } from './kquant.ts';
 
-export type WeightDtype = 'f32' | 'f16' | 'q8' | 'q4';
+export type WeightDtype = 'f32' | 'f16' | 'q8' | 'q4' | 'q4k' | 'q5k' | 'q6k';
 export type ScaleDtype = 'f16' | 'f32';
 export const QUANT_GROUP = 32;
 
@@ -28,8 +30,9 @@ export function groupsPerRow(cols: number): number {
   return Math.ceil(cols / QUANT_GROUP);
 }
 
-export function isQuantized(dtype: WeightDtype): dtype is 'q8' | 'q4' {
-  return dtype === 'q8' || dtype === 'q4';
+/** True for the encodings with a scales buffer (w_s): q8, q4 and q6k. */
+export function isQuantized(dtype: WeightDtype): dtype is 'q8' | 'q4' | 'q6k' {
+  return dtype === 'q8' || dtype === 'q4' || dtype === 'q6k';
 }
 
 /** Bytes of data and scales for a [rows, cols] tensor in `dtype`, each rounded up to 4. */
@@ -50,6 +53,10 @@ export function encodedByteLengths(
       return { data: rows * g * 32, scales: pad4(rows * g * (scaleDtype === 'f16' ? 2 : 4)) };
     case 'q4':
       return { data: rows * g * 16, scales: pad4(rows * g * (scaleDtype === 'f16' ? 2 : 4)) };
+    default: {
+      const blocks = rows * Math.ceil(cols / K_BLOCK);
+      return { data: blocks * K_BLOCK_BYTES[dtype].data, scales: dtype === 'q6k' ? pad4(blocks * (scaleDtype === 'f16' ? 2 : 4)) : 0 };
+    }
   }
 }
 
@@ -128,6 +135,10 @@ export function encodeWeights(
   scaleDtype: ScaleDtype = 'f16',
 ): EncodedWeights {
   if (values.length !== rows * cols) throw new RangeError(`encodeWeights: ${values.length} values for shape [${rows}, ${cols}]`);
+  if (isKDtype(dtype)) {
+    if (cols % K_BLOCK !== 0) throw new RangeError(`encodeWeights: ${dtype} needs cols a multiple of ${K_BLOCK}, got ${cols}`);
+    return encodeK(values, dtype, scaleDtype === 'f16');
+  }
   const sizes = encodedByteLengths(dtype, rows, cols, scaleDtype);
   const data = new Uint8Array(sizes.data);
   if (dtype === 'f32') {
@@ -204,6 +215,7 @@ export function decodeWeights(
     out.set(new Float32Array(data.buffer, data.byteOffset, rows * cols));
     return out;
   }
+  if (isKDtype(dtype)) return decodeK(data, enc.scales, rows * cols, dtype, scaleDtype === 'f16');
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   if (dtype === 'f16') {
     for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(view.getUint16(i * 2, true));

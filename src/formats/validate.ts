@@ -7,9 +7,10 @@ import { ModelFormatError } from '../errors.ts';
 import { checkConfig, expectedShapes, expectedTensorCount } from './checkpoint.ts';
 import { kvDim, type ModelConfig } from '../model/config.ts';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, SHARD_ALIGN, type ByteRange, type Manifest } from './manifest.ts';
+import { isKDtype, K_BLOCK } from './kquant.ts';
 import { encodedByteLengths, isQuantized, type WeightDtype } from './quant.ts';
 
-const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8', 'q4'];
+const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8', 'q4', 'q4k', 'q5k', 'q6k'];
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
@@ -80,6 +81,7 @@ export function validateManifest(json: unknown, file = 'manifest.json'): Manifes
     const scaleDtype = t.scaleDtype ?? 'f16';
     if (scaleDtype !== 'f16' && scaleDtype !== 'f32') fail(name, `scaleDtype ${JSON.stringify(scaleDtype)} is not f16 or f32`);
     const [rows, cols] = shape.length === 1 ? [1, shape[0]] : shape;
+    if (isKDtype(t.dtype) && cols % K_BLOCK !== 0) fail(name, `${t.dtype} needs rows of whole ${K_BLOCK}-value blocks, but the tensor has ${cols} cols`);
     if (!Array.isArray(t.chunks) || t.chunks.length === 0) return fail(name, 'has no chunks');
     let next = 0;
     t.chunks.forEach((c, i) => {

@@ -6,6 +6,7 @@
  * its data starts with row `rowStart` (for f16 with odd cols, the two-per-word packing restarts per chunk).
  */
 import { KernelShapeError } from '../errors.ts';
+import { isKDtype, K_BLOCK } from '../formats/kquant.ts';
 import { encodeWeights, encodedByteLengths, isQuantized, type ScaleDtype, type WeightDtype } from '../formats/quant.ts';
 import type { Gpu } from './device.ts';
 
@@ -44,6 +45,9 @@ export function uploadWeight(
   options: { scaleDtype?: ScaleDtype; maxChunkBytes?: number } = {},
 ): GpuWeight {
   const scaleDtype = options.scaleDtype ?? 'f16';
+  if (isKDtype(dtype) && cols % K_BLOCK !== 0) {
+    throw new KernelShapeError('uploadWeight', `tensor ${name} has ${cols} cols; ${dtype} rows are whole blocks of ${K_BLOCK} values`);
+  }
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 || cols <= 0) {
     throw new KernelShapeError('uploadWeight', `tensor ${name} has shape [${rows}, ${cols}]; both dims must be positive integers`);
   }
@@ -112,13 +116,14 @@ export function checkWeight(op: string, w: GpuWeight): void {
     throw new KernelShapeError(op, `${what}: both dims must be positive integers`);
   }
   if (w.chunks.length === 0) throw new KernelShapeError(op, `${what} has no chunks; upload it before building the op`);
+  if (isKDtype(w.dtype) && w.cols % K_BLOCK !== 0) throw new KernelShapeError(op, `${what}: ${w.dtype} rows are whole blocks of ${K_BLOCK} values`);
   let next = 0;
   for (const c of w.chunks) {
     if (c.rowStart !== next || c.rows <= 0) {
       throw new KernelShapeError(op, `${what}: chunk starting at row ${c.rowStart} (${c.rows} rows) should start at row ${next}; chunks must cover the rows in order`);
     }
     if (isQuantized(w.dtype) !== (c.scales !== undefined)) {
-      throw new KernelShapeError(op, `${what}: chunk at row ${c.rowStart} ${c.scales ? 'has' : 'lacks'} scales; q8/q4 chunks need them, f32/f16 chunks have none`);
+      throw new KernelShapeError(op, `${what}: chunk at row ${c.rowStart} ${c.scales ? 'has' : 'lacks'} scales; q8/q4/q6k chunks need them, f32/f16/q4k/q5k chunks have none`);
     }
     next += c.rows;
   }
@@ -137,10 +142,12 @@ export function destroyWeight(w: GpuWeight): void {
  * end mid-word (f16 data or f16 scales with an odd element count) cannot be laid end to end.
  */
 function wholeWordBytes(w: GpuWeight, rows: number): { data: number; scales: number } | null {
-  const groups = Math.ceil(w.cols / 32);
   const scaleBytes = w.scaleDtype === 'f16' ? 2 : 4;
-  const data = { f32: rows * w.cols * 4, f16: rows * w.cols * 2, q8: rows * groups * 32, q4: rows * groups * 16 }[w.dtype];
-  const scales = isQuantized(w.dtype) ? rows * groups * scaleBytes : 0;
+  const { data } = encodedByteLengths(w.dtype, rows, w.cols, w.scaleDtype);
+  const halves = w.dtype === 'f16' ? rows * w.cols : 0; // f16 data rounds up to whole words
+  const scaleCount = !isQuantized(w.dtype) ? 0 : w.dtype === 'q6k' ? rows * (w.cols / 256) : rows * Math.ceil(w.cols / 32);
+  const scales = scaleCount * scaleBytes;
+  if (halves % 2 !== 0) return null;
   return data % 4 === 0 && scales % 4 === 0 ? { data, scales } : null;
 }
 
