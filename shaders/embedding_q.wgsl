@@ -1,14 +1,17 @@
-// embedding_q: out[t, c] = dequant(table[tokens[token_offset + t], c]) for a q8 or q4 (Q4) table.
+// embedding_q: out[t, c] = dequant(table[tokens[token_offset + t], c]) for a quantized table, encoding DTYPE
+// (2 q8, 3 q4, 4 q4k, 5 q5k, 6 q6k, as in matmul.wgsl; the k-quants' block arithmetic is in
+// shaders/common/kquants.wgsl, appended by src/gpu/shaders.ts).
 //
 // Shapes: tokens [>= token_offset + n] u32; table [vocab, cols] in up to 4 row chunks (w_q0..w_q3 with scales
-// w_s0..w_s3, f16 pairs when SCALE_F16, else f32; chunk k holds rows chunk_end[k-1] .. chunk_end[k]-1; unused
-// slots repeat chunk 0 and have an empty range); out [n, cols] f32. Encodings: shaders/README.md.
+// w_s0..w_s3, f16 pairs when SCALE_F16, else f32; q4k and q5k have none and bind their data there; chunk k holds
+// rows chunk_end[k-1] .. chunk_end[k]-1; unused slots repeat chunk 0 and have an empty range); out [n, cols] f32.
+// Encodings: shaders/README.md.
 // The token is only known on the GPU (the sampler writes it), so every chunk is bound and the shader picks one.
 // A token id past the table writes zeros.
 // Dispatch: (n, 1, 1) workgroups of WG threads; workgroup t decodes row tokens[token_offset + t].
 
 override WG: u32 = 64u;
-override Q4: bool = true;
+override DTYPE: u32 = 3u;
 override SCALE_F16: bool = true;
 
 struct Params {
@@ -55,6 +58,30 @@ fn scale_at(chunk: u32, i: u32) -> f32 {
   return bitcast<f32>(scale_word(chunk, i));
 }
 
+// Value e (0..255) of k-quant block blk of a chunk (the arithmetic of matmul.wgsl's k_quad, for one value).
+fn k_value(chunk: u32, blk: u32, e: u32) -> f32 {
+  let j = e / 32u;
+  let w = (e % 32u) / 4u;
+  var q: vec4f;
+  if (DTYPE == 6u) {
+    let o = 52u * blk;
+    let h = j / 4u;
+    let r = j % 4u;
+    let s = vec2u(word(chunk, o + 48u + 2u * h), word(chunk, o + 49u + 2u * h));
+    q = scale_at(chunk, blk) * k6_scale(s, r, w / 4u) * k6_values(word(chunk, o + 16u * h + 8u * (r & 1u) + w), word(chunk, o + 32u + 8u * h + w), r);
+  } else {
+    let size = select(36u, 44u, DTYPE == 5u);
+    let o = size * blk;
+    let sm = k4_scale_min(vec4u(word(chunk, o), word(chunk, o + 1u), word(chunk, o + 2u), word(chunk, o + 3u)), j);
+    var n = k_nibbles(word(chunk, o + size - 32u + 8u * (j / 2u) + w), (j & 1u) == 1u);
+    if (DTYPE == 5u) {
+      n += k5_high(word(chunk, o + 4u + w), j);
+    }
+    q = sm.x * n - sm.y;
+  }
+  return q[e % 4u];
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let cols = params.cols;
@@ -67,11 +94,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let row = token - start;
   for (var c = lid; c < cols; c += WG) {
     var v = 0.0;
-    if (chunk < 4u) {
+    if (chunk < 4u && DTYPE >= 4u) {
+      v = k_value(chunk, row * (cols / 256u) + c / 256u, c % 256u);
+    } else if (chunk < 4u) {
       let g = row * groups + c / 32u;
       let i = c % 32u;
       let s = scale_at(chunk, g);
-      if (Q4) {
+      if (DTYPE == 3u) {
         let q = word(chunk, g * 4u + i / 8u);
         v = (f32((q >> (4u * (i % 8u))) & 15u) - 8.0) * s;
       } else {

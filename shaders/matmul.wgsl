@@ -1,7 +1,8 @@
 // matmul: Y[t, row_offset + r] (+)= sum_c W[r, c] * X[t, c] for the rows r of one chunk of a weight (prefill).
 //
 // Shapes: X [n, cols] f32; w_q, w_s: the chunk's [rows, cols] weight in the encoding chosen by DTYPE
-// (0 f32, 1 f16, 2 q8, 3 q4; shaders/README.md; w_s is unused for f32/f16 and bound to a 4-byte placeholder),
+// (0 f32, 1 f16, 2 q8, 3 q4, 4 q4k, 5 q5k, 6 q6k; shaders/README.md; w_s is unused for f32/f16/q4k/q5k and bound to a
+// 4-byte placeholder; the k-quants' block arithmetic is in shaders/common/kquants.wgsl, appended by src/gpu/shaders.ts),
 // scales f16 pairs when SCALE_F16, else f32; Y [n, y_stride] f32.
 // Dispatch: (ceil(rows / 32) + (n - 1) % 32, ceil(n / 32)) workgroups of 64 threads; a workgroup computes a
 // 32-token x 32-row tile of Y. The token count n changes per step while params are fixed at bind time, so n rides
@@ -54,6 +55,26 @@ fn half_at(e: u32) -> f32 {
   return select(pair.x, pair.y, (e & 1u) == 1u);
 }
 
+// Values 4w .. 4w + 3 of group j (32 values) of k-quant block blk: sub-block j (q4k, q5k), run j % 4 of half j / 4
+// (q6k).
+fn k_quad(blk: u32, j: u32, w: u32) -> vec4f {
+  if (DTYPE == 6u) {
+    let o = 52u * blk;
+    let h = j / 4u;
+    let r = j % 4u;
+    let s = vec2u(w_q[o + 48u + 2u * h], w_q[o + 49u + 2u * h]);
+    return scale_at(blk) * k6_scale(s, r, w / 4u) * k6_values(w_q[o + 16u * h + 8u * (r & 1u) + w], w_q[o + 32u + 8u * h + w], r);
+  }
+  let size = select(36u, 44u, DTYPE == 5u);
+  let o = size * blk;
+  let sm = k4_scale_min(vec4u(w_q[o], w_q[o + 1u], w_q[o + 2u], w_q[o + 3u]), j);
+  var q = k_nibbles(w_q[o + size - 32u + 8u * (j / 2u) + w], (j & 1u) == 1u);
+  if (DTYPE == 5u) {
+    q += k5_high(w_q[o + 4u + w], j);
+  }
+  return sm.x * q - sm.y;
+}
+
 // Stages W[row0 .. row0 + 31, k0 .. k0 + 31] in ws (rows past the chunk repeat its last row; columns past cols
 // are zero: quantized rows are padded with zeros, float rows are masked).
 fn load_w(t: u32, row0: u32, g: u32) {
@@ -79,6 +100,20 @@ fn load_w(t: u32, row0: u32, g: u32) {
       ws[base + 5u] = hi.y;
       ws[base + 6u] = hi.z;
       ws[base + 7u] = hi.w;
+    }
+  } else if (DTYPE >= 4u) {
+    // k-quants (cols a multiple of 256): group g is group g % 8 of block g / 8; 32 rows x 8 words of 4 values.
+    let blocks = cols / 256u;
+    for (var i = t; i < TILE * 8u; i += WG) {
+      let rr = i / 8u;
+      let w = i % 8u;
+      let row = min(row0 + rr, last);
+      let v = k_quad(row * blocks + g / 8u, g % 8u, w);
+      let base = rr * (TILE + 1u) + 4u * w;
+      ws[base] = v.x;
+      ws[base + 1u] = v.y;
+      ws[base + 2u] = v.z;
+      ws[base + 3u] = v.w;
     }
   } else if (DTYPE == 2u) {
     // 32 rows x 8 words; word j of a group holds elements 4j..4j+3.

@@ -25,18 +25,12 @@
 // NORM_OUT (decode, with mode 1, the residual add): also stores the new y rows times g, and each workgroup's sum of
 // their squares, into xn = [g (norm_dim) | y * g (norm_dim) | one sum per OUT_RPL WG rows], the next op's NORM_IN.
 // Params, combine(), scale_at() and the SWIGLU, NORM_IN and NORM_OUT overrides are in shaders/common/linear.wgsl
-// and scales.wgsl, which src/gpu/shaders.ts appends to this file.
+// and scales.wgsl, the layout constants (WG, TOKENS, RPL), the sums (acc) and the kernel's end (lanes_finish()) in
+// lanes.wgsl, which src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
 
-override WG: u32 = 8u;
-override TOKENS: u32 = 1u; // 1 ..= MAX_TOKENS
 override SCALE_F16: bool = true;
-override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
-const MAX_RPL: u32 = 8u;
-const MAX_TOKENS: u32 = 16u;
-// Rows of y per lane: RPL, or RPL / 2 with SWIGLU.
-override OUT_RPL: u32 = select(RPL, RPL / 2u, SWIGLU);
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
@@ -103,7 +97,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var j = 0u; j < TOKENS; j++) {
     x_row[j] = min(tok0 + j, n - 1u) * (cols / 4u);
   }
-  var acc: array<array<f32, MAX_TOKENS>, MAX_RPL>;
   for (var g = 0u; g < groups; g++) {
     // Lane li loads X[t, c .. c + 3] (zero past cols).
     let c = 32u * g + 4u * li;
@@ -119,36 +112,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       }
     }
   }
-  var inv_rms = 1.0;
-  if (NORM_IN) {
-    var s = 0.0;
-    for (var k = li; k < (params.norm_parts + 3u) / 4u; k += WG) {
-      let v = x4[cols / 4u + k];
-      s += v.x + v.y + v.z + v.w;
-    }
-    inv_rms = inverseSqrt(subgroupAdd(s) / f32(cols) + params.norm_eps);
-  }
-  var sq = 0.0;
-  for (var r = 0u; r < OUT_RPL; r++) {
-    let row = wg.x * OUT_RPL * WG + r * WG + lid;
-    for (var j = 0u; j < TOKENS; j++) {
-      if (tok0 + j < n && row < params.rows) {
-        let i = (tok0 + j) * params.y_stride + params.row_offset + row;
-        let a = acc[r][j] * inv_rms;
-        let v = select(combine(y[i], a), silu(a) * acc[(r + OUT_RPL) % MAX_RPL][j] * inv_rms, SWIGLU);
-        y[i] = v;
-        if (NORM_OUT) {
-          let at = params.row_offset + row;
-          xn[params.norm_dim + at] = v * xn[at];
-          sq += v * v;
-        }
-      }
-    }
-  }
-  if (NORM_OUT) {
-    let total = subgroupAdd(sq);
-    if (lid == 0u) {
-      xn[2u * params.norm_dim + (params.row_offset + wg.x * OUT_RPL * WG) / (OUT_RPL * WG)] = total;
-    }
-  }
+  lanes_finish(wg.x, lid, li, tok0, n);
 }

@@ -29,6 +29,11 @@ const SMALL: Case[] = VARIANTS.flatMap((v) => [
   // Four chunks of unequal size (the last is short): 512 rows of 64 in chunks of at most 150 rows.
   { vocab: 512, dim: 64, ...v, maxChunkBytes: 150 * (v.dtype === 'f32' ? 256 : v.dtype === 'f16' ? 128 : v.dtype === 'q8' ? 64 : 32), chunks: 4 },
 ]);
+// ggml's k-quants (dim a multiple of 256), in one chunk and in four.
+const KQUANT: Case[] = (['q4k', 'q5k', 'q6k'] as const).flatMap((dtype) => [
+  { vocab: 512, dim: 256, dtype },
+  { vocab: 512, dim: 512, dtype, maxChunkBytes: 150 * (dtype === 'q4k' ? 288 : dtype === 'q5k' ? 352 : 416), chunks: 4 },
+]);
 const LLAMA7B: Case[] = [
   { vocab: 32000, dim: 4096, dtype: 'f32', chunks: 4 },
   { vocab: 32000, dim: 4096, dtype: 'f16', chunks: 2 },
@@ -74,7 +79,7 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
 const name = (c: Case) => `${c.dtype}${c.scaleDtype ? `/${c.scaleDtype}` : ''} [${c.vocab}, ${c.dim}]${c.chunks ? ` in ${c.chunks} chunks` : ''}`;
 
 describe.each(gpus)('embedding on $name', ({ name: adapter, gpu }) => {
-  it.each(SMALL.map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  it.each([...SMALL, ...KQUANT].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.vocab + c.dim);
   });
   if (adapter === 'llvmpipe') {

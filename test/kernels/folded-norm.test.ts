@@ -36,6 +36,10 @@ const CASES: Case[] = [
   ...WEIGHT_VARIANTS.map((v) => ({ ...v, dim: 64, hidden: 172 })),
   { dtype: 'q4', dim: 1024, hidden: 512, maxChunkBytes: 64 * 1024 },
   { dtype: 'q4', dim: 256, hidden: 100, kernel: 'matvec' },
+  { dtype: 'q4k', dim: 256, hidden: 512 },
+  { dtype: 'q4k', dim: 512, hidden: 256, kernel: 'matvec' },
+  { dtype: 'q5k', dim: 256, hidden: 512 },
+  { dtype: 'q6k', dim: 512, hidden: 256 },
 ];
 const LLAMA7B: Case[] = [{ dtype: 'q4', dim: 4096, hidden: 11008 }];
 

@@ -68,6 +68,17 @@ const LANES: Case[] = (['f16', 'f32'] as const).flatMap((scaleDtype, i) =>
   ].map((s, j) => ({ ...s, dtype: 'q4' as const, scaleDtype, kernel: 'lanes' as const, accumulate: (i + j) % 2 === 1 })),
 );
 
+// ggml's k-quants (cols a multiple of 256) through the tiled and per-token matvec kernels, and q4k through the lanes
+// kernel where it runs: token counts around the tiles and the lanes kernel's 16 tokens, split weights, the gate.
+const KQUANT: Case[] = (['q4k', 'q5k', 'q6k'] as const).flatMap((dtype, i) =>
+  (['tiled', 'matvec', 'lanes'] as const).filter((kernel) => kernel !== 'lanes' || dtype === 'q4k').flatMap((kernel, j): Case[] => [
+    { rows: 64, cols: 256, n: 1, dtype, kernel },
+    { rows: 100, cols: 512, n: 33, maxTokens: 40, dtype, kernel, accumulate: (i + j) % 2 === 0 },
+    { rows: 1000, cols: 1024, n: 17, dtype, kernel, accumulate: (i + j) % 2 === 1, maxChunkBytes: 96 * 1024 },
+    { rows: 172, cols: 256, n: 9, dtype, kernel, gate: true },
+  ]),
+).concat([{ rows: 64, cols: 256, n: 5, dtype: 'q6k', scaleDtype: 'f32', kernel: 'tiled' }]);
+
 // The SwiGLU gate through each kernel, at stories260K's w3 shape.
 const GATE: Case[] = (['tiled', 'matvec', 'lanes'] as const).flatMap((kernel) => [
   { rows: 172, cols: 64, n: 9, dtype: 'q4' as const, kernel, gate: true },
@@ -82,10 +93,14 @@ const LLAMA7B_ALL: Case[] = [
   { rows: 11008, cols: 4096, n: 7, dtype: 'q8', kernel: 'tiled' },
   { rows: 4096, cols: 11008, n: 7, dtype: 'f16', accumulate: true, kernel: 'tiled' },
   { rows: 4096, cols: 11008, n: 7, dtype: 'f16', accumulate: true, kernel: 'matvec' },
+  { rows: 4096, cols: 4096, n: 16, dtype: 'q4k', kernel: 'lanes' },
+  { rows: 4096, cols: 11008, n: 7, dtype: 'q6k', accumulate: true, kernel: 'matvec' },
+  { rows: 4096, cols: 4096, n: 7, dtype: 'q5k', kernel: 'tiled' },
 ];
 const LLAMA7B_FEW: Case[] = [
   { rows: 4096, cols: 4096, n: 7, dtype: 'q4', kernel: 'tiled' },
   { rows: 4096, cols: 4096, n: 7, dtype: 'q4', kernel: 'matvec' },
+  { rows: 4096, cols: 4096, n: 7, dtype: 'q4k', kernel: 'tiled' },
 ];
 
 function dequantized(values: Float32Array, c: Case): Float32Array {
@@ -111,7 +126,8 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
     const w = dequantized(values, c);
     // q4: 2 * the largest |W| of each element's group (the matvec path subtracts 8 * scale * sum x per group).
     const gmax2 = new Float32Array(c.rows * c.cols);
-    if (c.dtype === 'q4') {
+    if (c.dtype === 'q4' || c.dtype === 'q4k' || c.dtype === 'q5k') {
+      // q4k/q5k: the kernels subtract dmin * m * sum x per sub-block of 32, at most a step past its largest |W|.
       for (let r = 0; r < c.rows; r++) {
         for (let g = 0; g < c.cols; g += 32) {
           let m = 0;
@@ -158,7 +174,8 @@ const name = (c: Case) =>
 describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
   const lanes = lanesKernelRuns(gpu, { name: 'probe', dtype: 'q4', rows: 1, cols: 4, scaleDtype: 'f16', chunks: [] });
   const big = (adapter === 'llvmpipe' ? LLAMA7B_ALL : LLAMA7B_FEW).filter((c) => lanes || c.kernel !== 'lanes');
-  it.each([...SMALL, ...SPLIT, ...(lanes ? LANES : []), ...GATE.filter((c) => lanes || c.kernel !== 'lanes')].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  const kquant = KQUANT.filter((c) => lanes || c.kernel !== 'lanes');
+  it.each([...SMALL, ...SPLIT, ...(lanes ? LANES : []), ...GATE.filter((c) => lanes || c.kernel !== 'lanes'), ...kquant].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 17 + c.cols + c.n);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {

@@ -78,6 +78,22 @@ const UP: Case[] = [
 // Split into row chunks by a small maxChunkBytes (chunks of unequal size: the last one is short).
 const SPLIT: Case[] = VARIANTS.map((v, i) => ({ rows: 1000, cols: 1001, ...v, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 }));
 
+// ggml's k-quants kept as they are (q4k, q5k, q6k; cols a multiple of 256): accumulate, the SwiGLU gate and pair,
+// row chunks, q6k's d as f32.
+const KQUANT: Case[] = (['q4k', 'q5k', 'q6k'] as const).flatMap((dtype, i): Case[] => [
+  { rows: 64, cols: 256, dtype },
+  { rows: 37, cols: 768, dtype, accumulate: true },
+  { rows: 172, cols: 512, dtype, gate: true },
+  { rows: 100, cols: 512, dtype, up: true },
+  { rows: 1000, cols: 1024, dtype, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 },
+]).concat([
+  { rows: 64, cols: 256, dtype: 'q6k', scaleDtype: 'f32', accumulate: true },
+  // q4k through matvec_q4k where the lanes kernel is the default (lavapipe).
+  { rows: 37, cols: 768, dtype: 'q4k', accumulate: true, kernel: 'matvec' },
+  { rows: 100, cols: 512, dtype: 'q4k', up: true, kernel: 'matvec' },
+  { rows: 172, cols: 512, dtype: 'q4k', gate: true, kernel: 'matvec' },
+]);
+
 const LLAMA7B_ALL: Case[] = [
   { rows: 4096, cols: 4096, dtype: 'q4' },
   { rows: 11008, cols: 4096, dtype: 'q4' },
@@ -87,10 +103,14 @@ const LLAMA7B_ALL: Case[] = [
   { rows: 4096, cols: 11008, dtype: 'q8', accumulate: true },
   { rows: 11008, cols: 4096, dtype: 'f16' },
   { rows: 4096, cols: 4096, dtype: 'f32', accumulate: true },
+  { rows: 4096, cols: 4096, dtype: 'q4k' },
+  { rows: 11008, cols: 4096, dtype: 'q5k' },
+  { rows: 4096, cols: 11008, dtype: 'q6k', accumulate: true },
 ];
 const LLAMA7B_FEW: Case[] = [
   { rows: 4096, cols: 4096, dtype: 'q4' },
   { rows: 4096, cols: 11008, dtype: 'f16', accumulate: true },
+  { rows: 4096, cols: 4096, dtype: 'q4k' },
 ];
 
 /** Dequantized weights as the kernel sees them: encode then decode row-independent encodings. */
@@ -99,7 +119,13 @@ function dequantized(values: Float32Array, c: Case): Float32Array {
   return decodeWeights(encodeWeights(values, c.rows, c.cols, c.dtype, c.scaleDtype), c.rows, c.cols, c.dtype, c.scaleDtype);
 }
 
-/** bound[r] += sum_c 2 * max_{c' in group(c)} |W[r, c']| * |x[c]|: the q4 kernel's subtracted 8 * scale * sum x. */
+/** The encodings whose kernels subtract a term times sum x per group: q4 (8 * scale), q4k and q5k (dmin * m). */
+const subtractsSum = (dtype: WeightDtype) => dtype === 'q4' || dtype === 'q4k' || dtype === 'q5k';
+
+/**
+ * bound[r] += sum_c 2 * max_{c' in group(c)} |W[r, c']| * |x[c]|: the q4 kernel's subtracted 8 * scale * sum x, and
+ * q4k/q5k's dmin * m * sum x (at most the largest |W| of the sub-block of 32 plus a step, which the factor 2 covers).
+ */
 function addGroupMaxBound(bound: Float64Array, w: Float32Array, x: Float32Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < cols; g += 32) {
@@ -147,14 +173,14 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
     const w = dequantized(values, c);
     let want = matvecRef(w, x, c.rows, c.cols, c.accumulate ? y0 : undefined);
     const bound = absDotBound(w, x, c.rows, c.cols);
-    if (c.dtype === 'q4') addGroupMaxBound(bound, w, x, c.rows, c.cols);
+    if (subtractsSum(c.dtype)) addGroupMaxBound(bound, w, x, c.rows, c.cols);
     if (c.accumulate) for (let r = 0; r < c.rows; r++) bound[r] += Math.abs(y0[r]);
     if (upValues) {
       // silu(a) * b: each factor's error scaled by the other (silu' is within [-0.1, 1.1]), plus f32 exp's few ulps.
       const u = dequantized(upValues, c);
       const b = matvecRef(u, x, c.rows, c.cols);
       const upBound = absDotBound(u, x, c.rows, c.cols);
-      if (c.dtype === 'q4') addGroupMaxBound(upBound, u, x, c.rows, c.cols);
+      if (subtractsSum(c.dtype)) addGroupMaxBound(upBound, u, x, c.rows, c.cols);
       const a = want;
       want = swigluRef(a, b);
       for (let r = 0; r < c.rows; r++) bound[r] = 1.1 * Math.abs(b[r]) * bound[r] + Math.abs(swigluRef([a[r]], [1])[0]) * upBound[r] + Math.abs(want[r]);
@@ -182,7 +208,7 @@ describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
   const other: Case[] = OTHER_Q4.flatMap((c) => [{ ...c, kernel: 'matvec' as const }, ...(lanes ? [{ ...c, kernel: 'lanes' as const }] : [])]);
   // q4 runs the lanes kernel by default on lavapipe (cols a multiple of 4) and matvec_q4 where forced.
   const up = adapter === 'llvmpipe' ? UP : UP.filter((c) => c.rows < 5000);
-  it.each([...SMALL, ...SPLIT, ...other, ...GATE, ...up].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
+  it.each([...SMALL, ...SPLIT, ...other, ...GATE, ...up, ...KQUANT].map((c) => ({ c, label: name(c) })))('$label', async ({ c }) => {
     await check(gpu, c, c.rows * 31 + c.cols);
   });
   it.each(big.map((c) => ({ c, label: name(c) })))('llama2-7b $label', async ({ c }) => {
@@ -235,7 +261,7 @@ describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
         at += r * cols;
       });
       const bound = absDotBound(w, x, total, cols);
-      if (dtype === 'q4') addGroupMaxBound(bound, w, x, total, cols);
+      if (subtractsSum(dtype)) addGroupMaxBound(bound, w, x, total, cols);
       expectWithinBound(got.subarray(offset, offset + total), matvecRef(w, x, total, cols), bound, 256 * 2 ** -24, `concatRows ${dtype}`);
       expect([...got.subarray(0, offset), ...got.subarray(offset + total)].every((v) => v === 7)).toBe(true);
       expect(() => new MatVec(gpu, joined).bind('concat.narrow', xb, yb, { rowOffset: 13, yStride: stride })).toThrow(KernelShapeError);

@@ -1,16 +1,18 @@
 import { KernelShapeError } from '../../errors.ts';
-import { isQuantized } from '../../formats/quant.ts';
+import type { WeightDtype } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
 const WG = 64;
+/** The DTYPE constant of shaders/embedding_q.wgsl (the numbering of shaders/matmul.wgsl; f32/f16 run embedding.wgsl). */
+const QUANT_DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3, q4k: 4, q5k: 5, q6k: 6 };
 /** Row chunks one embedding table may have: the shaders bind this many chunk slots. */
 export const MAX_EMBEDDING_CHUNKS = 4;
 
 /**
  * Embedding lookup: out[t, :] = dequant(table[tokens[tokenOffset + t], :]), tokens u32, out [n, dim] f32
- * (shaders/embedding.wgsl for f32/f16 tables, shaders/embedding_q.wgsl for q8/q4). The token id is read on the GPU,
+ * (shaders/embedding.wgsl for f32/f16 tables, shaders/embedding_q.wgsl for the quantized ones). The token id is read on the GPU,
  * so all of the table's row chunks are bound and the shader picks the chunk. A token id past the table gives zeros.
  */
 export class Embedding {
@@ -29,10 +31,10 @@ export class Embedding {
           `${MAX_EMBEDDING_CHUNKS}. Repack the model with larger shards, or use a smaller dtype for the embedding.`,
       );
     }
-    const quantized = isQuantized(table.dtype);
+    const quantized = table.dtype !== 'f32' && table.dtype !== 'f16';
     gpu.requireLimit('maxStorageBuffersPerShaderStage', quantized ? 10 : 6, `The ${table.dtype} embedding table ${table.name}`);
     this.pipeline = quantized
-      ? gpu.pipeline('embedding_q', { WG, Q4: table.dtype === 'q4' ? 1 : 0, SCALE_F16: table.scaleDtype === 'f16' ? 1 : 0 })
+      ? gpu.pipeline('embedding_q', { WG, DTYPE: QUANT_DTYPE[table.dtype], SCALE_F16: table.scaleDtype === 'f16' ? 1 : 0 })
       : gpu.pipeline('embedding', { WG, F16: table.dtype === 'f16' ? 1 : 0 });
     // Exclusive row ends; unused slots end at the last row, so no token selects them.
     this.chunkEnds = new Uint32Array(MAX_EMBEDDING_CHUNKS).fill(table.rows);
@@ -59,7 +61,8 @@ export class Embedding {
     const slot = (i: number) => t.chunks[Math.min(i, t.chunks.length - 1)];
     const resources: GPUBuffer[] = [tokens];
     for (let i = 0; i < MAX_EMBEDDING_CHUNKS; i++) resources.push(slot(i).data);
-    if (isQuantized(t.dtype)) for (let i = 0; i < MAX_EMBEDDING_CHUNKS; i++) resources.push(slot(i).scales!);
+    // Tables without scales (q4k, q5k) bind their data in the scales slots, which the shader then never reads.
+    if (t.dtype !== 'f32' && t.dtype !== 'f16') for (let i = 0; i < MAX_EMBEDDING_CHUNKS; i++) resources.push(slot(i).scales ?? slot(i).data);
     resources.push(out, params);
     const bindGroup = this.gpu.bindGroup(label, this.pipeline, resources);
     const pipeline = this.pipeline;

@@ -8,7 +8,7 @@ import { outputMode, outputPlacement, uniformData, type BoundOp, type LinearOutp
 
 /** Tokens and rows per workgroup tile (TILE in shaders/matmul.wgsl). */
 const TILE = 32;
-const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
+const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3, q4k: 4, q5k: 5, q6k: 6 };
 
 /**
  * Matrix x matrix for prefill: Y[t, r] (+)= sum_c W[r, c] * X[t, c], X [n, cols] f32, Y [n, rows] f32, for

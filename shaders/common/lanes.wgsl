@@ -1,0 +1,58 @@
+// Shared by the lanes kernels (shaders/matmul_lanes_<dtype>.wgsl), appended by src/gpu/shaders.ts after
+// common/linear.wgsl: their layout constants, each lane's sums and the kernel's end. It reads the kernel's own
+// x4, y, xn and params bindings.
+//
+// Invocation `lid` of workgroup w computes rows RPL WG w + k WG + lid (k < RPL) for TOKENS tokens. SWIGLU: each
+// lane's first RPL / 2 row slots hold rows of W and the others the same rows of U, so a workgroup writes
+// RPL WG / 2 rows. NORM_IN: X is followed by partial sums of x^2 (X[cols .. cols + norm_parts), zero up to the
+// next vec4), whose total scales the results by 1 / sqrt(sum / cols + eps). NORM_OUT (with mode 1): also stores
+// the new y rows times g, and each workgroup's sum of their squares, into xn = [g (norm_dim) | y * g (norm_dim) |
+// one sum per OUT_RPL WG rows].
+
+override WG: u32 = 8u;
+override TOKENS: u32 = 1u; // 1 ..= MAX_TOKENS
+override RPL: u32 = 2u; // rows per lane, 1 ..= MAX_RPL
+const MAX_RPL: u32 = 8u;
+const MAX_TOKENS: u32 = 16u;
+// Rows of y per lane: RPL, or RPL / 2 with SWIGLU.
+override OUT_RPL: u32 = select(RPL, RPL / 2u, SWIGLU);
+
+// acc[r][j]: this lane's sum for row slot r and token tok0 + j.
+var<private> acc: array<array<f32, MAX_TOKENS>, MAX_RPL>;
+
+// Writes this lane's rows of workgroup `wgx` for tokens tok0 .. (before n) from acc; li is the subgroup lane.
+fn lanes_finish(wgx: u32, lid: u32, li: u32, tok0: u32, n: u32) {
+  let cols = params.cols;
+  var inv_rms = 1.0;
+  if (NORM_IN) {
+    var s = 0.0;
+    for (var k = li; k < (params.norm_parts + 3u) / 4u; k += WG) {
+      let v = x4[cols / 4u + k];
+      s += v.x + v.y + v.z + v.w;
+    }
+    inv_rms = inverseSqrt(subgroupAdd(s) / f32(cols) + params.norm_eps);
+  }
+  var sq = 0.0;
+  for (var r = 0u; r < OUT_RPL; r++) {
+    let row = wgx * OUT_RPL * WG + r * WG + lid;
+    for (var j = 0u; j < TOKENS; j++) {
+      if (tok0 + j < n && row < params.rows) {
+        let i = (tok0 + j) * params.y_stride + params.row_offset + row;
+        let a = acc[r][j] * inv_rms;
+        let v = select(combine(y[i], a), silu(a) * acc[(r + OUT_RPL) % MAX_RPL][j] * inv_rms, SWIGLU);
+        y[i] = v;
+        if (NORM_OUT) {
+          let at = params.row_offset + row;
+          xn[params.norm_dim + at] = v * xn[at];
+          sq += v * v;
+        }
+      }
+    }
+  }
+  if (NORM_OUT) {
+    let total = subgroupAdd(sq);
+    if (lid == 0u) {
+      xn[2u * params.norm_dim + (params.row_offset + wgx * OUT_RPL * WG) / (OUT_RPL * WG)] = total;
+    }
+  }
+}

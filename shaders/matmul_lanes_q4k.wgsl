@@ -1,0 +1,106 @@
+// matmul_lanes_q4k: Y[t, row_offset + r] (+)= sum_c W[r, c] * X[t, c] for the rows r of one chunk of a q4k weight
+// (ggml's block_q4_K kept as it is), laid out for CPU adapters whose subgroups are 8 SIMD lanes (Mesa lavapipe),
+// as matmul_lanes_q4.wgsl is for q4. Decode runs it with TOKENS = 1, prefill with TOKENS = 16.
+//
+// Shapes: X [n, cols] f32, cols a multiple of 256, read as vec4s; w_q [rows, cols / 256, 9] vec4<u32> (one block
+// per 256 values: vec4 0 the header d | dmin, scales[12], vec4s 1 + 2k, 2 + 2k the qs of sub-blocks 2k, 2k + 1;
+// shaders/README.md); Y [n, y_stride] f32.
+// Dispatch: (ceil(rows / (RPL WG)) + (n - 1) % TOKENS, ceil(n / TOKENS)) workgroups of WG threads (a multiple of
+// the subgroup size, 8); the (n - 1) % TOKENS workgroups past the row groups only tell the others n.
+//
+// Invocation `lid` of workgroup w computes rows RPL WG w + k WG + lid (k < RPL) for TOKENS tokens. Each lane loads
+// its own rows' blocks (a block's header once, each pair of sub-blocks dequantized once for all TOKENS tokens);
+// for each pair of sub-blocks (64 values) the 8 lanes of a subgroup load two vec4s of each token's X apiece and
+// pass them to each other with subgroupBroadcast, and add up the sub-blocks' sums of X (the dmin * m terms) with
+// subgroupAdd, once for all rows.
+//
+// SWIGLU, NORM_IN and NORM_OUT as in matmul_lanes_q4.wgsl. Params, combine() and the overrides are in
+// shaders/common/linear.wgsl, the block arithmetic in kquants.wgsl, the layout constants (WG, TOKENS, RPL), the
+// sums (acc) and the kernel's end (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
+
+enable subgroups;
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
+@group(0) @binding(2) var<storage, read> u_q: array<vec4u>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> xn: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+// Vec4 i of W, or of U when `u`.
+fn vec_at(i: u32, u: bool) -> vec4u {
+  if (u) {
+    return u_q[i];
+  }
+  return w_q[i];
+}
+
+// d * sc * q of one sub-block (nibble `high` of the qs vec4s qa, qb): values 4w .. 4w + 3 in v[w].
+struct Sub { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
+
+fn dequant(qa: vec4u, qb: vec4u, high: bool, s: f32) -> Sub {
+  return Sub(s * k_nibbles(qa.x, high), s * k_nibbles(qa.y, high), s * k_nibbles(qa.z, high), s * k_nibbles(qa.w, high),
+             s * k_nibbles(qb.x, high), s * k_nibbles(qb.y, high), s * k_nibbles(qb.z, high), s * k_nibbles(qb.w, high));
+}
+
+// sum over one sub-block of W * X, where lane i of the subgroup holds X's values 4i .. 4i + 3 of the sub-block in xv.
+fn sub_dot(w: Sub, xv: vec4f) -> f32 {
+  return dot(w.v0, subgroupBroadcast(xv, 0u)) + dot(w.v1, subgroupBroadcast(xv, 1u)) +
+    dot(w.v2, subgroupBroadcast(xv, 2u)) + dot(w.v3, subgroupBroadcast(xv, 3u)) +
+    dot(w.v4, subgroupBroadcast(xv, 4u)) + dot(w.v5, subgroupBroadcast(xv, 5u)) +
+    dot(w.v6, subgroupBroadcast(xv, 6u)) + dot(w.v7, subgroupBroadcast(xv, 7u));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) li: u32) {
+  let row_groups = (params.rows + OUT_RPL * WG - 1u) / (OUT_RPL * WG);
+  if (wg.x >= row_groups) {
+    return;
+  }
+  let n = (nwg.y - 1u) * TOKENS + (nwg.x - row_groups) + 1u;
+  let tok0 = wg.y * TOKENS;
+  let cols = params.cols;
+  let blocks = cols / 256u;
+  // Each lane's rows of W (as block indices) and each token's row of X (in vec4s). Rows past the chunk (the last
+  // workgroup) and tokens past n read the last one again and are not written.
+  var w_row: array<u32, MAX_RPL>;
+  for (var r = 0u; r < RPL; r++) {
+    w_row[r] = min(wg.x * OUT_RPL * WG + (r % OUT_RPL) * WG + lid, params.rows - 1u) * blocks;
+  }
+  var x_row: array<u32, MAX_TOKENS>;
+  for (var j = 0u; j < TOKENS; j++) {
+    x_row[j] = min(tok0 + j, n - 1u) * (cols / 4u);
+  }
+  for (var b = 0u; b < blocks; b++) {
+    var head: array<vec4u, MAX_RPL>;
+    for (var r = 0u; r < RPL; r++) {
+      head[r] = vec_at(9u * (w_row[r] + b), SWIGLU && r >= OUT_RPL);
+    }
+    for (var k = 0u; k < 4u; k++) {
+      // Lane li loads X[t, 256b + 64k + 4li ..] (sub-block 2k) and the same 32 values on (sub-block 2k + 1).
+      var xa: array<vec4f, MAX_TOKENS>;
+      var xb: array<vec4f, MAX_TOKENS>;
+      var sums: array<vec2f, MAX_TOKENS>;
+      for (var j = 0u; j < TOKENS; j++) {
+        xa[j] = x4[x_row[j] + 64u * b + 16u * k + li];
+        xb[j] = x4[x_row[j] + 64u * b + 16u * k + 8u + li];
+        sums[j] = subgroupAdd(vec2f(dot(xa[j], vec4f(1.0)), dot(xb[j], vec4f(1.0))));
+      }
+      for (var r = 0u; r < RPL; r++) {
+        let u = SWIGLU && r >= OUT_RPL; // a row slot of U
+        let at = 9u * (w_row[r] + b) + 1u + 2u * k;
+        let qa = vec_at(at, u);
+        let qb = vec_at(at + 1u, u);
+        let sa = k4_scale_min(head[r], 2u * k);
+        let sb = k4_scale_min(head[r], 2u * k + 1u);
+        let da = dequant(qa, qb, false, sa.x);
+        let db = dequant(qa, qb, true, sb.x);
+        for (var j = 0u; j < TOKENS; j++) {
+          acc[r][j] += sub_dot(da, xa[j]) + sub_dot(db, xb[j]) - (sa.y * sums[j].x + sb.y * sums[j].y);
+        }
+      }
+    }
+  }
+  lanes_finish(wg.x, lid, li, tok0, n);
+}
