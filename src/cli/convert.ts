@@ -2,6 +2,7 @@
  * llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]
  * <input>: a .gguf file, a llama2.c .bin (with --tokenizer), a Hugging Face safetensors folder, or a Flax folder or
  * flax_model.msgpack. Writes the package atomically: <out-dir> appears only when the whole package is written.
+ * An http(s) URL of any of those (or of a Hugging Face repository) streams it with Range requests (convert-url.ts).
  * --quant q4 (the default) is the 4-bit mix of src/formats/quant-plan.ts; q4-pure puts every matrix at 4 bits.
  */
 import { LlamaWebGpuError } from '../errors.ts';
@@ -31,6 +32,11 @@ export async function run(args: string[]): Promise<number> {
   const name = p.options.get('name');
   const started = performance.now();
   try {
+    if (/^https?:\/\//i.test(input)) {
+      const { convertUrl } = await import('./convert-url.ts');
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      return await convertUrl(input, out, { quant, tokenizer: str(tokenizer), name: str(name), shardBytes: Math.round(shardMb * 1024 * 1024) });
+    }
     const ckpt = await openCheckpoint(input, { tokenizer: typeof tokenizer === 'string' ? tokenizer : undefined });
     try {
       const c = ckpt.config;

@@ -107,6 +107,7 @@ export async function httpSource(url: string, options: HttpSourceOptions = {}): 
     }
     head = new Uint8Array(await first.arrayBuffer());
     size = head.byteLength;
+    onBytes?.(size);
   }
 
   /** The total size of a 206 whose Content-Range a cross-origin server did not expose: a HEAD's Content-Length. */

@@ -50,6 +50,8 @@ export interface ImportOptions {
   /** The tokenizer's URL (tokenizer.bin or tokenizer.model), for a llama2.c .bin or to override a folder's. */
   tokenizer?: string;
   shardBytes?: number;
+  /** The package's name (manifest.json); default the model id. */
+  name?: string;
   onProgress?: (p: ImportProgress) => void;
   signal?: AbortSignal;
   fetch?: typeof fetch;
@@ -141,7 +143,7 @@ async function convertInto(
     await writePackage(ckpt, sink, {
       quant,
       shardBytes,
-      name: id,
+      name: options.name ?? id,
       signal: options.signal,
       resume,
       onProgress: (p: ConvertProgress) => progress({ phase: 'convert', tensor: p.tensor, done: p.done, total: p.total, packageBytes: p.bytes }),
