@@ -29,12 +29,13 @@ export class ConversationList {
       const current = c.id === currentId;
       const open = el('button', { type: 'button', class: 'link', text: c.title, 'data-action': 'open', 'aria-current': current ? 'true' : undefined, title: c.title });
       open.addEventListener('click', () => this.events.onOpen(c.id));
-      const rename = el('button', { type: 'button', class: 'secondary small', text: 'Rename', 'data-action': 'rename', 'aria-label': `Rename "${c.title}"` });
+      // Short glyphs keep the title readable in a narrow panel; the labels say what they do.
+      const rename = el('button', { type: 'button', class: 'secondary small', text: '✎', 'data-action': 'rename', 'aria-label': `Rename "${c.title}"`, title: 'Rename' });
       rename.addEventListener('click', () => {
         const title = prompt('Name of this conversation:', c.title)?.trim();
         if (title) this.events.onRename(c.id, title);
       });
-      const del = el('button', { type: 'button', class: 'secondary small', text: 'Delete', 'data-action': 'delete', 'aria-label': `Delete "${c.title}"` });
+      const del = el('button', { type: 'button', class: 'secondary small', text: '✕', 'data-action': 'delete', 'aria-label': `Delete "${c.title}"`, title: 'Delete' });
       del.addEventListener('click', () => {
         if (confirm(`Delete the conversation "${c.title}"?`)) this.events.onDelete(c.id);
       });
