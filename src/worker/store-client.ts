@@ -83,6 +83,17 @@ export class StoreWorkerClient {
     return this.run((id) => ({ type: 'install-url', id, url: abs, storeName: options.storeName, modelId: options.modelId }), options);
   }
 
+  /**
+   * Converts a checkpoint at a URL (a .gguf file, a llama2.c .bin with `tokenizer`, a Hugging Face folder or
+   * repository; a model package is installed as it is) into the store, streaming it with Range requests
+   * (importFromUrl). Resolves to the model id.
+   */
+  importFromUrl(url: string, options: StoreTaskOptions & { quant?: 'f32' | 'f16' | 'q8' | 'q4'; tokenizer?: string } = {}): Promise<string> {
+    const abs = new URL(url, location.href).href;
+    const tokenizer = options.tokenizer && new URL(options.tokenizer, abs).href;
+    return this.run((id) => ({ type: 'import-url', id, url: abs, storeName: options.storeName, modelId: options.modelId, quant: options.quant, tokenizer }), options);
+  }
+
   /** Converts a checkpoint (with its companion files) into a package in the store; resolves to the model id. */
   convertFiles(files: File[], options: StoreTaskOptions & { quant?: 'f32' | 'f16' | 'q8' | 'q4' } = {}): Promise<string> {
     return this.run(

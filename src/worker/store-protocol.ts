@@ -12,6 +12,7 @@ export interface TaskProgress {
 
 export type ToStoreWorker =
   | { type: 'install-url'; id: number; storeName?: string; url: string; modelId?: string }
+  | { type: 'import-url'; id: number; storeName?: string; url: string; modelId?: string; quant?: 'f32' | 'f16' | 'q8' | 'q4'; tokenizer?: string }
   | { type: 'convert-files'; id: number; storeName?: string; files: File[]; modelId?: string; quant?: 'f32' | 'f16' | 'q8' | 'q4' }
   | { type: 'abort'; id: number };
 

@@ -7,6 +7,7 @@ import { LlamaWebGpuError } from '../errors.ts';
 import { openDroppedFiles } from './open-files.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
 import { createIdbStore } from '../storage/idb-store.ts';
+import { importFromUrl } from '../storage/import.ts';
 import { installFromUrl } from '../storage/install.ts';
 import { toWireError } from './protocol.ts';
 import { checkpointStem, convertedModelId } from './store-client.ts';
@@ -46,6 +47,20 @@ async function handle(msg: ToStoreWorker): Promise<void> {
           }),
       });
       post({ type: 'done', id, modelId: installed.id });
+    } else if (msg.type === 'import-url') {
+      const imported = await importFromUrl(store, msg.url, {
+        id: msg.modelId,
+        quant: msg.quant,
+        tokenizer: msg.tokenizer,
+        signal: controller.signal,
+        onProgress: (p) =>
+          post({
+            type: 'progress',
+            id,
+            progress: { phase: 'convert', fraction: p.phase === 'done' ? 1 : p.total ? p.done / p.total : 0, detail: p.tensor ?? p.phase, bytes: p.downloadedBytes },
+          }),
+      });
+      post({ type: 'done', id, modelId: imported.id });
     } else {
       if (msg.files.length === 0) throw new LlamaWebGpuError('NO_FILES', 'No files were given; pick or drop a model file.');
       const ckpt = await openDroppedFiles(msg.files);
