@@ -325,6 +325,13 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
       expect(composer.y + composer.height).toBeLessThanOrEqual(844);
       expect(composer.width).toBeGreaterThan(300);
       await screenshot(page, 'page-phone-folded.png', false);
+      // A smaller phone (375x667) too: the chat shrinks, the composer stays on screen.
+      await page.setViewportSize({ width: 375, height: 667 });
+      const small = (await page.locator('#composer').boundingBox())!;
+      expect(small.y + small.height).toBeLessThanOrEqual(667);
+      expect((await page.locator('#messages').boundingBox())!.height).toBeGreaterThan(150);
+      await screenshot(page, 'page-phone-small.png', false);
+      await page.setViewportSize({ width: 390, height: 844 });
 
       await page.tap('#models-panel > summary');
       await page.waitForSelector('[data-sample="tiny-chat"]', { state: 'visible' });
