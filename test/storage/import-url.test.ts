@@ -187,6 +187,15 @@ describe.skipIf(!have)('importFromUrl', () => {
     expect(left).toEqual([]);
   });
 
+  it('llama-webgpu convert <url> <out> writes the package where a local conversion would', async () => {
+    const out = path.join(tmp, 'cli-out', 's260');
+    const { run } = await import('../../src/cli/convert.ts');
+    expect(await run([`${server.url}/models/${GGUF}`, out, '--quant', 'q8', '--shard-mb', String(SHARD_BYTES / (1 << 20))])).toBe(0);
+    const written = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as Manifest;
+    sameShards(written, local.get('gguf')!);
+    expect(readdirSync(path.join(tmp, 'cli-out')).filter((n) => !n.startsWith('.lock'))).toEqual(['s260']);
+  });
+
   it('reads Hugging Face repository and file pages through their /resolve/ URLs', () => {
     const r = (u: string) => huggingFaceResolve(new URL(u)).href;
     expect(r('https://huggingface.co/org/repo')).toBe('https://huggingface.co/org/repo/resolve/main/');
