@@ -4,7 +4,7 @@
  */
 import type { InstalledModel, ModelStore } from '../storage/store.ts';
 import type { StoreWorkerClient, TaskProgress } from '../worker/store-client.ts';
-import { convertedModelId } from '../worker/store-client.ts';
+import { convertedModelId, packageModelId } from '../worker/store-client.ts';
 import { byId, el, formatBytes, ProgressRow } from './dom.ts';
 import { clearBanner, describeError, showBanner } from './errors-view.ts';
 
@@ -176,7 +176,15 @@ export class ModelManager {
     return { row, onProgress };
   }
 
-  async installUrl(url: string, title: string, modelId?: string): Promise<void> {
+  async installUrl(url: string, title: string, sampleId?: string): Promise<void> {
+    let modelId: string;
+    try {
+      modelId = sampleId ?? packageModelId(url);
+    } catch (e) {
+      showBanner(`${url} is not a package URL: ${describeError(e)}`);
+      return;
+    }
+    if (!(await this.confirmReplace(modelId))) return;
     const { row, onProgress } = this.track(title, 'download-progress');
     try {
       const id = await this.installer.installFromUrl(url, { modelId, onProgress });

@@ -27,6 +27,16 @@ export function convertedModelId(files: { name: string }[]): string {
   return modelIdFrom(checkpointStem(files[0]?.name ?? 'model'));
 }
 
+/** The package folder of a package URL (the folder itself, or its manifest.json). */
+function packageFolder(url: string): string {
+  return new URL(url.replace(/manifest\.json([?#].*)?$/, ''), location.href).href;
+}
+
+/** The id installFromUrl() installs a package URL under when no modelId is given: its folder's name. */
+export function packageModelId(url: string): string {
+  return modelIdFrom(new URL(packageFolder(url)).pathname.split('/').filter(Boolean).pop() ?? '');
+}
+
 function fromWire(w: WireError): Error {
   if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
   const e = new LlamaWebGpuError(w.code ?? 'WORKER_ERROR', w.message);
@@ -79,7 +89,7 @@ export class StoreWorkerClient {
    * installed model id.
    */
   installFromUrl(url: string, options: StoreTaskOptions = {}): Promise<string> {
-    const abs = new URL(url.replace(/manifest\.json([?#].*)?$/, ''), location.href).href;
+    const abs = packageFolder(url);
     return this.run((id) => ({ type: 'install-url', id, url: abs, storeName: options.storeName, modelId: options.modelId }), options);
   }
 

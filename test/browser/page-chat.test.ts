@@ -308,10 +308,19 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
       await page.click('#banner-close');
       expect(await page.isHidden('#banner')).toBe(true);
       await fail();
-      // A successful install (here of the same package again, which stores nothing new) clears it.
+      // A successful install (here of the same package again, after the page asks, which stores nothing new)
+      // clears it, and the model is loaded again.
       await page.fill('#url-input', new URL('models/tiny-chat/', app.url).href);
+      const asked: string[] = [];
+      page.once('dialog', (d) => {
+        asked.push(d.message());
+        void d.accept();
+      });
       await page.click('#url-form button[type="submit"]');
       await page.waitForFunction(() => (document.getElementById('banner') as HTMLElement).hidden, undefined, { timeout: 120_000 });
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toMatch(/^A model named tiny-chat \([\d.]+ MB\) is already installed\. It is the model in use; it will be unloaded first\./);
+      await page.waitForSelector('#load-status[data-ready="tiny-chat"]', { timeout: 120_000 });
     });
   });
 
