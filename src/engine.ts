@@ -5,13 +5,13 @@
  *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
  *   const reply = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
  */
-import { LlamaWebGpuError, ModelDoesNotFitError, WebGpuUnavailableError } from './errors.ts';
+import { DeviceLostError, GpuOutOfMemoryError, LlamaWebGpuError, ModelDoesNotFitError, WebGpuUnavailableError } from './errors.ts';
 import { Gpu } from './gpu/device.ts';
 import { llama2ChatPromptIds, type ChatMessage } from './generate/chat-template.ts';
 import { generateIds, type FinishReason, type GenerateIdsOptions, type GenerateResult } from './generate/generate.ts';
 import { StopMatcher } from './generate/stop.ts';
 import { checkFit } from './loader/fit.ts';
-import { loadWeights, type LoadProgress } from './loader/load.ts';
+import { checkSha256, loadWeights, type LoadProgress } from './loader/load.ts';
 import type { Manifest } from './formats/manifest.ts';
 import { LlamaModel } from './model/llama.ts';
 import type { ModelStore } from './storage/store.ts';
@@ -43,6 +43,12 @@ export interface EngineOptions {
   prefillChunk?: number;
   onProgress?: (p: EngineProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Hash the tokenizer and every shard against the manifest's sha256 while loading; a file changed since install
+   * fails the load with ModelIntegrityError. 'first-load' (default): on the first load after each install only,
+   * then the store remembers it; 'always': every load; 'never'. Costs about one sha256 pass over the weights.
+   */
+  verify?: 'first-load' | 'always' | 'never';
 }
 
 export interface GenerateOptions extends GenerateIdsOptions {
@@ -102,9 +108,14 @@ export class Engine {
   private unloaded = false;
   private last: EngineStats;
 
+  /** Set by createEngine: a new device with the model loaded again, for the first request after a device loss. */
+  private reopen?: () => Promise<{ gpu: Gpu; model: LlamaModel }>;
+  private lost: GPUDeviceLostInfo | null = null;
+
   constructor(
-    readonly gpu: Gpu,
-    readonly model: LlamaModel,
+    /** The device and the model on it; both are replaced when a request finds the device lost. */
+    public gpu: Gpu,
+    public model: LlamaModel,
     readonly tokenizer: Tokenizer,
     readonly manifest: Manifest,
     readonly modelId: string,
@@ -204,6 +215,7 @@ export class Engine {
       try {
         await waitFor;
         if (self.unloaded) throw new EngineUnloadedError();
+        await self.recover();
         const bos = self.model.config.bosId;
         const decoder = self.tokenizer.createDecoder({ continuation: options.continuation ?? promptIds.some((id) => id !== bos) });
         const stops = new StopMatcher(options.stop ?? []);
@@ -232,8 +244,9 @@ export class Engine {
         if (tail || (pendingIds.length && !stops.stopped)) yield { text: tail, tokenIds: stops.stopped ? [] : pendingIds };
         finish(g, stops.stopped ? 'stop' : (g?.finishReason ?? 'stop'));
       } catch (e) {
-        rejectResult(e);
-        throw e;
+        const err = await self.lostError(e);
+        rejectResult(err);
+        throw err;
       } finally {
         try {
           // The consumer left the loop early: cancel the request as an abort would.
@@ -271,6 +284,30 @@ export class Engine {
     return Object.assign(iterator, { result });
   }
 
+  /** @internal Watches the device; after a loss, the next request calls `reopen` before it runs. */
+  watchDevice(reopen: () => Promise<{ gpu: Gpu; model: LlamaModel }>): void {
+    this.reopen = reopen;
+    const gpu = this.gpu;
+    void gpu.device.lost.then((info) => {
+      if (this.gpu === gpu) this.lost = info;
+    });
+  }
+
+  /** A request's failure on a lost device becomes DeviceLostError (`lost` settles just after the failure it causes). */
+  private async lostError(e: unknown): Promise<unknown> {
+    if (!this.lost) await Promise.race([this.gpu.device.lost, new Promise((r) => setTimeout(r, 50))]);
+    return this.lost ? new DeviceLostError(this.modelId, this.lost.reason, this.lost.message) : e;
+  }
+
+  /** After a device loss: a new device, and the model loaded on it from the store. A failure leaves the engine lost. */
+  private async recover(): Promise<void> {
+    if (!this.lost || !this.reopen) return;
+    const { gpu, model } = await this.reopen();
+    this.model.destroy();
+    [this.gpu, this.model, this.lost] = [gpu, model, null];
+    this.watchDevice(this.reopen);
+  }
+
   stats(): EngineStats {
     return { ...this.last };
   }
@@ -303,7 +340,7 @@ async function defaultGpu(): Promise<Gpu> {
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   validateLoadOptions(options, true);
   const t0 = performance.now();
-  const { store, model: id, onProgress, signal } = options;
+  const { store, model: id, onProgress } = options;
   const manifest = await store.getManifest(id);
   if (!manifest) throw new LlamaWebGpuError('MODEL_NOT_INSTALLED', `No complete model "${id}" is installed. Install it first (installFromUrl or the converter).`);
   const gpu = options.gpu ?? (await defaultGpu());
@@ -314,24 +351,75 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const report = (phase: EngineProgress['phase'], loaded: number) =>
     onProgress?.({ phase, loadedBytes: loaded, totalBytes: total, fraction: total ? Math.min(1, loaded / total) : 1, peakHeldBytes });
   report('tokenizer', 0);
-  const tokenizer = await Tokenizer.fromModelProto(await store.readFile(id, manifest.tokenizer.file), `${id}/${manifest.tokenizer.file}`);
-  const tensors = await loadWeights(gpu, store, id, manifest, {
-    signal,
-    onProgress: (p: LoadProgress) => {
-      peakHeldBytes = Math.max(peakHeldBytes, p.peakHeldBytes);
-      report('weights', p.loadedBytes);
-    },
-  }).catch((err: unknown) => {
-    tokenizer.dispose();
-    throw err;
+  const verify = options.verify === 'always' || (options.verify !== 'never' && !(await store.isVerified(id, manifest)));
+  const tokenizerBytes = await store.readFile(id, manifest.tokenizer.file);
+  if (verify) checkSha256(id, manifest.tokenizer, await crypto.subtle.digest('SHA-256', tokenizerBytes as Uint8Array<ArrayBuffer>));
+  const tokenizer = await Tokenizer.fromModelProto(tokenizerBytes, `${id}/${manifest.tokenizer.file}`);
+  const model = await openModel(gpu, options, manifest, fit.contextLength, verify, (p: LoadProgress) => {
+    peakHeldBytes = Math.max(peakHeldBytes, p.peakHeldBytes);
+    if (p.phase === 'done') report('compile', total);
+    else report('weights', p.loadedBytes);
   });
-  report('compile', total);
-  const model = new LlamaModel(gpu, manifest.config, tensors, {
-    contextLength: fit.contextLength,
-    prefillChunk: options.prefillChunk,
-    source: id,
-  });
-  await gpu.device.queue.onSubmittedWorkDone();
+  if (verify) await store.markVerified(id, manifest);
   report('ready', total);
-  return new Engine(gpu, model, tokenizer, manifest, id, performance.now() - t0);
+  const engine = new Engine(gpu, model, tokenizer, manifest, id, performance.now() - t0);
+  // After a device loss: a new device, and the weights read from the store again (they were verified just now or
+  // before, so not again).
+  engine.watchDevice(async () => {
+    const next = await reopenGpu(engine.gpu);
+    return { gpu: next, model: await openModel(next, { ...options, signal: undefined }, manifest, fit.contextLength, false, () => {}) };
+  });
+  return engine;
+}
+
+/** Loads the weights onto `gpu` and builds the model; a failed allocation is a GpuOutOfMemoryError. */
+async function openModel(
+  gpu: Gpu,
+  options: EngineOptions,
+  manifest: Manifest,
+  contextLength: number,
+  verify: boolean,
+  onProgress: (p: LoadProgress) => void,
+): Promise<LlamaModel> {
+  const { store, model: id, signal } = options;
+  const tensors = await loadWeights(gpu, store, id, manifest, { signal, verify, onProgress });
+  gpu.device.pushErrorScope('out-of-memory');
+  let model: LlamaModel | undefined;
+  let failure: unknown;
+  try {
+    model = new LlamaModel(gpu, manifest.config, tensors, { contextLength, prefillChunk: options.prefillChunk, source: id });
+  } catch (e) {
+    failure = e;
+  }
+  const oom = await gpu.device.popErrorScope();
+  if (oom || !model) {
+    if (model) model.destroy(); // its weights too
+    else for (const w of tensors.values()) for (const c of w.chunks) (c.data.destroy(), c.scales?.destroy());
+    if (!oom) throw failure;
+    throw new GpuOutOfMemoryError(
+      `The GPU ran out of memory for the KV cache and activations of model "${id}" (context ${contextLength} tokens): ${oom.message}. ` +
+        'Pass a smaller contextLength, close other GPU-heavy tabs or apps, or choose a smaller model.',
+    );
+  }
+  await gpu.device.queue.onSubmittedWorkDone();
+  return model;
+}
+
+/** A device like `old` after it was lost. An adapter opens one device only, so a new adapter is requested first. */
+async function reopenGpu(old: Gpu): Promise<Gpu> {
+  const nav = (globalThis as { navigator?: Navigator }).navigator;
+  let adapter: GPUAdapter | null;
+  if (nav?.gpu) {
+    adapter = await nav.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } else {
+    const { adapterKind, nodeAdapter } = await import('./gpu/node.ts');
+    const kind = adapterKind(old.summary);
+    adapter = await nodeAdapter(kind === 'llvmpipe' || kind === 'swiftshader' ? kind : 'default');
+  }
+  if (!adapter) {
+    throw new WebGpuUnavailableError('The GPU device was lost and no GPU adapter is available to replace it. Check that hardware acceleration is on, then reload the page.');
+  }
+  const gpu = await Gpu.create(adapter, { f16: old.f16, busyWaits: old.busyWaits });
+  gpu.device.onuncapturederror = old.device.onuncapturederror;
+  return gpu;
 }

@@ -51,6 +51,7 @@ export function validateLoadOptions(o: unknown, withStore: boolean): void {
   positiveInt('contextLength', o.contextLength);
   positiveInt('prefillChunk', o.prefillChunk);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') fail('onProgress', 'a function', o.onProgress);
+  if (o.verify !== undefined && !['first-load', 'always', 'never'].includes(o.verify as string)) fail('verify', "'first-load', 'always' or 'never'", o.verify);
 }
 
 /** A generate() prompt: text, or token ids (including BOS) within the vocabulary when its size is known. */

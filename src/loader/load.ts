@@ -5,12 +5,12 @@
  * (its memory freed at once, not left to the garbage collector). Peak memory therefore depends on the shard size,
  * not on the model size.
  */
-import { GpuLimitError, GpuOutOfMemoryError, ModelFormatError } from '../errors.ts';
+import { GpuLimitError, GpuOutOfMemoryError, ModelFormatError, ModelIntegrityError, StorageError } from '../errors.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { type GpuWeight, type GpuWeightChunk } from '../gpu/weights.ts';
-import type { ByteRange, Manifest } from '../formats/manifest.ts';
+import type { ByteRange, Manifest, ShardEntry } from '../formats/manifest.ts';
 import { releaseBytes } from '../storage/release.ts';
-import type { ModelStore } from '../storage/store.ts';
+import { filesFingerprint, type ModelStore } from '../storage/store.ts';
 
 export type { GpuWeight, GpuWeightChunk } from '../gpu/weights.ts';
 
@@ -34,6 +34,11 @@ export interface LoadOptions {
    * always held, so a budget below the shard size means one shard at a time with no read-ahead.
    */
   maxInFlightBytes?: number;
+  /**
+   * Hash every shard (sha256, with crypto.subtle) against the manifest while it is copied to the GPU; a mismatch
+   * ends the load with ModelIntegrityError naming the shard. Default false.
+   */
+  verify?: boolean;
 }
 
 export { GpuOutOfMemoryError } from '../errors.ts';
@@ -133,6 +138,9 @@ export async function loadWeights(
       if (bytes.byteLength !== shard.byteSize) {
         throw new ModelFormatError(`model "${id}" ${shard.file}`, `is ${bytes.byteLength} bytes, the manifest says ${shard.byteSize}; delete the model and install it again`);
       }
+      // Hashed on the platform's crypto threads while this thread copies the shard to the GPU.
+      const digest = options.verify ? crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>) : null;
+      digest?.catch(() => {});
       // Read ahead only while both shards fit the in-flight budget.
       if (k + 1 < order.length && heldBytes + shardSize(order[k + 1]) <= maxInFlight) next = read(k + 1);
 
@@ -161,6 +169,7 @@ export async function loadWeights(
       // writeBuffer copies the bytes when called; waiting for the queue before the next shard keeps the driver's
       // staging copies from piling up, so memory outside JS is also bounded by about a shard.
       await gpu.device.queue.onSubmittedWorkDone();
+      if (digest) checkSha256(id, shard, await digest);
       // writeBuffer has copied the bytes; the shard's memory is freed now rather than at the next GC.
       releaseBytes(bytes);
       bytes = null;
@@ -169,6 +178,11 @@ export async function loadWeights(
       report('weights');
       if (k + 1 < order.length && !next) next = read(k + 1);
     }
+    // A commit of the id between the manifest's read and now (a reinstall) may have mixed two versions' shards.
+    const now = await store.getManifest(id);
+    if (!now || filesFingerprint(now) !== filesFingerprint(manifest)) {
+      throw new StorageError(id, `was ${now ? 'reinstalled' : 'deleted'} while it loaded, so what was loaded may mix two versions. Load it again.`);
+    }
   } catch (e) {
     await next?.catch(() => {});
     for (const b of created) b.destroy();
@@ -176,6 +190,19 @@ export async function loadWeights(
   }
   report('done');
   return weights;
+}
+
+/** Throws ModelIntegrityError unless `digest` (a SHA-256) is the manifest's sha256 of `file`. */
+export function checkSha256(id: string, file: ShardEntry, digest: ArrayBuffer): void {
+  const sha = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  if (sha !== file.sha256) {
+    throw new ModelIntegrityError(
+      id,
+      file.file,
+      `the stored file hashes to ${sha}, but the manifest says ${file.sha256}: it was changed or damaged after install. ` +
+        'Delete the model and install it again.',
+    );
+  }
 }
 
 function upload(gpu: Gpu, label: string, shard: Uint8Array, range: ByteRange, created: GPUBuffer[]): GPUBuffer {

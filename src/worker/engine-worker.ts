@@ -40,6 +40,7 @@ async function handle(msg: ToWorker): Promise<void> {
           store,
           contextLength: msg.options.contextLength,
           prefillChunk: msg.options.prefillChunk,
+          verify: msg.options.verify,
           signal: controller.signal,
           onProgress: (progress) => post({ type: 'progress', id, progress }),
         });

@@ -16,6 +16,8 @@ export interface WireLoadOptions {
   storeName?: string;
   contextLength?: number;
   prefillChunk?: number;
+  /** EngineOptions.verify. */
+  verify?: 'first-load' | 'always' | 'never';
 }
 
 export type ToWorker =

@@ -2,13 +2,13 @@
  * loadWeights onto a real GPU: buffers hold exactly the shard bytes, tensors split across shards become several
  * chunks, JS memory stays near the in-flight budget however many shards the model has, and failures free the GPU.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuLimitError, StorageError } from '../../src/errors.ts';
+import { GpuLimitError, ModelIntegrityError, StorageError } from '../../src/errors.ts';
 import type { Gpu } from '../../src/gpu/device.ts';
 import type { Manifest } from '../../src/formats/manifest.ts';
 import { loadWeights, type GpuWeight, type LoadProgress } from '../../src/loader/load.ts';
@@ -61,6 +61,61 @@ function destroyAll(weights: Map<string, GpuWeight>): void {
 }
 
 describe.each(gpus)('loadWeights on $name', ({ gpu }) => {
+  it('verify: a shard overwritten on disk (0xff) fails with ModelIntegrityError naming the model and shard; its buffers are freed', async () => {
+    const id = `verify-${gpu.summary.device}`;
+    const dir = path.join(root, id);
+    const manifest = await writePackageDir(dir, tinyConfig(), { dtype: 'q8', shardBytes: 8 * 1024 });
+    const store = createFsStore(root);
+    destroyAll(await loadWeights(gpu, store, id, manifest, { verify: true }));
+    const shard = manifest.shards[2];
+    await writeFile(path.join(dir, shard.file), new Uint8Array(shard.byteSize).fill(0xff));
+    const device = gpu.device;
+    const createBuffer = device.createBuffer;
+    const created: GPUBuffer[] = [];
+    device.createBuffer = (d: GPUBufferDescriptor) => {
+      const b = createBuffer.call(device, d);
+      created.push(b);
+      return b;
+    };
+    let err;
+    try {
+      err = await loadWeights(gpu, store, id, manifest, { verify: true }).catch((e) => e);
+    } finally {
+      device.createBuffer = createBuffer;
+    }
+    expect(err).toBeInstanceOf(ModelIntegrityError);
+    expect([err.modelId, err.file]).toEqual([id, shard.file]);
+    expect(err.message).toMatch(/shard-00002.bin: the stored file hashes to [0-9a-f]{64}, but the manifest says [0-9a-f]{64}.*Delete the model and install it again/);
+    expect(created.length).toBeGreaterThan(0);
+    for (const b of created) {
+      device.pushErrorScope('validation');
+      device.queue.writeBuffer(b, 0, new Uint8Array(4));
+      expect((await device.popErrorScope())?.message).toMatch(/destroyed/i);
+    }
+    // Without verification the same bytes load: the sizes match, so nothing else notices.
+    destroyAll(await loadWeights(gpu, store, id, manifest));
+  });
+
+  it('a reinstall of the id while it loads is refused rather than mixing two versions', async () => {
+    const id = `swap-${gpu.summary.device}`;
+    const dir = path.join(root, id);
+    const manifest = await writePackageDir(dir, tinyConfig(), { dtype: 'q8', shardBytes: 8 * 1024 });
+    const fsStore = createFsStore(root);
+    const other = structuredClone(manifest);
+    other.shards[0].sha256 = 'f'.repeat(64);
+    let reads = 0;
+    const store = {
+      ...fsStore,
+      async readShard(m: string, file: string) {
+        if (++reads === 2) await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(other));
+        return fsStore.readShard(m, file);
+      },
+    };
+    const err = await loadWeights(gpu, store, id, manifest).catch((e) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect(err.message).toMatch(new RegExp(`model "${id}": was reinstalled while it loaded.*Load it again`));
+  });
+
   it('loads a q8 package with tensors split across shards into labelled buffers equal to the shard bytes', async () => {
     const dir = path.join(root, `tiny-q8-${gpu.summary.device}`);
     const manifest = await writePackageDir(dir, tinyConfig(), { dtype: 'q8', scaleDtype: 'f32', shardBytes: 8 * 1024 });
