@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { bufferedSha256, sha256Hex } from '../../src/formats/hash.ts';
+import { sha256Hex, streamingSha256 } from '../../src/formats/hash.ts';
 import type { CheckpointTensor } from '../../src/formats/checkpoint.ts';
 import { openCheckpoint } from '../../src/formats/detect.ts';
 import { blobSource, memorySource } from '../../src/formats/source.ts';
@@ -23,12 +23,17 @@ async function everyRange(t: CheckpointTensor, full: Float32Array) {
 }
 
 describe('shard hashing', () => {
-  it('the browser path (buffered, crypto.subtle) agrees with node:crypto', async () => {
-    const bytes = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31) & 255);
-    const buffered = bufferedSha256();
-    buffered.update(bytes.subarray(0, 777));
-    buffered.update(bytes.subarray(777));
-    expect(await buffered.digest()).toBe(createHash('sha256').update(bytes).digest('hex'));
+  it('the browser path (streaming, in TypeScript) agrees with node:crypto at every block boundary and split', async () => {
+    const bytes = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31 + (i >> 8)) & 255);
+    for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 100_000]) {
+      for (const cut of new Set([0, 1, 63, Math.floor(n / 2), n])) {
+        if (cut > n) continue;
+        const h = streamingSha256();
+        h.update(bytes.subarray(0, cut));
+        h.update(bytes.subarray(cut, n));
+        expect(await h.digest(), `${n} bytes cut at ${cut}`).toBe(createHash('sha256').update(bytes.subarray(0, n)).digest('hex'));
+      }
+    }
     expect(await sha256Hex(bytes)).toBe(createHash('sha256').update(bytes).digest('hex'));
   });
 });
