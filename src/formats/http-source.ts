@@ -239,6 +239,8 @@ export async function httpSource(url: string, options: HttpSourceOptions = {}): 
       const a = ahead;
       if (a && offset >= a.offset && offset + length <= a.offset + a.length) {
         bytes = a.bytes.then((b) => (length === b.byteLength ? b : b.slice(offset - a.offset, offset - a.offset + length)));
+        // What was fetched ahead reaches past this read: the next read is likely in it, so nothing more is fetched.
+        if (offset + length < a.offset + a.length) return bytes;
       } else {
         bytes = fetchRange(offset, length);
       }

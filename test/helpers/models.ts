@@ -1,8 +1,9 @@
 /** Paths to the sample models in ../shared/models, with a loud skip outside CI when they are missing. */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const SHARED_MODELS = path.resolve(__dirname, '../../../shared/models');
+export const SHARED_MODELS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/models');
 
 export function sharedModel(rel: string): string {
   return path.join(SHARED_MODELS, rel);
