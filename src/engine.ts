@@ -10,6 +10,8 @@ import { Gpu } from './gpu/device.ts';
 import { llama2ChatPromptIds, type ChatMessage } from './generate/chat-template.ts';
 import { generateIds, type FinishReason, type GenerateIdsOptions, type GenerateResult } from './generate/generate.ts';
 import { StopMatcher } from './generate/stop.ts';
+import { jsonConstraint } from './generate/json-mask.ts';
+import type { JsonSchema } from './generate/json-schema.ts';
 import { checkFit } from './loader/fit.ts';
 import { checkSha256, loadWeights, type LoadProgress } from './loader/load.ts';
 import type { Manifest } from './formats/manifest.ts';
@@ -61,6 +63,11 @@ export interface GenerateOptions extends GenerateIdsOptions {
    * Default: true when the prompt has any token besides BOS. Chat replies set it false.
    */
   continuation?: boolean;
+  /**
+   * Structured output: the reply is compact JSON matching this JSON schema (json-schema.ts lists the keywords),
+   * complete within maxTokens, and generation ends when the value does. `{ type: 'object' }` asks for any object.
+   */
+  jsonSchema?: JsonSchema;
 }
 
 export interface TextDelta {
@@ -92,6 +99,10 @@ export interface EngineStats {
   readbacks: number;
   stalls: number;
   encodeMs: number;
+  /** With jsonSchema: JavaScript time computing and uploading token masks. */
+  maskMs?: number;
+  /** Set when the output is incomplete because jsonSchema's shortest value does not fit in maxTokens. */
+  warning?: string;
   /** Compute dispatches one decode step encodes (a property of the loaded model and GPU). */
   dispatchesPerToken: number;
 }
@@ -188,6 +199,8 @@ export class Engine {
       readbacks: g?.readbacks ?? 0,
       stalls: g?.stalls ?? 0,
       encodeMs: g?.encodeMs ?? 0,
+      maskMs: g?.maskMs ?? 0,
+      warning: g?.warning,
       dispatchesPerToken: self.model.forward.dispatchesPerDecode,
     });
     const finish = (g: GenerateResult | undefined, finishReason: FinishReason) => {
@@ -220,7 +233,8 @@ export class Engine {
         const decoder = self.tokenizer.createDecoder({ continuation: options.continuation ?? promptIds.some((id) => id !== bos) });
         const stops = new StopMatcher(options.stop ?? []);
         const signal = options.signal ? AbortSignal.any([options.signal, cancel.signal]) : cancel.signal;
-        it = generateIds(self.model, promptIds, { ...options, signal });
+        const constraint = options.jsonSchema === undefined ? undefined : jsonConstraint(self.tokenizer.vocab, options.jsonSchema, self.model.config.eosId);
+        it = generateIds(self.model, promptIds, { ...options, signal, constraint });
         let pendingIds: number[] = [];
         for (;;) {
           const r = await it.next();

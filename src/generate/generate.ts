@@ -6,6 +6,7 @@
 import { LlamaWebGpuError } from '../errors.ts';
 import type { SamplingParams } from '../gpu/ops/sampler.ts';
 import type { LlamaModel } from '../model/llama.ts';
+import type { TokenConstraint } from './json-mask.ts';
 
 export interface SamplingOptions {
   /** Softmax temperature; 0 = greedy (argmax). Default 1. */
@@ -31,6 +32,11 @@ export interface GenerateIdsOptions extends SamplingOptions {
    * (the previous requests' prompt and output), prefilling only the rest. Default true; false prefills it all.
    */
   cache?: boolean;
+  /**
+   * Restricts every token (structured output: json-mask.ts). Each step then waits for the previous token, whose
+   * mask it needs, and generation stops as soon as the constraint is done.
+   */
+  constraint?: TokenConstraint;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -109,6 +115,10 @@ export interface GenerateResult {
   stalls: number;
   /** JavaScript time spent recording and submitting decode steps. */
   encodeMs: number;
+  /** With a constraint: JavaScript time spent computing and uploading token masks. */
+  maskMs?: number;
+  /** Why the output is incomplete, when a constraint could not be met within maxTokens. */
+  warning?: string;
 }
 
 /**
@@ -136,6 +146,11 @@ export async function* generateIds(
   model.sampler.setParams(samplingParams(options));
   model.sampler.setLogitBias(bias);
   model.sampler.resetCounts(promptIds);
+  const constraint = options.constraint;
+  model.sampler.setMask(null);
+  // A constraint needs each token before it can mask the next, so one step is in flight at a time.
+  const depth = constraint ? 1 : RING;
+  let maskMs = 0;
   // The last prompt token is always prefilled: its logits draw the first new token.
   const cached = options.cache === false ? 0 : Math.min(commonPrefixLength(model.cachedIds, promptIds), P - 1);
   const prefillIds = promptIds.slice(cached);
@@ -162,13 +177,25 @@ export async function* generateIds(
   const t0 = performance.now();
   let tFirst = t0;
 
+  // A map that fails (the device was lost) rejects where it is awaited; the steps behind it, never awaited then,
+  // must not surface as unhandled rejections.
+  const mapRead = (slot: GPUBuffer) => {
+    const mapped = slot.mapAsync(GPUMapMode.READ);
+    mapped.catch(() => {});
+    return mapped;
+  };
   const submitNext = () => {
     const slot = slots[submitted % RING];
+    if (constraint) {
+      const tm = performance.now();
+      model.sampler.setMask(constraint.mask(maxTokens - submitted));
+      maskMs += performance.now() - tm;
+    }
     const te = performance.now();
     if (submitted === 0) model.prefill(prefillIds, cached, stepSeed(seed, 0), slot);
     else model.decode(P + submitted - 1, stepSeed(seed, submitted), slot);
     if (submitted > 0) encodeMs += performance.now() - te;
-    inflight.push({ slot, mapped: busyWaits ? undefined : slot.mapAsync(GPUMapMode.READ) });
+    inflight.push({ slot, mapped: busyWaits ? undefined : mapRead(slot) });
     submitted++;
   };
   // Sleeps until about when the oldest step should finish (90% of the last step time after the previous token,
@@ -182,14 +209,18 @@ export async function* generateIds(
     const next = inflight.shift()!;
     if (!next.mapped) {
       await pace();
-      next.mapped = next.slot.mapAsync(GPUMapMode.READ);
+      next.mapped = mapRead(next.slot);
     }
     await next.mapped;
   };
 
   try {
-    if (maxTokens <= 0) {
-      return { finishReason, promptTokens: P, cachedTokens: 0, generatedTokens: 0, prefillMs: 0, decodeMs: 0, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0 };
+    const unmet = constraint && constraint.minTokens > maxTokens;
+    if (maxTokens <= 0 || unmet) {
+      const warning = unmet
+        ? `The JSON schema's shortest value takes ${constraint.minTokens} tokens, more than the ${maxTokens} allowed; nothing was generated. Raise max_tokens (or shorten the prompt).`
+        : undefined;
+      return { finishReason, promptTokens: P, cachedTokens: 0, generatedTokens: 0, prefillMs: 0, decodeMs: 0, submits: 0, readbacks: 0, stalls: 0, encodeMs: 0, warning };
     }
     submitNext();
     while (received < maxTokens) {
@@ -197,7 +228,7 @@ export async function* generateIds(
         finishReason = 'abort';
         break;
       }
-      while (inflight.length < RING && submitted < maxTokens) submitNext();
+      while (inflight.length < depth && submitted < maxTokens) submitNext();
       if (inflight.length === 1 && received > 0) stalls++;
       await nextReadback();
       const slot = slots[received % RING];
@@ -216,14 +247,22 @@ export async function* generateIds(
       }
       tLast = now;
       received++;
-      if (stopIds.has(id)) {
+      if (constraint) {
+        constraint.accept(id);
+        if (constraint.done) finishReason = 'stop';
+        if (id === model.config.eosId) break;
+      } else if (stopIds.has(id)) {
         finishReason = 'stop';
         break;
       }
       emitted++;
       yield id;
+      if (constraint?.done) break;
     }
+    // A constrained output that ends complete exactly at maxTokens is whole.
+    if (constraint?.complete && finishReason === 'length') finishReason = 'stop';
   } finally {
+    if (constraint) model.sampler.setMask(null);
     // Drain steps submitted past the stop, so the ring is unmapped and the GPU idle for the next request.
     while (inflight.length > 0) {
       await nextReadback();
@@ -246,5 +285,6 @@ export async function* generateIds(
     readbacks: received,
     stalls,
     encodeMs,
+    maskMs: constraint ? maskMs : undefined,
   };
 }

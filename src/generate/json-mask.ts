@@ -119,6 +119,8 @@ interface CachedMask {
   bits: Uint32Array;
   /** Largest cost of a state an allowed token leads to: the mask holds while remaining - 1 >= maxCost. */
   maxCost: number;
+  /** (from, to, cost) runs of trie order, kept once a budget below maxCost asks for them. */
+  runs?: Int32Array;
 }
 
 /** Per vocab: token bytes, the trie, and mask caches per schema (a few schemas, most recent kept). */
@@ -163,37 +165,39 @@ function jsonVocab(vocab: Vocab): JsonVocab {
 }
 
 /**
- * Walks the trie from `state`, setting the bit of every token that can follow and leads to a state of cost at
- * most `budget`. Returns the largest such cost.
+ * Walks the trie from `state` and reports every token that can follow as runs of trie order: emit(from, to, cost)
+ * for the ids order[from .. to), each leading to a state of that cost.
  */
-export function walkMask(trie: TokenTrie, state: JsonState, budget: number, bits: Uint32Array): number {
-  let maxCost = -1;
-  const set = (from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      const id = trie.order[i];
-      bits[id >>> 5] |= 1 << (id & 31);
-    }
-  };
+export function walkTokens(trie: TokenTrie, state: JsonState, emit: (from: number, to: number, cost: number) => void): void {
   const visit = (node: number, s: JsonState) => {
     const inText = s.top.kind === 'string' && s.top.esc === 0 && s.top.cont === 0;
     for (let c = trie.firstChild[node]; c >= 0; c = trie.nextSibling[c]) {
       // Plain text inside a string leaves the state as it is: the whole subtree follows.
-      if (inText && trie.plain[c] && s.cost <= budget) {
-        set(trie.subStart[c], trie.subEnd[c]);
-        maxCost = Math.max(maxCost, s.cost);
+      if (inText && trie.plain[c]) {
+        emit(trie.subStart[c], trie.subEnd[c], s.cost);
         continue;
       }
       const next = step(s, trie.byte[c]);
       if (!next) continue;
-      if (next.cost <= budget && trie.ownEnd[c] > trie.subStart[c]) {
-        set(trie.subStart[c], trie.ownEnd[c]);
-        maxCost = Math.max(maxCost, next.cost);
-      }
+      if (trie.ownEnd[c] > trie.subStart[c]) emit(trie.subStart[c], trie.ownEnd[c], next.cost);
       if (trie.firstChild[c] >= 0) visit(c, next);
     }
   };
   visit(0, state);
-  return maxCost;
+}
+
+function setBits(trie: TokenTrie, bits: Uint32Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const id = trie.order[i];
+    bits[id >>> 5] |= 1 << (id & 31);
+  }
+}
+
+/** Sets the bit of every token that can follow `state` and leads to a state of cost at most `budget`. */
+export function walkMask(trie: TokenTrie, state: JsonState, budget: number, bits: Uint32Array): void {
+  walkTokens(trie, state, (from, to, cost) => {
+    if (cost <= budget) setBits(trie, bits, from, to);
+  });
 }
 
 /** A TokenConstraint that keeps the output compact JSON matching a schema. */
@@ -229,16 +233,31 @@ export class JsonConstraint implements TokenConstraint {
     const budget = remaining - 1;
     const sig = signature(this.state);
     let cached = this.masks.get(sig);
+    const trie = this.vocab.trie;
     if (!cached) {
       const bits = new Uint32Array(this.words);
-      const maxCost = walkMask(this.vocab.trie, this.state, Infinity, bits);
+      const runs: number[] = [];
+      let maxCost = -1;
+      walkTokens(trie, this.state, (from, to, cost) => {
+        setBits(trie, bits, from, to);
+        runs.push(from, to, cost);
+        maxCost = Math.max(maxCost, cost);
+      });
       if (this.masks.size >= MASK_CACHE_LIMIT) this.masks.clear();
       this.masks.set(sig, (cached = { bits, maxCost }));
+      // Runs are kept only for states near the end of the budget, the only ones that need them.
+      if (budget < maxCost) cached.runs = Int32Array.from(runs);
     }
     let bits = cached.bits;
     if (budget < cached.maxCost) {
       bits = new Uint32Array(this.words);
-      walkMask(this.vocab.trie, this.state, budget, bits);
+      if (!cached.runs) {
+        const runs: number[] = [];
+        walkTokens(trie, this.state, (from, to, cost) => runs.push(from, to, cost));
+        cached.runs = Int32Array.from(runs);
+      }
+      const r = cached.runs;
+      for (let i = 0; i < r.length; i += 3) if (r[i + 2] <= budget) setBits(trie, bits, r[i], r[i + 1]);
     }
     if (this.complete) {
       if (bits === cached.bits) bits = bits.slice();

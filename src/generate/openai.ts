@@ -5,6 +5,8 @@
 import type { Engine, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
 import { fitConversation, replyRoom, type ContextOverflowPolicy } from './context.ts';
 import type { FinishReason } from './generate.ts';
+import type { JsonSchema } from './json-schema.ts';
+import { InvalidOptionsError } from '../errors.ts';
 import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions } from './validate.ts';
 
 /** A text part of an OpenAI content array; a message's text parts are joined. */
@@ -32,6 +34,8 @@ export interface ChatCompletionRequest {
   presence_penalty?: number;
   repetition_penalty?: number;
   logit_bias?: Record<string, number>;
+  /** Structured output: `json_object` (any JSON object) or `json_schema` (a value matching json_schema.schema). */
+  response_format?: ResponseFormat;
   /** Reuse the KV cache of the previous request's shared prefix (default true); false prefills the whole prompt. */
   cache?: boolean;
   /** When the conversation leaves no room for the reply: drop the oldest turns (default) or throw ContextOverflowError. */
@@ -54,7 +58,29 @@ export interface Usage {
     prefilled_tokens: number;
     /** Oldest messages left out so the conversation fits the context (context_overflow 'drop_oldest'). */
     dropped_messages: number;
+    /** Why finish_reason is 'length' with nothing generated: response_format's shortest value exceeds max_tokens. */
+    warning?: string;
   };
+}
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name?: string; description?: string; strict?: boolean; schema: JsonSchema } };
+
+/** The JSON schema a response_format asks for (none for text, any object for json_object). */
+export function responseFormatSchema(format: unknown): JsonSchema | undefined {
+  if (format === undefined) return undefined;
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(format)) throw new InvalidOptionsError('response_format', 'must be an object { type: "text" | "json_object" | "json_schema" }.');
+  if (format.type === 'text') return undefined;
+  if (format.type === 'json_object') return { type: 'object' };
+  if (format.type !== 'json_schema') throw new InvalidOptionsError('response_format.type', `must be "text", "json_object" or "json_schema", got ${JSON.stringify(format.type)}.`);
+  const js = format.json_schema;
+  if (!isObject(js) || !(isObject(js.schema) || typeof js.schema === 'boolean')) {
+    throw new InvalidOptionsError('response_format.json_schema', 'must be an object { name?, schema } whose schema is a JSON schema object.');
+  }
+  return js.schema as JsonSchema;
 }
 
 export interface ChatCompletionChunk {
@@ -101,6 +127,7 @@ export function chatGenerateOptions(req: ChatCompletionRequest): GenerateOptions
     presencePenalty: req.presence_penalty,
     repetitionPenalty: req.repetition_penalty,
     logitBias: req.logit_bias,
+    jsonSchema: responseFormatSchema(req.response_format),
     cache: req.cache,
     signal: req.signal,
     continuation: false,
@@ -143,6 +170,7 @@ export function usageOf(s: EngineStats): Usage {
       cached_prompt_tokens: s.cachedPromptTokens,
       prefilled_tokens: s.prefilledTokens,
       dropped_messages: s.droppedMessages,
+      ...(s.warning ? { warning: s.warning } : {}),
     },
   };
 }

@@ -7,9 +7,12 @@ import { InvalidOptionsError } from '../errors.ts';
 import type { ChatMessage } from './chat-template.ts';
 import { CONTEXT_OVERFLOW_POLICIES, type ContextOverflowPolicy } from './context.ts';
 import type { GenerateIdsOptions } from './generate.ts';
+import { compileJsonSchema, type JsonSchema } from './json-schema.ts';
 
 /** The options generate() accepts, before normalization (`stop` may be one string). */
 export interface RawGenerateOptions extends GenerateIdsOptions {
+  /** Checked by compiling it (a JsonSchemaError names a keyword it cannot enforce). */
+  jsonSchema?: JsonSchema;
   stop?: string | string[];
   addBos?: boolean;
   continuation?: boolean;
@@ -65,6 +68,7 @@ export function validatePrompt(prompt: unknown, vocabSize?: number): asserts pro
 export const CHAT_OPTION_NAMES: Partial<Record<keyof RawGenerateOptions, string>> = {
   topP: 'top_p', topK: 'top_k', minP: 'min_p', maxTokens: 'max_tokens', frequencyPenalty: 'frequency_penalty',
   presencePenalty: 'presence_penalty', repetitionPenalty: 'repetition_penalty', logitBias: 'logit_bias',
+  jsonSchema: 'response_format',
 };
 
 /**
@@ -115,6 +119,12 @@ export function validateGenerateOptions<T extends RawGenerateOptions>(
     if (o[k] !== undefined && typeof o[k] !== 'boolean') fail(n(k), 'true or false', o[k]);
   }
   if (o.signal !== undefined && !(isObject(o.signal) && typeof o.signal.aborted === 'boolean')) fail(n('signal'), 'an AbortSignal', o.signal);
+  if (o.jsonSchema !== undefined) {
+    // A stop could cut the value short and still report it finished; the schema decides where the output ends.
+    if (stop?.length) throw new InvalidOptionsError(n('stop'), `cannot be combined with ${n('jsonSchema')}: the output ends when the JSON value is complete. Remove it.`);
+    if (o.stopTokenIds !== undefined) throw new InvalidOptionsError(n('stopTokenIds'), `cannot be combined with ${n('jsonSchema')}: the output ends when the JSON value is complete. Remove it.`);
+    compileJsonSchema(o.jsonSchema);
+  }
   return { ...o, stop };
 }
 
