@@ -36,4 +36,9 @@ export {
   ModelFormatError,
   InvalidOptionsError,
   TokenizerDisposedError,
+  StorageError,
+  DownloadError,
+  ModelIntegrityError,
+  DeviceLostError,
+  GpuOutOfMemoryError,
 } from './errors.ts';
