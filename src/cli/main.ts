@@ -14,6 +14,7 @@ type Command = {
 
 const commands: Record<string, Command> = {
   generate: { summary: 'generate text from a model package', load: () => import('./generate.ts') },
+  chat: { summary: 'a conversation (scripted or on stdin) that reuses the KV cache from turn to turn', load: () => import('./chat.ts') },
   bench: { summary: 'prefill/decode speed and per-token overheads of a model package', load: () => import('./bench.ts') },
   convert: { summary: 'convert a GGUF, llama2.c, safetensors or Flax checkpoint into a model package', load: () => import('./convert.ts') },
   info: { summary: 'config, tensor count and bytes by dtype of a package or checkpoint', load: () => import('./info.ts') },

@@ -24,7 +24,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-const COMMANDS = ['generate', 'bench', 'convert', 'info', 'tokenize', 'synth', 'bench-kernels', 'bench-summary', 'bench-encode'];
+const COMMANDS = ['generate', 'chat', 'bench', 'convert', 'info', 'tokenize', 'synth', 'bench-kernels', 'bench-summary', 'bench-encode'];
 const STACK_LINE = /^\s+at /m;
 
 describe('--help', () => {
@@ -68,6 +68,20 @@ describe('usage errors exit 2 with a message', () => {
     const text = stderr.join('\n');
     expect(text).toContain(message);
     expect(text).toContain('usage: llama-webgpu generate');
+    expect(text).not.toMatch(STACK_LINE);
+  });
+
+  it.each([
+    [['--context', '0'], '--context must be an integer of at least 1, got 0'],
+    [['--temperature', '-1'], '--temperature must be 0 (greedy) or more, got -1'],
+    [['--seed', '1.5'], '--seed must be an integer, got 1.5'],
+    [['--context-overflow', 'shift'], '--context-overflow must be drop_oldest or error, got shift'],
+    [['--cache'], 'unknown option --cache'],
+  ])('chat %j is refused before the package or script is opened', async (opts, message) => {
+    expect(await main(['chat', path.join(tmp, 'none'), '--script', path.join(tmp, 'none.json'), ...opts])).toBe(2);
+    const text = stderr.join('\n');
+    expect(text).toContain(message);
+    expect(text).toContain('usage: llama-webgpu chat');
     expect(text).not.toMatch(STACK_LINE);
   });
 
