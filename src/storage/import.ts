@@ -83,7 +83,22 @@ export async function importFromUrl(store: ModelStore, url: string, options: Imp
   if (isFolder) {
     const base = new URL(abs.href.replace(/manifest\.json$/, '').replace(/([^/])$/, '$1/'));
     if (await isModelPackage(base, options)) {
-      return installFromUrl(store, base.href, { id: options.id, signal, fetch: options.fetch, idleTimeoutMs: options.idleTimeoutMs });
+      return installFromUrl(store, base.href, {
+        id: options.id,
+        signal,
+        fetch: options.fetch,
+        idleTimeoutMs: options.idleTimeoutMs,
+        // A package has nothing to convert: its bytes are the progress.
+        onProgress: (p) =>
+          options.onProgress?.({
+            phase: p.phase === 'done' ? 'done' : 'convert',
+            tensor: p.file,
+            done: p.loadedBytes,
+            total: p.totalBytes,
+            downloadedBytes: p.loadedBytes,
+            packageBytes: p.loadedBytes,
+          }),
+      });
     }
   }
   const label = isFolder ? (abs.pathname.split('/').filter(Boolean).pop() ?? 'model') : file;

@@ -4,7 +4,7 @@
  * engine, and a two-shard Hugging Face folder imported through the store worker (StoreWorkerClient). Both must
  * hold exactly the shards the Node converter writes from the same files.
  */
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -20,6 +20,7 @@ import { writeHfFolder } from '../helpers/fixtures.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS } from '../helpers/models.ts';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.ts';
 import { haveChromium, launch, ROOT, watchErrors } from './harness.ts';
+import { sendLibFile } from './lib-files.ts';
 
 const GGUF = 'stories260K/stories260Ktok512.gguf';
 const SHARD_BYTES = 256 << 10;
@@ -84,14 +85,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('importFromUrl in Chr
         upstream.on('error', () => res.destroy());
         req.pipe(upstream);
       } else {
-        const file = path.join(lib, path.normalize(url.pathname.replace(/^\/lib\//, '/')));
-        if (!url.pathname.startsWith('/lib/') || !file.startsWith(lib) || !existsSync(file) || statSync(file).isDirectory()) {
-          res.statusCode = 404;
-          res.end();
-          return;
-        }
-        res.setHeader('Content-Type', file.endsWith('.js') ? 'text/javascript' : 'application/octet-stream');
-        createReadStream(file).pipe(res);
+        sendLibFile(lib, url.pathname, res);
       }
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

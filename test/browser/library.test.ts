@@ -17,6 +17,7 @@ import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
 import { haveChromium, launch, ROOT, startApp, watchErrors, type AppServer } from './harness.ts';
+import { sendLibFile } from './lib-files.ts';
 
 /** A page that uses the built library as a plain ES module and reports what happened in window.result. */
 const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lib</title>
@@ -87,6 +88,16 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     for await (const d of aborted) if (++n === 2) controller.abort();
     r.abortStats = await aborted.result;
     r.stats = engine.stats();
+
+    // A chat's second turn reuses the first one's KV cache in the worker, and replies as a cold run does.
+    r.chats = {};
+    for (const cache of [true, false]) {
+      const messages = [{ role: 'user', content: 'Tell me about a cat.' }];
+      const first = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8, cache });
+      messages.push(first.choices[0].message, { role: 'user', content: 'What did it eat?' });
+      const second = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8, cache });
+      r.chats[cache] = { replies: [first, second].map((c) => c.choices[0].message.content), first: first.usage, second: second.usage, stats: engine.stats() };
+    }
 
     await engine.unload();
     try { engine.generate('x'); r.afterUnload = 'no error'; } catch (e) { r.afterUnload = e.code; }
@@ -162,14 +173,7 @@ describe.skipIf(!haveChromium())('library build', () => {
           return;
         }
       }
-      const file = path.join(lib, path.normalize(url.pathname.replace(/^\/lib\//, '/')));
-      if (!url.pathname.startsWith('/lib/') || !file.startsWith(lib) || !existsSync(file) || statSync(file).isDirectory()) {
-        res.statusCode = 404;
-        res.end();
-        return;
-      }
-      res.setHeader('Content-Type', file.endsWith('.js') ? 'text/javascript' : 'application/octet-stream');
-      createReadStream(file).pipe(res);
+      sendLibFile(lib, url.pathname, res);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -273,6 +277,13 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.abortStats.finishReason).toBe('abort');
       expect(r.abortStats.generatedTokens).toBeLessThan(100);
       expect(r.stats).toEqual(r.abortStats);
+      expect(r.chats.true.replies).toEqual(r.chats.false.replies);
+      expect(r.chats.true.second.prompt_tokens_details.cached_tokens).toBeGreaterThanOrEqual(r.chats.true.first.prompt_tokens);
+      expect(r.chats.true.second.extra.prefilled_tokens).toBe(r.chats.true.second.prompt_tokens - r.chats.true.second.prompt_tokens_details.cached_tokens);
+      expect(r.chats.false.second.prompt_tokens_details.cached_tokens).toBe(0);
+      expect(r.chats.true.stats).toMatchObject({ cachedPromptTokens: r.chats.true.second.prompt_tokens_details.cached_tokens, droppedMessages: 0 });
+      expect(r.chats.true.stats.contextTokens).toBe(r.chats.true.second.total_tokens);
+      expect(r.chats.true.stats.contextLength).toBeGreaterThanOrEqual(r.chats.true.stats.contextTokens);
       expect(r.afterUnload).toBe('ENGINE_UNLOADED');
       expect(r.terminated).toEqual({ code: 'WORKER_TERMINATED', isClass: true });
       expect(errors).toEqual([]);

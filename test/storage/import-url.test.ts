@@ -101,8 +101,10 @@ describe.skipIf(!have)('importFromUrl', () => {
 
   it('a model package folder is installed as it is (installFromUrl)', async () => {
     const store = createFsStore(path.join(tmp, 'store-pkg'));
-    const model = await importFromUrl(store, `${server.url}/pkg/stories260Ktok512.gguf-q8/`, { id: 'pkg' });
+    const seen: ImportProgress[] = [];
+    const model = await importFromUrl(store, `${server.url}/pkg/stories260Ktok512.gguf-q8/`, { id: 'pkg', onProgress: (p) => seen.push(p) });
     expect(model.manifest.shards).toEqual(local.get('gguf')!.shards);
+    expect(seen.at(-1)).toMatchObject({ phase: 'done', done: model.bytes, total: model.bytes });
     expect(existsSync(path.join(tmp, 'store-pkg/pkg/import-progress.json'))).toBe(false);
   });
 
