@@ -67,13 +67,19 @@ async function handle(msg: ToStoreWorker): Promise<void> {
       try {
         const stem = checkpointStem(msg.files[0].name);
         const modelId = msg.modelId ?? convertedModelId(msg.files);
-        await convertCheckpoint(ckpt, store.sink(modelId), {
-          quant: msg.quant ?? 'q8',
-          name: stem,
-          signal: controller.signal,
-          onProgress: (p) =>
-            post({ type: 'progress', id, progress: { phase: 'convert', fraction: p.total ? p.done / p.total : 0, detail: p.tensor, bytes: p.bytes } }),
-        });
+        // Under the id's lock, as an install: another tab writing this id waits instead of mixing its files in.
+        await store.lock(
+          modelId,
+          () =>
+            convertCheckpoint(ckpt, store.sink(modelId), {
+              quant: msg.quant ?? 'q8',
+              name: stem,
+              signal: controller.signal,
+              onProgress: (p) =>
+                post({ type: 'progress', id, progress: { phase: 'convert', fraction: p.total ? p.done / p.total : 0, detail: p.tensor, bytes: p.bytes } }),
+            }),
+          controller.signal,
+        );
         post({ type: 'done', id, modelId });
       } finally {
         await ckpt.close();
