@@ -88,7 +88,7 @@ export function numberMinExtra(integer: boolean, bounds: NumberBounds, n: Number
     const a = Math.max(mLo, Math.ceil(lo * scale - 1e-6));
     const b = Math.min(mHi, Math.floor(hi * scale + 1e-6));
     for (const m of new Set([a, a + 1, b - 1, b])) {
-      if (m < a || m > b || m < mLo || m > mHi) continue;
+      if (m < a || m > b || m < mLo || m > mHi || (n.neg && m === 0)) continue; // no "-0"
       if (numberInBounds(sign * (m / scale), bounds) && numberInBounds(Number(`${n.neg ? '-' : ''}${m / scale}`), bounds)) return true;
     }
     return false;

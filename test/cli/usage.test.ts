@@ -4,7 +4,7 @@
  * a one-line message with exit 1, never a stack trace.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -105,6 +105,24 @@ describe('a missing package folder exits 1 with a message', () => {
     expect(await main(['generate', empty, '--prompt', 'x'])).toBe(1);
     expect(stderr.join('\n')).toContain(`${empty} is not a model package (it has no manifest.json)`);
     expect(await main(['info', missing])).toBe(1);
+  });
+
+  it('generate --json-schema names a missing file, a file that is not JSON, and an unsupported keyword, before a GPU opens', async () => {
+    const missing = path.join(tmp, 'missing-pkg');
+    const notJson = path.join(tmp, 'schema.txt');
+    const unsupported = path.join(tmp, 'schema.json');
+    writeFileSync(notJson, '{ type: object }');
+    writeFileSync(unsupported, JSON.stringify({ type: 'object', properties: { when: { type: 'string', format: 'date' } } }));
+    const cases: [string, string][] = [
+      [path.join(tmp, 'nope.json'), 'nope.json does not exist; give a file holding a JSON schema'],
+      [notJson, 'schema.txt is not valid JSON'],
+      [unsupported, 'JSON schema at #/properties/when: "format" is not supported'],
+    ];
+    for (const [file, message] of cases) {
+      stderr.length = 0;
+      expect(await main(['generate', missing, '--prompt', 'x', '--json-schema', file])).toBe(1);
+      expect(stderr.join('\n')).toContain(message);
+    }
   });
 
   it('through the CLI runner: one message on stderr, no stack trace, exit 1', () => {
