@@ -67,6 +67,7 @@ export function fitConversation(
   const k = fewest(1, turns, keep, fits);
   const least = keep(k);
   const again = previous && previous.droppedMessages % 2 === 0 ? previous.droppedMessages / 2 : 0;
+  if (again === k && fits(least)) return { ids: least, droppedMessages: 2 * k };
   if (again > k && again <= turns) {
     const ids = keep(again);
     const reuse = (x: number[]) => commonPrefixLength(x, previous!.cachedIds);

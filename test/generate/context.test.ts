@@ -60,6 +60,10 @@ describe('fitConversation', () => {
     const again = fitConversation(next, encode, 128, 16, 'drop_oldest', { cachedIds, droppedMessages: first.droppedMessages });
     expect(again.droppedMessages).toBe(8);
     expect(again.ids.slice(0, cachedIds.length)).toEqual(cachedIds);
+    // When exactly those turns are the fewest to drop, no more go (the prompt is past half the context now).
+    const tight = fitConversation(next, encode, 100, 16, 'drop_oldest', { cachedIds, droppedMessages: 8 });
+    expect(tight.droppedMessages).toBe(8);
+    expect(tight.ids.length).toBeGreaterThan(55);
     // Another conversation's cache (nothing in common past BOS) gets the fewest drops that fit, down to half.
     const other = fitConversation(next, encode, 128, 16, 'drop_oldest', { cachedIds: [1, 7, 7], droppedMessages: 10 });
     expect(other.droppedMessages).toBe(10);
