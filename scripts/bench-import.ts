@@ -3,7 +3,8 @@
  *   node scripts/run.mjs scripts/bench-import.ts [--layers N] [--dim N] [--quant q4|q8] [--browser]
  *
  * Writes a random-weight F16 GGUF (Llama shape: dim, 2.75 * dim hidden, `layers` layers, 512-piece vocab) to a
- * temporary folder, then converts it in Node from the file (openCheckpoint + convertCheckpoint) and from a local
+ * temporary folder, then converts it in Node from the file (openCheckpoint + convertCheckpoint into a directory
+ * store) and from a local
  * HTTP server that answers Range requests (importFromUrl into a directory store), and with --browser imports it in
  * headless Chromium into IndexedDB from the built library. Prints MB/s of GGUF bytes for each and the peak JS memory
  * above the baseline (Node: heapUsed + arrayBuffers sampled every 10 ms; Chromium: page and workers over the
@@ -20,7 +21,6 @@ import { HeapMonitor } from '../src/cli/browser/heap.ts';
 import { launchChromium } from '../src/cli/browser/chromium.ts';
 import { openCheckpoint } from '../src/formats/detect.ts';
 import { DEFAULT_SHARD_BYTES } from '../src/formats/manifest.ts';
-import { directorySink } from '../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../src/formats/package-writer.ts';
 import { createFsStore } from '../src/storage/fs-store.ts';
 import { importFromUrl } from '../src/storage/import.ts';
@@ -99,7 +99,8 @@ try {
     let stop = nodeHeap();
     let t0 = performance.now();
     const ckpt = await openCheckpoint(path.join(work, 'model.gguf'));
-    await convertCheckpoint(ckpt, await directorySink(path.join(work, 'local')), { quant });
+    // Into the same kind of store as the import, whose commit hashes every staged file again.
+    await convertCheckpoint(ckpt, createFsStore(path.join(work, 'local')).sink('local'), { quant });
     await ckpt.close();
     let s = (performance.now() - t0) / 1000;
     console.log(`Node, local file:   ${(bytes / 1e6 / s).toFixed(1)} MB/s (${s.toFixed(1)} s), peak JS memory +${MB(stop())} MB`);

@@ -2,11 +2,11 @@
  * A file on a web server as a ByteSource, read with HTTP Range requests: checkpoint readers stream a remote GGUF or
  * safetensors file as they stream a local one, and the whole file is never in memory.
  *
- * Small reads (headers, metadata) are served from a few cached 1 MiB blocks. A large read (a tensor's rows) is one
- * Range request of exactly its bytes, and the same length after it is fetched meanwhile, since converters read a
- * tensor front to back: the network works while the previous piece is encoded. A request that breaks off or
- * stalls continues from the byte where it stopped. Every response must carry the validator (ETag or Last-Modified)
- * of the first, so a file replaced on the server while it is read fails instead of mixing two versions.
+ * The file is fetched in chunks (up to 4 MiB, one Range request each) kept in a small cache; every read also starts
+ * fetching the four chunks after it, since converters read a checkpoint mostly front to back: the network works
+ * while the converter encodes what it read. A request that breaks off or stalls continues from the byte where it
+ * stopped. Every response must carry the validator (ETag or Last-Modified) of the first, so a file replaced on the
+ * server while it is read fails instead of mixing two versions.
  */
 import { DownloadError } from '../errors.ts';
 import { checkRange, type ByteSource } from './source.ts';
@@ -29,15 +29,13 @@ export interface HttpSource extends ByteSource {
 
 /** The first request's range: enough for most headers. */
 const PROBE = 64 << 10;
-/**
- * Reads up to 1 MiB go through cached blocks of 1/16 of the file, between 64 KiB and 1 MiB (16 are kept, so a small
- * file is fetched once); larger reads are one request each.
- */
-const MIN_BLOCK = 64 << 10;
-const MAX_BLOCK = 1 << 20;
-const CACHED_BLOCKS = 16;
-/** Reads from this size on fetch the same length after them meanwhile. */
-const READ_AHEAD_FROM = 1 << 20;
+/** The file is fetched in chunks of 1/16 of its size, between 64 KiB and 4 MiB, each one Range request. */
+const MIN_CHUNK = 64 << 10;
+const MAX_CHUNK = 4 << 20;
+/** Chunks fetched past the end of each read, while the converter works on what it read (up to 16 MiB). */
+const AHEAD = 4;
+/** The chunk cache holds at least this much (a small file stays whole), and always a read plus its read-ahead. */
+const CACHE_BYTES = 16 << 20;
 /** A server that ignores Range requests is used for files up to this size, read whole. */
 const WHOLE_FILE_LIMIT = 16 << 20;
 /** Requests in a row that bring no new byte before a read gives up. */
@@ -199,23 +197,21 @@ export async function httpSource(url: string, options: HttpSourceOptions = {}): 
     return out;
   }
 
-  const BLOCK = Math.min(MAX_BLOCK, Math.max(MIN_BLOCK, 2 ** Math.ceil(Math.log2(Math.max(1, size / 16)))));
-  const blocks = new Map<number, Promise<Uint8Array>>();
-  function block(index: number): Promise<Uint8Array> {
-    let b = blocks.get(index);
-    if (b) {
-      blocks.delete(index); // re-inserted below as the most recently used
+  const CHUNK = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, 2 ** Math.ceil(Math.log2(Math.max(1, size / 16)))));
+  /** Chunk index -> its bytes, least recently used first. */
+  const chunks = new Map<number, Promise<Uint8Array>>();
+  function chunk(index: number): Promise<Uint8Array> {
+    let c = chunks.get(index);
+    if (c) {
+      chunks.delete(index); // re-inserted below as the most recently used
     } else {
-      const start = index * BLOCK;
-      b = fetchRange(start, Math.min(BLOCK, size - start));
-      b.catch(() => blocks.delete(index));
+      const start = index * CHUNK;
+      c = fetchRange(start, Math.min(CHUNK, size - start));
+      c.catch(() => chunks.delete(index)); // a failed fetch is reported to its reader and tried again on the next read
     }
-    blocks.set(index, b);
-    while (blocks.size > CACHED_BLOCKS) blocks.delete(blocks.keys().next().value!);
-    return b;
+    chunks.set(index, c);
+    return c;
   }
-
-  let ahead: { offset: number; length: number; bytes: Promise<Uint8Array> } | null = null;
 
   return {
     name,
@@ -225,39 +221,29 @@ export async function httpSource(url: string, options: HttpSourceOptions = {}): 
     async read(offset, length) {
       checkRange({ name, size }, offset, length);
       if (offset + length <= head.byteLength) return head.slice(offset, offset + length);
-      if (length <= MAX_BLOCK) {
-        const out = new Uint8Array(length);
-        for (let i = Math.floor(offset / BLOCK); i * BLOCK < offset + length; i++) {
-          const b = await block(i);
-          const from = Math.max(offset, i * BLOCK);
-          const to = Math.min(offset + length, (i + 1) * BLOCK);
-          out.set(b.subarray(from - i * BLOCK, to - i * BLOCK), from - offset);
-        }
-        return out;
+      const first = Math.floor(offset / CHUNK);
+      const last = Math.floor((offset + length - 1) / CHUNK);
+      const lastAhead = Math.min(last + AHEAD, Math.ceil(size / CHUNK) - 1);
+      const wanted: Promise<Uint8Array>[] = [];
+      for (let i = first; i <= lastAhead; i++) {
+        const c = chunk(i);
+        if (i <= last) wanted.push(c);
       }
-      let bytes: Promise<Uint8Array>;
-      const a = ahead;
-      if (a && offset >= a.offset && offset + length <= a.offset + a.length) {
-        bytes = a.bytes.then((b) => (length === b.byteLength ? b : b.slice(offset - a.offset, offset - a.offset + length)));
-        // What was fetched ahead reaches past this read: the next read is likely in it, so nothing more is fetched.
-        if (offset + length < a.offset + a.length) return bytes;
-      } else {
-        bytes = fetchRange(offset, length);
-      }
-      // The next piece of the same size, fetched while this one is used.
-      const next = offset + length;
-      if (length >= READ_AHEAD_FROM && next < size) {
-        const n = Math.min(length, size - next);
-        ahead = { offset: next, length: n, bytes: fetchRange(next, n) };
-        ahead.bytes.catch(() => {}); // reported if it is read
-      } else {
-        ahead = null;
-      }
-      return bytes;
+      const keep = Math.max(Math.floor(CACHE_BYTES / CHUNK), lastAhead - first + 1);
+      while (chunks.size > keep) chunks.delete(chunks.keys().next().value!);
+      const parts = await Promise.all(wanted);
+      if (first === last) return parts[0].slice(offset - first * CHUNK, offset - first * CHUNK + length);
+      const out = new Uint8Array(length);
+      parts.forEach((c, k) => {
+        const i = first + k;
+        const from = Math.max(offset, i * CHUNK);
+        const to = Math.min(offset + length, (i + 1) * CHUNK);
+        out.set(c.subarray(from - i * CHUNK, to - i * CHUNK), from - offset);
+      });
+      return out;
     },
     async close() {
-      ahead = null;
-      blocks.clear();
+      chunks.clear();
     },
   };
 }
