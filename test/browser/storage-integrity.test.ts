@@ -48,6 +48,14 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
     browser = await launch();
   });
 
+  /** Opens the server's page (the library on window.llama); returns the errors it logs from now on. */
+  async function open(page: Page): Promise<string[]> {
+    const errors = watchErrors(page);
+    await page.goto(server.url);
+    await page.waitForFunction(() => window.llamaReady === true);
+    return errors;
+  }
+
   afterAll(async () => {
     await browser?.close();
     await server?.close();
@@ -57,11 +65,7 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
   test('two tabs installing one id from two URLs take turns through a Web Lock; one whole version is installed', async () => {
     const context = await browser.newContext();
     const tabs = await Promise.all([context.newPage(), context.newPage()]);
-    const errors = tabs.flatMap((p) => watchErrors(p));
-    for (const tab of tabs) {
-      await tab.goto(server.url);
-      await tab.waitForFunction(() => window.llamaReady === true);
-    }
+    const errors = (await Promise.all(tabs.map(open))).flat();
     const install = (tab: Page, url: string) =>
       tab.evaluate(async (url) => {
         const store = window.llama.createIdbStore('locks-test');
@@ -95,9 +99,7 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
 
   test('a shard overwritten with 0xff in IndexedDB fails the first load after install with ModelIntegrityError', async () => {
     const page = await browser.newPage();
-    const errors = watchErrors(page);
-    await page.goto(server.url);
-    await page.waitForFunction(() => window.llamaReady === true);
+    const errors = await open(page);
     const r = await page.evaluate(async () => {
       const lib = window.llama;
       const db = 'integrity-test';
@@ -151,9 +153,7 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
 
   test('device.destroy() during a request ends it with DeviceLostError; the next request reloads and generates the same ids', async () => {
     const page = await browser.newPage();
-    const errors = watchErrors(page);
-    await page.goto(server.url);
-    await page.waitForFunction(() => window.llamaReady === true);
+    const errors = await open(page);
     const r = await page.evaluate(async () => {
       const lib = window.llama;
       const store = lib.createIdbStore('loss-test');
