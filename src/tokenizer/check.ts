@@ -6,8 +6,8 @@
 import { ModelFormatError } from '../errors.ts';
 import { Tokenizer } from './tokenizer.ts';
 
-/** Spaces, digits, punctuation, accents, CJK, an emoji (byte fallback) and control characters. */
-const PROBE = 'Hello world! 1234  héllo, ñ 日本語 🦙\n\tend.';
+/** Every printable ASCII character, runs of spaces, accents, CJK, an emoji (byte fallback) and control characters. */
+const PROBE = `Hello world!  héllo, ñ 日本語 🦙\n\t${Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('')}`;
 
 /** Throws a ModelFormatError naming `file` unless `bytes` load as a tokenizer for a `vocabSize`-row embedding. */
 export async function checkPackageTokenizer(bytes: Uint8Array, file: string, vocabSize: number): Promise<void> {

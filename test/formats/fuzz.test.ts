@@ -108,6 +108,9 @@ function serveFrom(files: Map<string, Uint8Array>): typeof fetch {
   }) as typeof fetch;
 }
 
+/** Every printable ASCII byte, text the test normalization rules rewrite ("A", "AB", "ﬁ"), accents and an emoji. */
+const PROBE_TEXT = `Once upon a time, AB ﬁsh 3 héllo 🦙 ${Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('')}`;
+
 let store: ModelStore;
 let gpu: Gpu;
 let installs = 0;
@@ -119,7 +122,7 @@ async function installAndLoad(files: Map<string, Uint8Array>): Promise<void> {
     const { manifest } = await installFromUrl(store, `http://fuzz.invalid/${id}/`, { id, fetch: serveFrom(files) });
     const tokenizer = await Tokenizer.fromModelProto(await store.readFile(id, manifest.tokenizer.file), `${id}/${manifest.tokenizer.file}`);
     try {
-      const ids = tokenizer.encode('Once upon a time, 3 héllo 🦙');
+      const ids = tokenizer.encode(PROBE_TEXT);
       expect(ids.every((t) => Number.isInteger(t) && t >= 0 && t < manifest.config.vocabSize)).toBe(true);
       tokenizer.decode(ids);
     } finally {
