@@ -47,13 +47,16 @@ function binPieces(bin: Uint8Array): { start: number; len: number }[] {
 describe.runIf(haveSharedModel('stories260K/stories260K.bin'))('convert checks the tokenizer it writes', () => {
   const bin = bytesOf(STORIES_TOK);
   const pieces = binPieces(bin);
-
-  it('a tok512.bin with a duplicated piece, or a broken byte piece, fails convert instead of generate', async () => {
-    // Piece 300 overwritten with a later piece of the same length: the vocab defines that piece twice.
+  /** Piece 300 overwritten with a later piece of the same length: the vocab defines that piece twice. */
+  const duplicatedPiece = () => {
     const j = pieces.findIndex((p, k) => k > 300 && p.len === pieces[300].len);
     const dup = bin.slice();
     dup.set(bin.subarray(pieces[j].start, pieces[j].start + pieces[j].len), pieces[300].start);
-    const e1 = await convertFails(STORIES_BIN, put('dup-tok512.bin', dup));
+    return dup;
+  };
+
+  it('a tok512.bin with a duplicated piece, or a broken byte piece, fails convert instead of generate', async () => {
+    const e1 = await convertFails(STORIES_BIN, put('dup-tok512.bin', duplicatedPiece()));
     expect(e1.file).toBe('dup-tok512.bin');
     expect(e1.message).toMatch(/already defined.*get the model's tokenizer again/);
 
@@ -79,15 +82,12 @@ describe.runIf(haveSharedModel('stories260K/stories260K.bin'))('convert checks t
   });
 
   it('the convert command reports the tokenizer and exits 1, with no output folder', async () => {
-    const dup = bin.slice();
-    const j = pieces.findIndex((p, k) => k > 300 && p.len === pieces[300].len);
-    dup.set(bin.subarray(pieces[j].start, pieces[j].start + pieces[j].len), pieces[300].start);
     const lines: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const out = path.join(tmp, 'cli-out');
     try {
-      expect(await main(['convert', STORIES_BIN, out, '--tokenizer', put('cli-tok512.bin', dup)])).toBe(1);
+      expect(await main(['convert', STORIES_BIN, out, '--tokenizer', put('cli-tok512.bin', duplicatedPiece())])).toBe(1);
     } finally {
       vi.restoreAllMocks();
     }
