@@ -18,6 +18,7 @@ const commands: Record<string, Command> = {
   bench: { summary: 'prefill/decode speed and per-token overheads of a model package', load: () => import('./bench.ts') },
   convert: { summary: 'convert a GGUF, llama2.c, safetensors or Flax checkpoint into a model package', load: () => import('./convert.ts') },
   info: { summary: 'config, tensor count and bytes by dtype of a package or checkpoint', load: () => import('./info.ts') },
+  eval: { summary: 'perplexity of a text under a package, and top-1 agreement with a reference package', load: () => import('./eval.ts') },
   tokenize: { summary: 'print the token ids of a text (no BOS) as JSON', load: () => import('./tokenize.ts'), verbatim: true },
   synth: { summary: 'write a random-weight package in a real Llama 2 shape (tiny ... llama2-70b)', load: () => import('./synth.ts') },
   'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },

@@ -74,17 +74,31 @@ export function assembleWeights(tensors: Map<string, GpuWeight>, c: ModelConfig,
 /**
  * Joins each layer's wq, wk and wv into one weight (concatRows: one buffer where it fits the device's limits), so
  * a step computes all three in one dispatch. `tensors` (the model's GPU tensors, which it destroys on unload)
- * then holds layers.N.wqkv instead of the three. Layers whose three weights differ in encoding keep them apart.
+ * then holds layers.N.wqkv instead of the three. Where the encodings differ, neighbours that share one still join:
+ * wq and wk at q4 with wv at q8 (the q4 mix) become layers.N.wqk and wv, two dispatches.
  */
 export function fuseQkv(gpu: Gpu, weights: ModelWeights, tensors: Map<string, GpuWeight>): void {
   weights.layers.forEach((layer, l) => {
-    const name = `layers.${l}.wqkv`;
-    const joined = concatRows(gpu, name, layer.qkv.map((p) => p.w));
-    if (!joined) return;
-    for (const p of layer.qkv) tensors.delete(p.w.name);
-    tensors.set(name, joined);
-    layer.qkv = [{ w: joined, rowOffset: 0 }];
+    const runs: PlacedWeight[][] = [];
+    for (const p of layer.qkv) {
+      const run = runs.at(-1);
+      if (run && sameEncoding(run[0].w, p.w)) run.push(p);
+      else runs.push([p]);
+    }
+    layer.qkv = runs.map((run) => {
+      if (run.length === 1) return run[0];
+      const name = `layers.${l}.w${run.map((p) => p.w.name.slice(-1)).join('')}`;
+      const joined = concatRows(gpu, name, run.map((p) => p.w))!;
+      for (const p of run) tensors.delete(p.w.name);
+      tensors.set(name, joined);
+      return { w: joined, rowOffset: run[0].rowOffset };
+    });
   });
+}
+
+/** Weights whose rows can be laid end to end in one weight (concatRows). */
+function sameEncoding(a: GpuWeight, b: GpuWeight): boolean {
+  return a.dtype === b.dtype && a.scaleDtype === b.scaleDtype && a.cols === b.cols;
 }
 
 /** The single buffer of a vector weight (norms are f32, one chunk). */

@@ -1,0 +1,147 @@
+// Teacher-forced scoring (src/model/score.ts, what `llama-webgpu eval` runs) against a float64 reference forward
+// pass on the package's own decoded weights: every position's -log p(next token) and most likely token, for the
+// f32 package and the q4 mix (wq and wk joined, wv and w2 at q8 in some layers), in one window and in several
+// windows of a short context whose prefill chunks end with a single token. Also: the batched scores equal the
+// per-token decode path's, and what the q4 mix does to the fused decode (dispatches, joined weights).
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, type Engine } from '../../src/engine.ts';
+import { InvalidOptionsError } from '../../src/errors.ts';
+import { Scorer, perplexity, top1Agreement } from '../../src/model/score.ts';
+import { createFsStore } from '../../src/storage/fs-store.ts';
+import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';
+import { readManifest, readPackageTensor } from '../helpers/fixtures.ts';
+import { testGpus } from '../helpers/gpu.ts';
+import { haveSharedModel, sharedModel } from '../helpers/models.ts';
+import { argmax, ReferenceModel } from '../reference/forward.ts';
+import path from 'node:path';
+
+const gpus = await testGpus();
+afterAll(removePackagesRoot);
+const have = haveSharedModel('stories260K/stories260K.bin');
+const BIN = sharedModel('stories260K/stories260K.bin');
+const TOK = sharedModel('stories260K/tok512.bin');
+const TEXT =
+  'Once upon a time, there was a big dog named Max. Max liked to run in the park with his ball. One day, he saw a ' +
+  'little bird on a tree. The bird was stuck and could not fly. Max barked and a girl came to help. She got the ' +
+  'bird down and it flew away. Max was happy.';
+
+/** -log p(next) and argmax at every text position from the float64 reference, in windows of `context` tokens. */
+function referenceScores(id: string, ids: number[], context: number): { nll: number[]; top1: number[] } {
+  const dir = path.join(packagesRoot(), id);
+  const m = readManifest(dir);
+  const weights = new Map(m.tensors.map((t) => [t.name, readPackageTensor(dir, m, t.name)]));
+  const nll: number[] = [];
+  const top1: number[] = [];
+  for (let w0 = 0; w0 < ids.length; w0 += context - 1) {
+    const ref = new ReferenceModel(m.config, weights, context);
+    const inputs = [m.config.bosId, ...ids.slice(w0, Math.min(ids.length, w0 + context - 1) - 1)];
+    inputs.forEach((token, pos) => {
+      const logits = ref.forward(token, pos);
+      let max = -Infinity;
+      for (const v of logits) max = Math.max(max, v);
+      let sum = 0;
+      for (const v of logits) sum += Math.exp(v - max);
+      nll.push(Math.log(sum) + max - logits[ids[w0 + pos]]);
+      top1.push(argmax(logits));
+    });
+  }
+  return { nll, top1 };
+}
+
+/** Teacher-forced -log p(next) by one decode step per position (the generation path), read back each step. */
+async function decodeScores(engine: Engine, ids: number[]): Promise<number[]> {
+  const m = engine.model;
+  const sink = m.gpu.storage('test.tokenSink', 16);
+  const inputs = [m.config.bosId, ...ids.slice(0, -1)];
+  const nll: number[] = [];
+  for (let pos = 0; pos < inputs.length; pos++) {
+    if (pos === 0) m.prefill([inputs[0]], 0, 0, sink);
+    else {
+      m.setNextToken(inputs[pos]);
+      m.decode(pos, 0, sink);
+    }
+    const logits = await m.gpu.readF32(m.state.logits);
+    let max = -Infinity;
+    for (const v of logits) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of logits) sum += Math.exp(v - max);
+    nll.push(Math.log(sum) + max - logits[ids[pos]]);
+  }
+  sink.destroy();
+  return nll;
+}
+
+describe.skipIf(!have).each(gpus)('teacher-forced scoring on $name', ({ name, gpu }) => {
+  const store = createFsStore(packagesRoot());
+  // f16 KV caches (shader-f16) round keys and values to 11 bits.
+  const tol = gpu.f16 ? 2e-2 : 2e-3;
+
+  const open = async (quant: 'f32' | 'q4' | 'q4-pure', options: { contextLength?: number; prefillChunk?: number } = {}) => {
+    const id = `stories-bin-${quant}`;
+    await convertedPackage(id, BIN, quant, TOK);
+    return { id, engine: await createEngine({ model: id, store, gpu, ...options }) };
+  };
+
+  it.each([
+    ['f32', 'one window, chunks of 64', {}],
+    ['q4', 'one window, chunks of 64', {}],
+    ['q4', 'windows of 50 tokens, chunks of 16 ending with one token', { contextLength: 50, prefillChunk: 16 }],
+  ] as const)('%s package, %s: every position matches the float64 reference', async (quant, _what, options) => {
+    const { id, engine } = await open(quant, options);
+    const scorer = new Scorer(engine.model);
+    try {
+      const ids = engine.encode(TEXT, false);
+      expect(ids.length).toBeGreaterThan(100);
+      const got = await scorer.score(ids);
+      const want = referenceScores(id, ids, engine.model.contextLength);
+      expect(got.nll.length).toBe(ids.length);
+      let worst = 0;
+      for (let i = 0; i < ids.length; i++) worst = Math.max(worst, Math.abs(got.nll[i] - want.nll[i]));
+      console.log(`scores of ${quant} on ${name}: largest -log p difference from float64 ${worst.toExponential(2)}`);
+      expect(worst, `largest -log p difference on ${name}`).toBeLessThanOrEqual(tol);
+      expect(Math.abs(perplexity(got.nll) / perplexity(want.nll) - 1)).toBeLessThanOrEqual(tol);
+      expect(top1Agreement(got.top1, want.top1)).toBeGreaterThanOrEqual(0.98);
+    } finally {
+      scorer.destroy();
+      await engine.unload();
+    }
+  });
+
+  it('batched scores equal the per-token decode path, and the q4 mix decodes with wq and wk joined beside wv', async () => {
+    const mix = await open('q4');
+    const pure = await open('q4-pure');
+    const scorer = new Scorer(mix.engine.model);
+    try {
+      const ids = mix.engine.encode(TEXT, false);
+      const batched = await scorer.score(ids);
+      const decoded = await decodeScores(mix.engine, ids);
+      for (let i = 0; i < ids.length; i++) expect(Math.abs(batched.nll[i] - decoded[i]), `position ${i}`).toBeLessThanOrEqual(tol);
+      // Layers 0, 3 and 4 hold wv at q8 (quant-plan.ts): wq and wk join as wqk, wv stays apart, one more dispatch each.
+      const tensors = mix.engine.model.tensors;
+      for (const l of [0, 3, 4]) {
+        expect(tensors.get(`layers.${l}.wqk`)?.dtype).toBe('q4');
+        expect(tensors.get(`layers.${l}.wv`)?.dtype).toBe('q8');
+        expect(tensors.has(`layers.${l}.wq`)).toBe(false);
+      }
+      for (const l of [1, 2]) expect(tensors.get(`layers.${l}.wqkv`)?.dtype).toBe('q4');
+      expect(pure.engine.model.tensors.get('layers.0.wqkv')?.dtype).toBe('q4');
+      expect(mix.engine.model.forward.dispatchesPerDecode).toBe(pure.engine.model.forward.dispatchesPerDecode + 3);
+    } finally {
+      scorer.destroy();
+      await mix.engine.unload();
+      await pure.engine.unload();
+    }
+  });
+
+  it('refuses an empty text and ids outside the vocabulary', async () => {
+    const { engine } = await open('f32');
+    const scorer = new Scorer(engine.model);
+    try {
+      await expect(scorer.score([])).rejects.toThrow(InvalidOptionsError);
+      await expect(scorer.score([5, 512])).rejects.toThrow(/token 1 is 512, outside the vocabulary of 512/);
+    } finally {
+      scorer.destroy();
+      await engine.unload();
+    }
+  });
+});
