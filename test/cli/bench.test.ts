@@ -7,25 +7,16 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { testGpus } from '../helpers/gpu.ts';
+import { captureOutput } from '../helpers/console.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cli-'));
 const pkg = path.join(tmp, 'tiny-q4');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-let stdout: string[];
-let stderr: string[];
-beforeEach(() => {
-  stdout = [];
-  stderr = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.map(String).join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.map(String).join(' ')));
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => (stdout.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (stderr.push(String(s)), true));
-});
-afterEach(() => vi.restoreAllMocks());
+const { stdout, stderr } = captureOutput({ stdout: true, stderr: true });
 
 const haveSwiftShader = (await testGpus()).some((g) => g.name === 'swiftshader');
 

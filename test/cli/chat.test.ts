@@ -7,12 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import type { TurnReport } from '../../src/cli/chat.ts';
 import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';
 import { testGpus } from '../helpers/gpu.ts';
 import { haveSharedModel, sharedModel } from '../helpers/models.ts';
+import { captureOutput } from '../helpers/console.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'chat-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,16 +22,7 @@ const have = haveSharedModel('stories260K/stories260K.bin');
 const gpus = await testGpus();
 const ID = 'stories-chat-cli';
 
-let stdout: string[];
-let stderr: string[];
-beforeEach(() => {
-  stdout = [];
-  stderr = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.map(String).join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.map(String).join(' ')));
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => (stdout.push(String(s)), true));
-});
-afterEach(() => vi.restoreAllMocks());
+const { stdout, stderr } = captureOutput({ stdout: true });
 
 function script(name: string, body: unknown): string {
   const file = path.join(tmp, name);

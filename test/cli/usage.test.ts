@@ -7,22 +7,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { main as benchBrowser } from '../../src/cli/bench-browser.ts';
 import { main } from '../../src/cli/main.ts';
+import { captureOutput } from '../helpers/console.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cli-usage-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-let stdout: string[];
-let stderr: string[];
-beforeEach(() => {
-  stdout = [];
-  stderr = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.map(String).join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.map(String).join(' ')));
-});
-afterEach(() => vi.restoreAllMocks());
+const { stdout, stderr } = captureOutput();
 
 const COMMANDS = ['generate', 'chat', 'bench', 'convert', 'info', 'tokenize', 'synth', 'bench-kernels', 'bench-summary', 'bench-encode'];
 const STACK_LINE = /^\s+at /m;
