@@ -1,27 +1,29 @@
 /**
- * llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]
+ * llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32|keep] [--tokenizer <file>] [--shard-mb N] [--name <text>]
  * <input>: a .gguf file, a llama2.c .bin (with --tokenizer), a Hugging Face safetensors folder, or a Flax folder or
  * flax_model.msgpack. Writes the package atomically: <out-dir> appears only when the whole package is written.
  * An http(s) URL of any of those (or of a Hugging Face repository) streams it with Range requests (convert-url.ts).
  * --quant q4 (the default) is the 4-bit mix of src/formats/quant-plan.ts; q4-pure puts every matrix at 4 bits.
+ * --quant keep (the default for a GGUF with quantized tensors) keeps a GGUF's blocks as they are (src/formats/keep.ts).
  */
 import { LlamaWebGpuError } from '../errors.ts';
 import { openCheckpoint } from '../formats/detect.ts';
 import { directorySink } from '../formats/node-sink.ts';
+import { hasQuantizedGgufTensors } from '../formats/keep.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
 import { QUANT_SCHEMES, type QuantScheme } from '../formats/quant-plan.ts';
 import { choiceOption, numberOption, parseArgs, UsageError } from './args.ts';
 
-export const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
+export const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32|keep] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
 
 export async function run(args: string[]): Promise<number> {
-  let input: string, out: string, quant: QuantScheme, shardMb: number;
+  let input: string, out: string, quant: QuantScheme | 'keep' | undefined, shardMb: number;
   let p;
   try {
     p = parseArgs(args, { values: ['quant', 'tokenizer', 'shard-mb', 'name'] });
     if (p.positional.length !== 2) throw new UsageError('expected <input> and <out-dir>');
     [input, out] = p.positional;
-    quant = choiceOption(p, 'quant', QUANT_SCHEMES, 'q4');
+    quant = p.options.has('quant') ? choiceOption(p, 'quant', [...QUANT_SCHEMES, 'keep'] as const, 'q4') : undefined;
     shardMb = numberOption(p, 'shard-mb', 64);
     if (!(shardMb > 0)) throw new UsageError('--shard-mb must be positive');
   } catch (e) {
@@ -40,6 +42,7 @@ export async function run(args: string[]): Promise<number> {
     const ckpt = await openCheckpoint(input, { tokenizer: typeof tokenizer === 'string' ? tokenizer : undefined });
     try {
       const c = ckpt.config;
+      quant ??= hasQuantizedGgufTensors(ckpt) ? 'keep' : 'q4';
       console.error(`${ckpt.format}: dim ${c.dim}, ${c.nLayers} layers, ${c.nHeads}/${c.nKvHeads} heads, vocab ${c.vocabSize} -> ${quant}`);
       let lastPct = -1;
       // A terminal gets one updating line; a log gets a line every 10%.

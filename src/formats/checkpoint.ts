@@ -18,6 +18,9 @@ export interface CheckpointTensor {
   sourceDtype: string;
   /** Rows [rowStart, rowStart + rows) as row-major float32, in the interleaved RoPE convention. */
   readRows(rowStart: number, rows: number): Promise<Float32Array>;
+  /** GGUF only: the ggml type id, and the rows' blocks as the file stores them (keep.ts keeps them as they are). */
+  ggmlType?: number;
+  readBlocks?(rowStart: number, rows: number): Promise<Uint8Array>;
 }
 
 export interface Checkpoint {

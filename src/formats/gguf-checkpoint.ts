@@ -86,7 +86,12 @@ export async function openGguf(source: ByteSource & { close?(): Promise<void> })
     if (tensors.has(name)) throw new ModelFormatError(file, 'tensor appears twice', info.name);
     const type = GGML_TYPES[info.ggmlType];
     if (!DEQUANT_TYPES[info.ggmlType]) {
-      throw new ModelFormatError(file, `tensor type ${type.name} is not supported; use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K`, info.name);
+      throw new ModelFormatError(
+        file,
+        `tensor type ${type.name} is not supported (it can be neither kept nor requantized); convert a Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0 or F16 ` +
+          'GGUF of the model instead (--quant keep, the default for quantized GGUF files, keeps their blocks as they are)',
+        info.name,
+      );
     }
     if (info.shape.length > 2 || (info.shape.length === 2 && info.shape.some((d) => d < 1))) {
       throw new ModelFormatError(file, `shape [${info.shape}] is not a vector or matrix`, info.name);
@@ -95,14 +100,19 @@ export async function openGguf(source: ByteSource & { close?(): Promise<void> })
     const nRows = info.shape.length === 2 ? info.shape[1] : 1;
     const rowBytes = (cols / type.blockSize) * type.blockBytes;
     const base = g.dataOffset + info.offset;
+    const readBlocks = async (rowStart: number, rows: number) => {
+      if (rowStart < 0 || rows < 0 || rowStart + rows > nRows) throw new RangeError(`${name}: rows ${rowStart}+${rows} of ${nRows}`);
+      return source.read(base + rowStart * rowBytes, rows * rowBytes);
+    };
     tensors.set(name, {
       name,
       sourceName: info.name,
       shape: info.shape.length === 2 ? [nRows, cols] : [cols],
       sourceDtype: type.name,
+      ggmlType: info.ggmlType,
+      readBlocks,
       async readRows(rowStart, rows) {
-        if (rowStart < 0 || rows < 0 || rowStart + rows > nRows) throw new RangeError(`${name}: rows ${rowStart}+${rows} of ${nRows}`);
-        const bytes = await source.read(base + rowStart * rowBytes, rows * rowBytes);
+        const bytes = await readBlocks(rowStart, rows);
         const out = new Float32Array(rows * cols);
         dequantizeGgml(info.ggmlType, bytes, rows * cols, out);
         return out;

@@ -7,14 +7,16 @@
 import { ConvertOptionsError, ModelFormatError } from '../errors.ts';
 import { checkPackageTokenizer } from '../tokenizer/check.ts';
 import { encodeModelProto } from '../tokenizer/proto.ts';
-import type { Checkpoint } from './checkpoint.ts';
+import type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
 import { checkConfig, checkTensors, expectedShapes } from './checkpoint.ts';
 import { createSha256, sha256Hex, type Sha256 } from './hash.ts';
 import {
   DEFAULT_SHARD_BYTES, MANIFEST_FORMAT, MANIFEST_VERSION, SHARD_ALIGN,
   type ByteRange, type Manifest, type ShardEntry, type TensorEntry,
 } from './manifest.ts';
-import { encodeWeights, groupsPerRow, isQuantized, type WeightDtype } from './quant.ts';
+import { keptTensor } from './keep.ts';
+import { K_BLOCK, K_BLOCK_BYTES } from './kquant.ts';
+import { encodeWeights, groupsPerRow, isQuantized, type EncodedWeights, type WeightDtype } from './quant.ts';
 import { checkQuantScheme, tensorDtype, type QuantScheme } from './quant-plan.ts';
 
 export interface ShardWriter {
@@ -43,8 +45,11 @@ export interface ConvertProgress {
 }
 
 export interface ConvertOptions {
-  /** How tensors are encoded (quant-plan.ts): 'q4' is the 4-bit mix, 'q4-pure' every matrix at q4. */
-  quant: QuantScheme;
+  /**
+   * How tensors are encoded (quant-plan.ts): 'q4' is the 4-bit mix, 'q4-pure' every matrix at q4; 'keep' keeps a
+   * GGUF's matrices in the encoding that holds their values exactly (keep.ts).
+   */
+  quant: QuantScheme | 'keep';
   shardBytes?: number;
   name?: string;
   onProgress?: (p: ConvertProgress) => void;
@@ -88,7 +93,19 @@ function rowBytes(dtype: WeightDtype, cols: number): { data: number; scales: num
     case 'f16': return { data: cols * 2, scales: 0 };
     case 'q8': return { data: g * 32, scales: g * 2 };
     case 'q4': return { data: g * 16, scales: g * 2 };
+    default: return { data: (cols / K_BLOCK) * K_BLOCK_BYTES[dtype].data, scales: dtype === 'q6k' ? (cols / K_BLOCK) * 2 : 0 };
   }
+}
+
+/** Rows [rowStart, rowStart + rows) of `t` read as float32, checked finite and encoded in `dtype`. */
+async function readEncoded(t: CheckpointTensor, rowStart: number, rows: number, cols: number, dtype: WeightDtype, file: string): Promise<EncodedWeights> {
+  const values = await t.readRows(rowStart, rows);
+  if (values.length !== rows * cols) throw new ModelFormatError(file, `read ${values.length} values for ${rows} rows of ${cols}`, t.name);
+  const bad = firstNonFinite(values);
+  if (bad >= 0) {
+    throw new ModelFormatError(file, `row ${rowStart + Math.floor(bad / cols)} holds ${values[bad]}; the weights are corrupt, download the checkpoint again`, t.sourceName ?? t.name);
+  }
+  return encodeWeights(values, rows, cols, dtype);
 }
 
 /** Appends aligned ranges to numbered shards, hashing as it goes. */
@@ -178,7 +195,7 @@ export async function writePackage(ckpt: Checkpoint, sink: PackageSink, options:
   if (!Number.isSafeInteger(shardBytes) || shardBytes < 4 * SHARD_ALIGN) {
     throw new ConvertOptionsError(`shard size ${shardBytes} bytes is too small; use at least ${4 * SHARD_ALIGN} bytes (the default is ${DEFAULT_SHARD_BYTES})`);
   }
-  checkQuantScheme(options.quant);
+  if (options.quant !== 'keep') checkQuantScheme(options.quant);
   checkConfig(ckpt.config, file);
   checkTensors(ckpt, file);
   const signal = options.signal;
@@ -201,7 +218,9 @@ export async function writePackage(ckpt: Checkpoint, sink: PackageSink, options:
 
   for (const name of names) {
     const t = ckpt.tensors.get(name)!;
-    const dtype = tensorDtype(options.quant, name, t.shape, { nLayers: ckpt.config.nLayers, sharedClassifier: !ckpt.tensors.has('wcls') });
+    const kept = options.quant === 'keep' && t.shape.length === 2 ? keptTensor(t, file) : undefined;
+    const plan = { nLayers: ckpt.config.nLayers, sharedClassifier: !ckpt.tensors.has('wcls') };
+    const dtype = kept ? kept.dtype : options.quant === 'keep' ? 'f32' : tensorDtype(options.quant, name, t.shape, plan);
     const [rows, cols] = t.shape.length === 1 ? [1, t.shape[0]] : t.shape;
     const per = rowBytes(dtype, cols);
     const budget = shardBytes - 2 * SHARD_ALIGN;
@@ -233,13 +252,7 @@ export async function writePackage(ckpt: Checkpoint, sink: PackageSink, options:
       for (let p0 = 0; p0 < n; p0 += pieceRows) {
         signal?.throwIfAborted();
         const m = Math.min(pieceRows, n - p0);
-        const values = await t.readRows(r0 + p0, m);
-        if (values.length !== m * cols) throw new ModelFormatError(file, `read ${values.length} values for ${m} rows of ${cols}`, name);
-        const bad = firstNonFinite(values);
-        if (bad >= 0) {
-          throw new ModelFormatError(file, `row ${r0 + p0 + Math.floor(bad / cols)} holds ${values[bad]}; the weights are corrupt, download the checkpoint again`, t.sourceName ?? name);
-        }
-        const enc = encodeWeights(values, m, cols, dtype);
+        const enc = kept ? await kept.read(r0 + p0, m) : await readEncoded(t, r0 + p0, m, cols, dtype, file);
         await packer.write(dataOffset, enc.data);
         dataOffset += enc.data.byteLength;
         if (enc.scales) scaleParts.push(enc.scales);

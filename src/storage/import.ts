@@ -19,6 +19,7 @@ import { openFileSet } from '../formats/detect.ts';
 import { sha256Hex } from '../formats/hash.ts';
 import type { FileSet } from '../formats/hf-config.ts';
 import { httpSource, type HttpSource, type HttpSourceOptions } from '../formats/http-source.ts';
+import { hasQuantizedGgufTensors } from '../formats/keep.ts';
 import { DEFAULT_SHARD_BYTES, MANIFEST_FORMAT, type ShardEntry } from '../formats/manifest.ts';
 import { writePackage, type ConvertOptions, type ConvertProgress, type ShardResume } from '../formats/package-writer.ts';
 import { readAll } from '../formats/source.ts';
@@ -133,7 +134,8 @@ async function convertInto(
   options: ImportOptions,
   progress: (p: Omit<ImportProgress, 'downloadedBytes'>) => void,
 ): Promise<InstalledModel> {
-  const quant = options.quant ?? 'q4';
+  // A GGUF with quantized tensors keeps them as they are by default, as `convert` does.
+  const quant = options.quant ?? (hasQuantizedGgufTensors(ckpt) ? 'keep' : 'q4');
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
   // What the journal's shards depend on: the exact source files and the conversion options.
   const source = JSON.stringify({ files: sources.map((s) => [s.url, s.size, s.validator]), quant, shardBytes, format: ckpt.format });

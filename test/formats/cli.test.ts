@@ -8,7 +8,10 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { validateManifest } from '../../src/formats/validate.ts';
-import { readManifest, STORIES_BIN, STORIES_GGUF, STORIES_TOK, writeHfFolder } from '../helpers/fixtures.ts';
+import { quantizeK } from '../../src/formats/kquant.ts';
+import type { ModelConfig } from '../../src/model/config.ts';
+import { ggufBytes, llamaGgufMetadata, readManifest, STORIES_BIN, STORIES_GGUF, STORIES_TOK, TINY_CONFIG, tinyGgufTensors, writeHfFolder } from '../helpers/fixtures.ts';
+import { randomArray } from '../helpers/random.ts';
 import { haveSharedModel } from '../helpers/models.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cli-test-'));
@@ -89,5 +92,43 @@ describe.runIf(haveSharedModel('stories260K/stories260K.bin'))('convert and info
     expect(await main(['info'])).toBe(2);
     expect(await main(['info', path.join(tmp, 'does-not-exist')])).toBe(1);
     expect(existsSync(path.join(tmp, 'x'))).toBe(false);
+  });
+});
+
+describe('convert on GGUF files with quantized tensors', () => {
+  const config: ModelConfig = { ...TINY_CONFIG, dim: 256, hiddenDim: 256 };
+  /** TINY_CONFIG widened to 256 with every matrix of ggml type `type` (blocks from `blocks(values)`). */
+  const gguf = (file: string, type: number, blocks: (values: Float32Array) => Uint8Array) => {
+    const tensors = tinyGgufTensors().map((t, i) => {
+      const shape = t.shape.map((d) => (d === 5 ? 5 : 256));
+      const values = randomArray(shape.reduce((a, b) => a * b, 1), 30 + i, 0.1);
+      return shape.length === 1 ? { ...t, shape, data: new Uint8Array(values.buffer) } : { ...t, shape, ggmlType: type, data: blocks(values) };
+    });
+    writeFileSync(file, ggufBytes(llamaGgufMetadata(config), tensors));
+    return file;
+  };
+
+  it('keeps Q4_K blocks as they are by default (--quant keep), and requantizes with --quant q8', async () => {
+    const file = gguf(path.join(tmp, 'q4k.gguf'), 12, (v) => quantizeK(v, 'q4k'));
+    const dir = path.join(tmp, 'q4k');
+    expect(await main(['convert', file, dir])).toBe(0);
+    expect(out.join('\n')).toContain('-> keep');
+    const m = validateManifest(readManifest(dir));
+    expect(m.source?.quant).toBe('keep');
+    expect([...new Set(m.tensors.map((t) => t.dtype))].sort()).toEqual(['f32', 'q4k']);
+    const q8 = path.join(tmp, 'q4k-q8');
+    expect(await main(['convert', file, q8, '--quant', 'q8'])).toBe(0);
+    expect([...new Set(validateManifest(readManifest(q8)).tensors.map((t) => t.dtype))].sort()).toEqual(['f32', 'q8']);
+  });
+
+  it('a type it can neither keep nor requantize (IQ2_XS, Q2_K) exits 1 naming the tensor and the type, and writes nothing', async () => {
+    for (const [type, name, bytes] of [[17, 'IQ2_XS', 74], [10, 'Q2_K', 84]] as const) {
+      const file = gguf(path.join(tmp, `${name}.gguf`), type, (v) => new Uint8Array((v.length / 256) * bytes));
+      const dir = path.join(tmp, name);
+      out = [];
+      expect(await main(['convert', file, dir])).toBe(1);
+      expect(out.join('\n')).toMatch(new RegExp(`token_embd\\.weight.*${name} is not supported.*Q4_K_M.*--quant keep`));
+      expect(existsSync(dir)).toBe(false);
+    }
   });
 });

@@ -142,3 +142,31 @@ function buildK45(r: () => number, nb: number, five: boolean): Blocks {
   }
   return { bytes, expected };
 }
+
+/**
+ * ggml Q8_0 (type 8) or Q4_0 (type 2) blocks of `values` by ggml's reference rounding (Q8_0: d = amax / 127; Q4_0:
+ * d = m / -8 for the value m of largest magnitude, element j in the low nibble of byte j, j + 16 in its high
+ * nibble).
+ */
+export function quantizeGgml32(type: 2 | 8, values: Float32Array): Uint8Array {
+  const nb = values.length / 32;
+  const size = type === 8 ? 34 : 18;
+  const bytes = new Uint8Array(nb * size);
+  for (let b = 0; b < nb; b++) {
+    const x = values.subarray(b * 32, b * 32 + 32);
+    let m = 0;
+    for (const v of x) if (Math.abs(v) > Math.abs(m)) m = v;
+    const d = half(type === 8 ? Math.abs(m) / 127 : m / -8);
+    setHalf(bytes, b * size, d);
+    const inv = d ? 1 / d : 0;
+    for (let j = 0; j < 32; j++) {
+      if (type === 8) {
+        bytes[b * size + 2 + j] = Math.max(-127, Math.min(127, Math.round(x[j] * inv))) & 0xff;
+      } else {
+        const q = Math.max(0, Math.min(15, Math.round(x[j] * inv) + 8));
+        bytes[b * size + 2 + (j % 16)] |= j < 16 ? q : q << 4;
+      }
+    }
+  }
+  return bytes;
+}

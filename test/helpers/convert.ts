@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openCheckpoint } from '../../src/formats/detect.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
-import { convertCheckpoint } from '../../src/formats/package-writer.ts';
+import { convertCheckpoint, type ConvertOptions } from '../../src/formats/package-writer.ts';
 import type { WeightDtype } from '../../src/formats/quant.ts';
 import type { Checkpoint } from '../../src/formats/checkpoint.ts';
 
@@ -25,7 +25,7 @@ export async function removePackagesRoot(): Promise<void> {
 }
 
 /** Converts `input` (with an optional tokenizer) at `quant` into <root>/<id>; returns the id. Cached per id. */
-export function convertedPackage(id: string, input: string | (() => Checkpoint), quant: WeightDtype, tokenizer?: string): Promise<string> {
+export function convertedPackage(id: string, input: string | (() => Checkpoint), quant: ConvertOptions['quant'], tokenizer?: string): Promise<string> {
   let p = done.get(id);
   if (!p) {
     p = (async () => {
