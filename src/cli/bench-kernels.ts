@@ -21,6 +21,7 @@ import type { BoundOp } from '../gpu/ops/op.ts';
 import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import { Sampler } from '../gpu/ops/sampler.ts';
+import { encodeK, isKDtype, type KDtype } from '../formats/kquant.ts';
 import { encodedByteLengths, isQuantized, type WeightDtype } from '../formats/quant.ts';
 import { SYNTH_SHAPES } from '../model/synthetic.ts';
 import { destroyWeight, planChunks, weightBytes, type GpuWeight } from '../gpu/weights.ts';
@@ -43,7 +44,8 @@ function randomWeight(gpu: Gpu, name: string, rows: number, cols: number, dtype:
   const chunks = planChunks(name, dtype, rows, cols, 'f16', gpu.limits.maxStorageBufferBindingSize).map(({ rowStart, rows: n }) => {
     const sizes = encodedByteLengths(dtype, n, cols, 'f16');
     const data = gpu.storage(`${name}.rows${rowStart}.w_q`, sizes.data);
-    fillRandom(gpu, data, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'bytes');
+    if (isKDtype(dtype)) fillPattern(gpu, data, kBlocks(dtype, cols));
+    else fillRandom(gpu, data, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'bytes');
     const chunk = { rowStart, rows: n, data, scales: undefined as GPUBuffer | undefined };
     if (isQuantized(dtype)) {
       chunk.scales = gpu.storage(`${name}.rows${rowStart}.w_s`, sizes.scales);
@@ -52,6 +54,24 @@ function randomWeight(gpu: Gpu, name: string, rows: number, cols: number, dtype:
     return chunk;
   });
   return { name, dtype, rows, cols, scaleDtype: 'f16', chunks };
+}
+
+/** 64 rows of `cols` random values quantized into k-quant blocks (random bytes would make NaN and denormal d). */
+function kBlocks(dtype: KDtype, cols: number): Uint8Array {
+  const values = new Float32Array(64 * cols);
+  let seed = 12345;
+  for (let i = 0; i < values.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    values[i] = seed / 2 ** 32 - 0.5;
+  }
+  return encodeK(values, dtype).data;
+}
+
+/** Fills a buffer with copies of `pattern` (a multiple of 4 bytes). */
+function fillPattern(gpu: Gpu, buffer: GPUBuffer, pattern: Uint8Array): void {
+  for (let off = 0; off < buffer.size; off += pattern.byteLength) {
+    gpu.device.queue.writeBuffer(buffer, off, pattern, 0, Math.min(pattern.byteLength, buffer.size - off));
+  }
 }
 
 /** Fills a buffer with random finite normal f32, f16 pairs, or bytes, 16 MiB at a time. */
@@ -89,7 +109,10 @@ function allBenches(gpu: Gpu): Maker[] {
     [VOCAB, DIM, 'wcls'],
   ] as const;
   // q4 runs the lanes kernel by default on CPU adapters with 8-lane subgroups; 'matvec' forces the other one.
-  const decode: [WeightDtype, 'matvec' | undefined][] = [['q4', undefined], ['q4', 'matvec'], ['q8', undefined], ['f16', undefined], ['f32', undefined]];
+  const decode: [WeightDtype, 'matvec' | undefined][] = [
+    ['q4', undefined], ['q4', 'matvec'], ['q4k', undefined], ['q4k', 'matvec'], ['q5k', undefined], ['q6k', undefined],
+    ['q8', undefined], ['f16', undefined], ['f32', undefined],
+  ];
   for (const [dtype, kernel] of decode) {
     for (const [rows, cols, what] of shapes) {
       makers.push({
@@ -104,7 +127,9 @@ function allBenches(gpu: Gpu): Maker[] {
   }
   type Prefill = [WeightDtype, number, number, string, 'tiled' | 'matvec' | undefined];
   const prefill: Prefill[] = [
-    ...(['q4', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, c, what]): Prefill => [dtype, r, c, what, undefined])),
+    ...(['q4', 'q4k', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, c, what]): Prefill => [dtype, r, c, what, undefined])),
+    ['q5k', DIM, DIM, 'wq', undefined],
+    ['q6k', DIM, DIM, 'wq', undefined],
     ['q4', DIM, DIM, 'wq', 'matvec'],
     ['q4', DIM, DIM, 'wq', 'tiled'],
   ];

@@ -1,27 +1,30 @@
 /**
- * llama-webgpu synth <out-dir> --shape tiny|tinyllama|llama2-7b|llama2-13b|llama2-70b [--quant q4|q4-pure|q8|f16|f32] [--layers N] [--shard-mb N]
+ * llama-webgpu synth <out-dir> --shape tiny|tinyllama|llama2-7b|llama2-13b|llama2-70b [--quant q4|q4-pure|q8|f16|f32|q4_k_m] [--layers N] [--shard-mb N]
  *
  * Writes a package with deterministic random weights in a real architecture's shapes, so real sizes can be loaded
- * and timed without real weights. The tokenizer is a byte-fallback vocab of the model's size.
+ * and timed without real weights. The tokenizer is a byte-fallback vocab of the model's size. --quant q4_k_m
+ * quantizes the weights into llama.cpp's Q4_K_M mix of k-quant blocks and keeps them (what converting such a GGUF
+ * with --quant keep gives).
  */
 import { LlamaWebGpuError } from '../errors.ts';
 import { directorySink } from '../formats/node-sink.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
-import { QUANT_SCHEMES, type QuantScheme } from '../formats/quant-plan.ts';
-import { SYNTH_SHAPES, synthCheckpoint, type SynthShape } from '../model/synthetic.ts';
+import { QUANT_SCHEMES } from '../formats/quant-plan.ts';
+import { SYNTH_SHAPES, synthCheckpoint, withQ4KMix, type SynthShape } from '../model/synthetic.ts';
 import { choiceOption, numberOption, parseArgs, UsageError } from './args.ts';
 
-export const USAGE = `usage: llama-webgpu synth <out-dir> --shape ${Object.keys(SYNTH_SHAPES).join('|')} [--quant ${QUANT_SCHEMES.join('|')}] [--layers N] [--shard-mb N]`;
+const SYNTH_QUANTS = [...QUANT_SCHEMES, 'q4_k_m'] as const;
+export const USAGE = `usage: llama-webgpu synth <out-dir> --shape ${Object.keys(SYNTH_SHAPES).join('|')} [--quant ${SYNTH_QUANTS.join('|')}] [--layers N] [--shard-mb N]`;
 
 export async function run(args: string[]): Promise<number> {
-  let out: string, shape: SynthShape, quant: QuantScheme, layers: number | undefined, shardMb: number;
+  let out: string, shape: SynthShape, quant: (typeof SYNTH_QUANTS)[number], layers: number | undefined, shardMb: number;
   try {
     const p = parseArgs(args, { values: ['shape', 'quant', 'layers', 'shard-mb'] });
     if (p.positional.length !== 1) throw new UsageError('expected <out-dir>');
     out = p.positional[0];
     shape = String(p.options.get('shape') ?? '') as SynthShape;
     if (!(shape in SYNTH_SHAPES)) throw new UsageError(`--shape must be one of ${Object.keys(SYNTH_SHAPES).join(', ')}`);
-    quant = choiceOption(p, 'quant', QUANT_SCHEMES, 'q4');
+    quant = choiceOption(p, 'quant', SYNTH_QUANTS, 'q4');
     layers = numberOption(p, 'layers');
     if (layers !== undefined && !(Number.isInteger(layers) && layers > 0)) throw new UsageError('--layers must be a positive integer');
     shardMb = numberOption(p, 'shard-mb', 64);
@@ -30,11 +33,11 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const started = performance.now();
-  const ckpt = synthCheckpoint(shape, layers);
   try {
+    const ckpt = quant === 'q4_k_m' ? withQ4KMix(synthCheckpoint(shape, layers)) : synthCheckpoint(shape, layers);
     let lastPct = -1;
     const manifest = await convertCheckpoint(ckpt, await directorySink(out), {
-      quant,
+      quant: quant === 'q4_k_m' ? 'keep' : quant,
       shardBytes: Math.round(shardMb * 1024 * 1024),
       name: `synthetic ${shape}${layers ? ` (${layers} layers)` : ''} ${quant}`,
       onProgress: ({ done, total, bytes }) => {

@@ -4,6 +4,10 @@
  * Every row is generated on demand from (tensor name, row), so a 70B-shaped checkpoint costs no memory.
  */
 import type { Checkpoint, CheckpointTensor } from '../formats/checkpoint.ts';
+import { dequantizeGgml } from '../formats/ggml-dequant.ts';
+import { ConvertOptionsError } from '../errors.ts';
+import { K_BLOCK, K_GGML_TYPE, quantizeK } from '../formats/kquant.ts';
+import { moreBitsLayer } from '../formats/quant-plan.ts';
 import type { Vocab } from '../tokenizer/vocab.ts';
 import type { ModelConfig } from './config.ts';
 
@@ -107,4 +111,36 @@ export function synthCheckpoint(shape: SynthShape, layers?: number): Checkpoint 
   add('rmsFinal', [dim], 'ones');
   add('wcls', [vocabSize, dim]);
   return { format: 'synthetic', file: `synthetic:${shape}`, config, vocab: synthVocab(vocabSize), tensors, async close() {} };
+}
+
+/**
+ * `ckpt` with its matrices quantized in llama.cpp's Q4_K_M mix, as a GGUF file of it would hold them: Q6_K for the
+ * classifier, and for wv and w2 in the layers that recipe gives more bits (moreBitsLayer), Q4_K for the rest
+ * (kquant.ts's quantizer). Converting it with --quant keep gives the package a Q4_K_M GGUF converts to.
+ */
+export function withQ4KMix(ckpt: Checkpoint): Checkpoint {
+  const tensors = new Map<string, CheckpointTensor>();
+  for (const [name, t] of ckpt.tensors) {
+    if (t.shape.length !== 2) {
+      tensors.set(name, t);
+      continue;
+    }
+    if (t.shape[1] % K_BLOCK !== 0) {
+      throw new ConvertOptionsError(`the Q4_K_M mix needs rows of whole ${K_BLOCK}-value blocks, but ${name} has ${t.shape[1]} cols; choose a wider shape`);
+    }
+    const m = /^layers\.(\d+)\.(wv|w2)$/.exec(name);
+    const dtype = name === 'wcls' || (m && moreBitsLayer(Number(m[1]), ckpt.config.nLayers)) ? 'q6k' : 'q4k';
+    tensors.set(name, {
+      ...t,
+      sourceDtype: dtype === 'q6k' ? 'Q6_K' : 'Q4_K',
+      ggmlType: K_GGML_TYPE[dtype],
+      readBlocks: async (rowStart, rows) => quantizeK(await t.readRows(rowStart, rows), dtype),
+      async readRows(rowStart, rows) {
+        const out = new Float32Array(rows * t.shape[1]);
+        dequantizeGgml(K_GGML_TYPE[dtype], quantizeK(await t.readRows(rowStart, rows), dtype), out.length, out);
+        return out;
+      },
+    });
+  }
+  return { ...ckpt, tensors };
 }
