@@ -42,6 +42,7 @@ describe.skipIf(!have)('chat', () => {
   describe.each(gpus)('on $name', ({ name }) => {
     async function chat(...extra: string[]): Promise<TurnReport[]> {
       stdout.length = 0;
+      stderr.length = 0;
       const file = script('conversation.json', CONVERSATION);
       expect(await main(['chat', pkg, '--script', file, '--temperature', '0', '--adapter', name, '--json', ...extra])).toBe(0);
       return (JSON.parse(stdout.join('\n')) as { turns: TurnReport[] }).turns;
@@ -63,8 +64,9 @@ describe.skipIf(!have)('chat', () => {
         if (i > 0) expect(t.cached_tokens).toBeGreaterThanOrEqual(warm[i - 1].prompt_tokens);
       }
       expect(warm[0].context_length).toBe(512);
-      // One line per turn on stderr with the counts.
+      // One line per turn on stderr with the counts (of the last run, --no-cache).
       expect(stderr.filter((l) => l.startsWith('[turn ')).length).toBe(3);
+      expect(stderr.join('\n')).toMatch(/\[turn 3: \d+ prompt tokens \(0 cached, \d+ prefilled\), first token after [\d.]+ ms/);
     }, 300_000);
 
     it('--context N sets the KV cache length', async () => {
