@@ -7,7 +7,7 @@
  *   const stream = await engine.chat.completions.create({ messages, stream: true, signal });
  */
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
-import { InvalidOptionsError, LlamaWebGpuError } from '../errors.ts';
+import { DeviceLostError, GpuOutOfMemoryError, InvalidOptionsError, LlamaWebGpuError, ModelIntegrityError } from '../errors.ts';
 import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
 import { idleStats } from '../generate/stats.ts';
 import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt } from '../generate/validate.ts';
@@ -33,9 +33,18 @@ export class WorkerEngineTerminatedError extends LlamaWebGpuError {
   }
 }
 
+/** Classes rebuilt with their fields when they cross postMessage (the message is kept as it was sent). */
+const REBUILT: Record<string, (w: WireError) => LlamaWebGpuError> = {
+  DeviceLostError: (w) => new DeviceLostError(w.modelId ?? '', w.reason ?? 'unknown', ''),
+  ModelIntegrityError: (w) => new ModelIntegrityError(w.modelId ?? '', w.file ?? '', ''),
+  GpuOutOfMemoryError: () => new GpuOutOfMemoryError(''),
+};
+
 /** Rebuilds an error that crossed postMessage, keeping its class name, code and message. */
 function fromWire(w: WireError): Error {
   if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
+  const rebuild = REBUILT[w.name];
+  if (rebuild) return Object.assign(rebuild(w), { message: w.message });
   if (w.name === 'InvalidOptionsError' && w.option !== undefined) {
     const prefix = `${w.option}: `;
     return new InvalidOptionsError(w.option, w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message);

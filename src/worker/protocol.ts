@@ -34,6 +34,10 @@ export interface WireError {
   message: string;
   /** InvalidOptionsError's option. */
   option?: string;
+  /** DeviceLostError's and ModelIntegrityError's fields. */
+  modelId?: string;
+  file?: string;
+  reason?: string;
 }
 
 export interface LoadInfo {
@@ -50,6 +54,9 @@ export type FromWorker =
 
 export function toWireError(e: unknown): WireError {
   if (e instanceof InvalidOptionsError) return { name: e.name, code: e.code, message: e.message, option: e.option };
-  if (e instanceof Error) return { name: e.name, code: (e as { code?: unknown }).code as string | undefined, message: e.message };
+  if (e instanceof Error) {
+    const { code, modelId, file, reason } = e as Partial<Record<'code' | 'modelId' | 'file' | 'reason', string>>;
+    return { name: e.name, code, message: e.message, modelId, file, reason };
+  }
   return { name: 'Error', message: String(e) };
 }

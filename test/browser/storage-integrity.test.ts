@@ -130,8 +130,8 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
           await engine.unload();
           return null;
         } catch (e) {
-          const err = e as Error & { code?: string };
-          return { name: err.name, code: err.code, message: err.message };
+          const err = e as Error & { code?: string; modelId?: string; file?: string };
+          return { isClass: e instanceof lib.ModelIntegrityError, name: err.name, code: err.code, modelId: err.modelId, file: err.file, message: err.message };
         }
       };
       const firstLoad = await attempt({});
@@ -144,7 +144,8 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
       return { corrupted, firstLoad, unchecked, reinstalled, verified: await store.isVerified('tiny', manifest) };
     });
     expect(r.corrupted).toMatch(/^tiny\/g\/.*\/piece\/shard-00000.bin\/0$/);
-    expect(r.firstLoad).toMatchObject({ name: 'ModelIntegrityError', code: 'MODEL_INTEGRITY' });
+    // The class and its fields survive the worker boundary.
+    expect(r.firstLoad).toMatchObject({ isClass: true, name: 'ModelIntegrityError', code: 'MODEL_INTEGRITY', modelId: 'tiny', file: 'shard-00000.bin' });
     expect(r.firstLoad!.message).toMatch(/^model "tiny" shard-00000.bin: the stored file hashes to [0-9a-f]{64}, but the manifest says [0-9a-f]{64}.*Delete the model and install it again/);
     expect(r.unchecked).toBeNull();
     expect(r.reinstalled).toBeNull();
