@@ -7,7 +7,7 @@
  * and gets createFsStore.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,6 +56,16 @@ import * as node from 'llama-webgpu/node';
 const store = createFsStore(process.argv[2]);
 const models = await store.list();
 console.log(JSON.stringify({ ids: models.map((m) => m.id), same: node.createFsStore === createFsStore, fns: [typeof createEngine, typeof installFromUrl, typeof importFromUrl] }));
+`;
+
+/** Node, as a Node user writes it: the engine on Dawn over the directory store. */
+const NODE_GENERATE = `import { createEngine, createFsStore } from 'llama-webgpu';
+const engine = await createEngine({ store: createFsStore(process.argv[2]), model: 'stories260K' });
+let text = '';
+for await (const d of engine.generate('', { maxTokens: 40, temperature: 0 })) text += d.text;
+await engine.unload();
+console.log(JSON.stringify({ text }));
+process.exit(0);
 `;
 
 /** The package's runtime dependencies and theirs, as folders of this repository's node_modules. */
@@ -154,6 +164,21 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('the packed package i
     const gen = spawnSync(cli, ['generate', path.join(app, 'public/models/stories260K'), '--prompt', '', '--max-tokens', '4'], { encoding: 'utf8' });
     expect(gen.status).toBe(1);
     expect(gen.stderr).toContain('npm install webgpu');
+  });
+
+  test('with webgpu installed beside it, Node generates through the package by name and through the command', () => {
+    // As `npm install webgpu` would: the optional peer, from this repository's node_modules.
+    symlinkSync(path.join(ROOT, 'node_modules/webgpu'), path.join(app, 'node_modules/webgpu'), 'dir');
+    try {
+      writeFileSync(path.join(app, 'node-generate.mjs'), NODE_GENERATE);
+      const out = execFileSync(process.execPath, ['node-generate.mjs', path.join(app, 'public/models')], { cwd: app, encoding: 'utf8' });
+      expect(JSON.parse(out.trim().split('\n').pop()!).text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+      const cli = spawnSync(path.join(app, 'node_modules/.bin/llama-webgpu'), ['generate', path.join(app, 'public/models/stories260K'), '--prompt', '', '--temperature', '0', '--max-tokens', '40'], { encoding: 'utf8' });
+      expect(cli.status, cli.stderr).toBe(0);
+      expect(cli.stdout.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    } finally {
+      rmSync(path.join(app, 'node_modules/webgpu'));
+    }
   });
 
   test('vite build: the built app generates in Chromium, each worker one file with nothing missing', async () => {
