@@ -226,7 +226,8 @@ export function createFsStore(root: string): ModelStore {
         await writeFile(`${p}-${process.pid}.partial`, fp);
         await rename(`${p}-${process.pid}.partial`, p);
       } catch (e) {
-        if (errno(e) !== 'ENOENT') throw e; // replaced or deleted meanwhile: nothing to mark
+        // Replaced or deleted meanwhile: nothing to mark. A read-only folder keeps no mark: loads verify each time.
+        if (!['ENOENT', 'EACCES', 'EPERM', 'EROFS'].includes(errno(e) ?? '')) throw e;
       }
     },
   };
