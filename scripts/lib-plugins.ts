@@ -1,10 +1,10 @@
 /**
  * Vite plugins for the browser library build (vite.lib.config.ts), so that dist/lib works where apps are built:
  *
- * - nodeOnlyStubs: the Node-only modules (Dawn's `webgpu`, node: builtins, the file readers) are reached in the
+ * - nodeOnlyStubs: the Node-only modules (src/gpu/node.ts with Dawn's `webgpu`, the file readers) are reached in the
  *   sources only behind `process.versions.node` checks. The browser build replaces them with small modules that
- *   throw, so no bundler ever has to resolve `webgpu` or a node: import from dist/lib. Node gets dist/node
- *   (vite.node.config.ts), the package's "node" export.
+ *   throw, and any other import of `webgpu` or a node: builtin fails the build naming its importer, so no bundler
+ *   ever has to resolve one from dist/lib. Node gets dist/node (vite.node.config.ts), the package's "node" export.
  * - plainWorkerUrls: Vite's library mode writes a worker's URL as `new URL(new URL("…", import.meta.url).href, …)`,
  *   which an app's bundler takes for a plain asset and copies without bundling. Rewritten to the form every bundler
  *   recognizes, `new Worker(new URL("./x.js", import.meta.url), { type: "module" })`, with a self-contained worker.
@@ -12,19 +12,19 @@
 import type { Plugin } from 'vite';
 
 const STUBBED_SOURCES = [/\/src\/gpu\/node\.ts$/, /\/src\/formats\/node-files\.ts$/];
-const NODE_ONLY = '\0llama-webgpu-node-only:';
 const NODE_ONLY_MESSAGE = "is Node-only; in Node import from 'llama-webgpu/node' (or let Node pick the package's \"node\" export)";
 
 export function nodeOnlyStubs(): Plugin {
   return {
     name: 'llama-webgpu-node-only-stubs',
     enforce: 'pre',
-    resolveId(source) {
-      if (source === 'webgpu' || source.startsWith('node:')) return NODE_ONLY + source;
+    resolveId(source, importer) {
+      if (source === 'webgpu' || source.startsWith('node:')) {
+        this.error(`${importer ?? 'an entry'} imports ${source}, which browsers do not have: reach it only from a module stubbed in scripts/lib-plugins.ts (STUBBED_SOURCES), or use a browser API`);
+      }
       return null;
     },
     load(id) {
-      if (id.startsWith(NODE_ONLY)) return `throw new Error(${JSON.stringify(`${id.slice(NODE_ONLY.length)} ${NODE_ONLY_MESSAGE}`)});`;
       if (!STUBBED_SOURCES.some((re) => re.test(id))) return null;
       // The same exports, each failing with the message above when called.
       const names = ['createNodeGpu', 'openNodeGpu', 'nodeAdapter', 'chooseNodeAdapter', 'openCheckpointPath'];
