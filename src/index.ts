@@ -10,6 +10,7 @@ export { ChatFormatError, llama2ChatPromptIds } from './generate/chat-template.t
 export type { ChatMessage } from './generate/chat-template.ts';
 export { ContextOverflowError } from './generate/generate.ts';
 export type { FinishReason, SamplingOptions } from './generate/generate.ts';
+export type { ContextOverflowPolicy } from './generate/context.ts';
 
 export { Gpu, summarizeAdapter } from './gpu/device.ts';
 export type { AdapterSummary, GpuOptions } from './gpu/device.ts';
