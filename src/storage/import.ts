@@ -44,7 +44,7 @@ export interface ImportProgress {
 }
 
 export interface ImportOptions {
-  /** Weight encoding of the package (default 'q4', as `llama-webgpu convert`). */
+  /** Weight encoding of the package; default as `llama-webgpu convert`: 'keep' for a GGUF with quantized tensors, else 'q4'. */
   quant?: ConvertOptions['quant'];
   /** Model id in the store; default from the file or folder name. */
   id?: string;
