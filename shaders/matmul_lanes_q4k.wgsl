@@ -9,10 +9,9 @@
 // the subgroup size, 8); the (n - 1) % TOKENS workgroups past the row groups only tell the others n.
 //
 // Invocation `lid` of workgroup w computes rows RPL WG w + k WG + lid (k < RPL) for TOKENS tokens. Each lane loads
-// its own rows' blocks (a block's header once, each pair of sub-blocks dequantized once for all TOKENS tokens);
-// for each pair of sub-blocks (64 values) the 8 lanes of a subgroup load two vec4s of each token's X apiece and
-// pass them to each other with subgroupBroadcast, and add up the sub-blocks' sums of X (the dmin * m terms) with
-// subgroupAdd, once for all rows.
+// its own rows' blocks (a block's header once, each pair of sub-blocks dequantized to d sc q - dmin m once for all
+// TOKENS tokens); for each pair of sub-blocks (64 values) the 8 lanes of a subgroup load two vec4s of each token's
+// X apiece and pass them to each other with subgroupBroadcast.
 //
 // SWIGLU, NORM_IN and NORM_OUT as in matmul_lanes_q4.wgsl. Params, combine() and the overrides are in
 // shaders/common/linear.wgsl, the block arithmetic in kquants.wgsl, the layout constants (WG, TOKENS, RPL), the
@@ -35,12 +34,17 @@ fn vec_at(i: u32, u: bool) -> vec4u {
   return w_q[i];
 }
 
-// d * sc * q of one sub-block (nibble `high` of the qs vec4s qa, qb): values 4w .. 4w + 3 in v[w].
+// The values d sc q - dmin m of one sub-block (nibble `high` of the qs vec4s qa, qb; sm = (d sc, dmin m)): values
+// 4w .. 4w + 3 in v<w>.
 struct Sub { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
 
-fn dequant(qa: vec4u, qb: vec4u, high: bool, s: f32) -> Sub {
-  return Sub(s * k_nibbles(qa.x, high), s * k_nibbles(qa.y, high), s * k_nibbles(qa.z, high), s * k_nibbles(qa.w, high),
-             s * k_nibbles(qb.x, high), s * k_nibbles(qb.y, high), s * k_nibbles(qb.z, high), s * k_nibbles(qb.w, high));
+fn dequant4(q: u32, high: bool, sm: vec2f) -> vec4f {
+  return fma(k_nibbles(q, high), vec4f(sm.x), vec4f(-sm.y));
+}
+
+fn dequant(qa: vec4u, qb: vec4u, high: bool, sm: vec2f) -> Sub {
+  return Sub(dequant4(qa.x, high, sm), dequant4(qa.y, high, sm), dequant4(qa.z, high, sm), dequant4(qa.w, high, sm),
+             dequant4(qb.x, high, sm), dequant4(qb.y, high, sm), dequant4(qb.z, high, sm), dequant4(qb.w, high, sm));
 }
 
 // sum over one sub-block of W * X, where lane i of the subgroup holds X's values 4i .. 4i + 3 of the sub-block in xv.
@@ -81,23 +85,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       // Lane li loads X[t, 256b + 64k + 4li ..] (sub-block 2k) and the same 32 values on (sub-block 2k + 1).
       var xa: array<vec4f, MAX_TOKENS>;
       var xb: array<vec4f, MAX_TOKENS>;
-      var sums: array<vec2f, MAX_TOKENS>;
       for (var j = 0u; j < TOKENS; j++) {
         xa[j] = x4[x_row[j] + 64u * b + 16u * k + li];
         xb[j] = x4[x_row[j] + 64u * b + 16u * k + 8u + li];
-        sums[j] = subgroupAdd(vec2f(dot(xa[j], vec4f(1.0)), dot(xb[j], vec4f(1.0))));
       }
       for (var r = 0u; r < RPL; r++) {
         let u = SWIGLU && r >= OUT_RPL; // a row slot of U
         let at = 9u * (w_row[r] + b) + 1u + 2u * k;
         let qa = vec_at(at, u);
         let qb = vec_at(at + 1u, u);
-        let sa = k4_scale_min(head[r], 2u * k);
-        let sb = k4_scale_min(head[r], 2u * k + 1u);
-        let da = dequant(qa, qb, false, sa.x);
-        let db = dequant(qa, qb, true, sb.x);
+        let da = dequant(qa, qb, false, k4_scale_min(head[r], 2u * k));
+        let db = dequant(qa, qb, true, k4_scale_min(head[r], 2u * k + 1u));
         for (var j = 0u; j < TOKENS; j++) {
-          acc[r][j] += sub_dot(da, xa[j]) + sub_dot(db, xb[j]) - (sa.y * sums[j].x + sb.y * sums[j].y);
+          acc[r][j] += sub_dot(da, xa[j]) + sub_dot(db, xb[j]);
         }
       }
     }

@@ -106,6 +106,8 @@ export interface Fusions {
 export function matvecPipeline(gpu: Gpu, weight: GpuWeight, f: Fusions = {}): GPUComputePipeline {
   const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu), SWIGLU: f.swiglu ? 1 : 0, NORM_IN: f.normIn ? 1 : 0, NORM_OUT: f.normOut ? 1 : 0 };
   if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
+  // q4k and q5k share shaders/matvec_q45k.wgsl (Q5).
+  if (weight.dtype === 'q4k' || weight.dtype === 'q5k') return gpu.pipeline('matvec_q45k', { ...constants, Q5: weight.dtype === 'q5k' ? 1 : 0 });
   return gpu.pipeline(`matvec_${weight.dtype}`, constants);
 }
 
