@@ -13,6 +13,7 @@ import { LlamaWebGpuError, ModelFormatError } from '../errors.ts';
 import type { Checkpoint } from '../formats/checkpoint.ts';
 import { openCheckpoint } from '../formats/detect.ts';
 import { GGML_TYPES } from '../formats/gguf.ts';
+import { bytesAgainstQ4, describeMatrixDtypes } from '../formats/quant-plan.ts';
 import type { Manifest } from '../formats/manifest.ts';
 import { validateManifest } from '../formats/validate.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -60,6 +61,18 @@ function printConfig(c: ModelConfig) {
   for (const [k, v] of Object.entries(c)) console.log(`  ${k.padEnd(12)} ${v}`);
 }
 
+/** The encoding of each role's matrices and, when they differ, what the mix costs over every matrix at q4. */
+function printMix(m: Manifest) {
+  const lines = describeMatrixDtypes(m.tensors);
+  console.log('matrices:');
+  for (const line of lines) console.log(`  ${line}`);
+  if (new Set(m.tensors.filter((t) => t.shape.length === 2).map((t) => t.dtype)).size > 1) {
+    const { bytes, q4 } = bytesAgainstQ4(m.tensors);
+    const sign = bytes >= q4 ? '+' : '-';
+    console.log(`  ${sign}${Math.abs(bytes - q4).toLocaleString('en-US')} bytes (${sign}${((100 * Math.abs(bytes - q4)) / q4).toFixed(1)}%) against every matrix at q4`);
+  }
+}
+
 function printBytes(m: Map<string, number>) {
   for (const [k, v] of [...m].sort()) console.log(`  ${k.padEnd(6)} ${v.toLocaleString('en-US')} bytes`);
 }
@@ -89,6 +102,7 @@ export async function run(args: string[]): Promise<number> {
       printConfig(m.config);
       console.log(`tensors: ${m.tensors.length}${m.sharedClassifier ? ' (classifier shared with the embedding)' : ''}; shards: ${m.shards.length}`);
       printBytes(packageBytesByDtype(m));
+      printMix(m);
       if (p.options.has('verify')) {
         await verifyFiles(input, m);
         console.log(`verified ${m.shards.length} shards and ${m.tokenizer.file}`);

@@ -11,7 +11,7 @@
  * Norm weights (1-D) are always f32.
  */
 import { ConvertOptionsError } from '../errors.ts';
-import type { WeightDtype } from './quant.ts';
+import { encodedByteLengths, type ScaleDtype, type WeightDtype } from './quant.ts';
 
 export const QUANT_SCHEMES = ['q4', 'q4-pure', 'q8', 'f16', 'f32'] as const;
 export type QuantScheme = (typeof QUANT_SCHEMES)[number];
@@ -52,4 +52,51 @@ export function tensorDtype(scheme: QuantScheme, name: string, shape: readonly n
   if (name === 'wcls' || (name === 'tokenEmbedding' && model.sharedClassifier)) return 'q8';
   const m = /^layers\.(\d+)\.(wv|w2)$/.exec(name);
   return m && moreBitsLayer(Number(m[1]), model.nLayers) ? 'q8' : 'q4';
+}
+
+/** The parts of a package's tensor entries the mix summary reads. */
+interface PlannedTensor {
+  name: string;
+  dtype: WeightDtype;
+  shape: number[];
+  scaleDtype?: ScaleDtype;
+}
+
+/**
+ * A package's matrices by role (wq, w2, tokenEmbedding...) and encoding, roles with the same description on one
+ * line: ["tokenEmbedding: q8", "wq, wk, wo, w1, w3: q4", "wv, w2: q8 in layers 0, 3, 4; q4 in layers 1, 2"].
+ */
+export function describeMatrixDtypes(tensors: readonly PlannedTensor[]): string[] {
+  const roles = new Map<string, Map<WeightDtype, number[]>>();
+  for (const t of tensors) {
+    if (t.shape.length !== 2) continue;
+    const m = /^layers\.(\d+)\.(.+)$/.exec(t.name);
+    const role = m ? m[2] : t.name;
+    const byDtype = roles.get(role) ?? new Map<WeightDtype, number[]>();
+    roles.set(role, byDtype);
+    byDtype.set(t.dtype, [...(byDtype.get(t.dtype) ?? []), ...(m ? [Number(m[1])] : [])]);
+  }
+  const lines = new Map<string, string[]>();
+  for (const [role, byDtype] of roles) {
+    const text =
+      byDtype.size === 1
+        ? [...byDtype.keys()][0]
+        : [...byDtype].map(([dtype, layers]) => `${dtype} in layers ${layers.sort((a, b) => a - b).join(', ')}`).join('; ');
+    lines.set(text, [...(lines.get(text) ?? []), role]);
+  }
+  return [...lines].map(([text, names]) => `${names.join(', ')}: ${text}`);
+}
+
+/** Bytes of the tensors as they are encoded, and with every matrix at q4 (norms as they are). */
+export function bytesAgainstQ4(tensors: readonly PlannedTensor[]): { bytes: number; q4: number } {
+  let bytes = 0;
+  let q4 = 0;
+  for (const t of tensors) {
+    const [rows, cols] = t.shape.length === 2 ? t.shape : [1, t.shape[0]];
+    const own = encodedByteLengths(t.dtype, rows, cols, t.scaleDtype);
+    const at4 = t.shape.length === 2 ? encodedByteLengths('q4', rows, cols) : own;
+    bytes += own.data + own.scales;
+    q4 += at4.data + at4.scales;
+  }
+  return { bytes, q4 };
 }

@@ -17,7 +17,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const { stdout, stderr } = captureOutput();
 
-const COMMANDS = ['generate', 'chat', 'bench', 'convert', 'info', 'tokenize', 'synth', 'bench-kernels', 'bench-summary', 'bench-encode'];
+const COMMANDS = ['generate', 'chat', 'bench', 'convert', 'info', 'eval', 'tokenize', 'synth', 'bench-kernels', 'bench-summary', 'bench-encode'];
 const STACK_LINE = /^\s+at /m;
 
 describe('--help', () => {

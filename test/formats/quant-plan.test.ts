@@ -1,7 +1,7 @@
 // The per-tensor encoding plan of each --quant scheme (src/formats/quant-plan.ts).
 import { describe, expect, it } from 'vitest';
 import { ConvertOptionsError } from '../../src/errors.ts';
-import { checkQuantScheme, moreBitsLayer, QUANT_SCHEMES, tensorDtype } from '../../src/formats/quant-plan.ts';
+import { bytesAgainstQ4, checkQuantScheme, describeMatrixDtypes, moreBitsLayer, QUANT_SCHEMES, tensorDtype } from '../../src/formats/quant-plan.ts';
 
 /** llama.cpp's use_more_bits, in its integer arithmetic. */
 function llamaCppUseMoreBits(layer: number, nLayers: number): boolean {
@@ -65,5 +65,23 @@ describe('checkQuantScheme', () => {
       expect(err).toBeInstanceOf(ConvertOptionsError);
       expect((err as Error).message).toBe(`unknown quant "${String(bad)}"; use one of q4, q4-pure, q8, f16, f32`);
     }
+  });
+});
+
+describe('describeMatrixDtypes and bytesAgainstQ4', () => {
+  it('groups roles by encoding and layers, and counts what the mix adds over every matrix at q4', () => {
+    const model = { nLayers: 5, sharedClassifier: true };
+    const tensors = [{ name: 'tokenEmbedding', shape: [512, 64] }, { name: 'rmsFinal', shape: [64] }];
+    for (let l = 0; l < 5; l++) {
+      for (const [w, shape] of [['wq', [64, 64]], ['wv', [32, 64]], ['w2', [64, 172]], ['rmsAtt', [64]]] as const) tensors.push({ name: `layers.${l}.${w}`, shape: [...shape] });
+    }
+    const planned = (scheme: 'q4' | 'q4-pure') => tensors.map((t) => ({ ...t, dtype: tensorDtype(scheme, t.name, t.shape, model) }));
+    expect(describeMatrixDtypes(planned('q4'))).toEqual(['tokenEmbedding: q8', 'wq: q4', 'wv, w2: q8 in layers 0, 3, 4; q4 in layers 1, 2']);
+    expect(describeMatrixDtypes(planned('q4-pure'))).toEqual(['tokenEmbedding, wq, wv, w2: q4']);
+    const pure = bytesAgainstQ4(planned('q4-pure'));
+    expect(pure.bytes).toBe(pure.q4);
+    // q8 spends 34 bytes per 32 values (32 int8 + an f16 scale) where q4 spends 18.
+    const groups = 512 * 2 + 3 * (32 * 2 + 64 * 6);
+    expect(bytesAgainstQ4(planned('q4'))).toEqual({ bytes: pure.q4 + groups * 16, q4: pure.q4 });
   });
 });
