@@ -33,8 +33,8 @@ export interface GenerateIdsOptions extends SamplingOptions {
    */
   cache?: boolean;
   /**
-   * Restricts every token (structured output: json-mask.ts). Each step then waits for the previous token, whose
-   * mask it needs, and generation stops as soon as the constraint is done.
+   * Restricts every token (structured output: json-mask.ts). Each draw then waits for the previous token, whose
+   * mask it needs (the forward pass before it does not), and generation stops as soon as the constraint is done.
    */
   constraint?: TokenConstraint;
 }
@@ -193,7 +193,11 @@ export async function* generateIds(
     }
     const te = performance.now();
     if (submitted === 0) model.prefill(prefillIds, cached, stepSeed(seed, 0), slot);
+    else if (constraint) model.sampleNext(slot);
     else model.decode(P + submitted - 1, stepSeed(seed, submitted), slot);
+    // With a constraint the next step's forward pass is queued now, so the GPU runs it while this token is read
+    // back and the next mask computed; only its draw waits for the mask.
+    if (constraint && submitted + 1 < maxTokens) model.decodeForward(P + submitted, stepSeed(seed, submitted + 1));
     if (submitted > 0) encodeMs += performance.now() - te;
     inflight.push({ slot, mapped: busyWaits ? undefined : mapRead(slot) });
     submitted++;

@@ -163,13 +163,19 @@ export class Forward {
   /**
    * One decode step: embeds tokens[0] at the step's position, runs every layer, and samples the next token into
    * tokens[0]. The caller has written the step uniform (pos, 1, seed); `pos`, when given, is the same position
-   * (attention then skips its merge pass while the context fits one chunk of keys).
+   * (attention then skips its merge pass while the context fits one chunk of keys). Without `sample` it stops at
+   * the logits, for encodeSample to draw from later.
    */
-  encodeDecode(pass: GPUComputePassEncoder, pos?: number): void {
+  encodeDecode(pass: GPUComputePassEncoder, pos?: number, sample = true): void {
     this.embedding.encode(pass, 1);
     this.layers(pass, this.decodeLayers, 1, pos);
     this.finalNorm?.encode(pass, 1);
     this.decodeClassifier.encode(pass, 1);
+    if (sample) this.sample.encode(pass, 1);
+  }
+
+  /** Draws the next token into tokens[0] from the logits a decode step left. */
+  encodeSample(pass: GPUComputePassEncoder): void {
     this.sample.encode(pass, 1);
   }
 

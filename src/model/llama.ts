@@ -72,16 +72,34 @@ export class LlamaModel {
 
   /** Submits one decode step for the token in tokens[0] at `pos`, sampling the next into tokens[0] and `readback`. */
   decode(pos: number, seed: number, readback: GPUBuffer, readbackOffset = 0): void {
-    const { device } = this.gpu;
     // The token embedded here is known only on the GPU until it is read back (see noteDecoded).
     this.forgetFrom(pos);
     this.state.step.write(pos, 1, seed);
-    const encoder = device.createCommandEncoder({ label: 'decode' });
-    const pass = encoder.beginComputePass({ label: 'decode' });
-    this.forward.encodeDecode(pass, pos);
+    this.submitPass('decode', (pass) => this.forward.encodeDecode(pass, pos), readback, readbackOffset);
+  }
+
+  /**
+   * A decode step in two submits, for a caller that decides the next draw's mask only once the previous token is
+   * read back: decodeForward computes the logits of the token in tokens[0] at `pos` (the GPU runs it meanwhile),
+   * sampleNext then draws the next token into tokens[0] and `readback`.
+   */
+  decodeForward(pos: number, seed: number): void {
+    this.forgetFrom(pos);
+    this.state.step.write(pos, 1, seed);
+    this.submitPass('decode.forward', (pass) => this.forward.encodeDecode(pass, pos, false));
+  }
+
+  sampleNext(readback: GPUBuffer, readbackOffset = 0): void {
+    this.submitPass('decode.sample', (pass) => this.forward.encodeSample(pass), readback, readbackOffset);
+  }
+
+  private submitPass(label: string, encode: (pass: GPUComputePassEncoder) => void, readback?: GPUBuffer, readbackOffset = 0): void {
+    const encoder = this.gpu.device.createCommandEncoder({ label });
+    const pass = encoder.beginComputePass({ label });
+    encode(pass);
     pass.end();
-    encoder.copyBufferToBuffer(this.state.tokens, 0, readback, readbackOffset, 4);
-    device.queue.submit([encoder.finish()]);
+    if (readback) encoder.copyBufferToBuffer(this.state.tokens, 0, readback, readbackOffset, 4);
+    this.gpu.device.queue.submit([encoder.finish()]);
     this.submits++;
   }
 
