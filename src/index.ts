@@ -6,6 +6,8 @@ export { createWorkerEngine, WorkerEngine, WorkerEngineTerminatedError, StoreWor
 export type { WorkerEngineOptions, StoreTaskOptions, TaskProgress } from './worker/index.ts';
 export type { EngineOptions, EngineProgress, EngineStats, GenerateOptions, TextDelta } from './engine.ts';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatContentPart, ChatRequestMessage, Usage } from './generate/openai.ts';
+export type { ResponseFormat } from './generate/openai.ts';
+export type { JsonSchema } from './generate/json-schema.ts';
 export { ChatFormatError, llama2ChatPromptIds } from './generate/chat-template.ts';
 export type { ChatMessage } from './generate/chat-template.ts';
 export { ContextOverflowError } from './generate/generate.ts';
@@ -36,6 +38,7 @@ export {
   KernelShapeError,
   ModelFormatError,
   InvalidOptionsError,
+  JsonSchemaError,
   TokenizerDisposedError,
   StorageError,
   DownloadError,

@@ -81,6 +81,14 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     try { engine.generate([1], { maxTokens: -1 }); r.invalid = 'no error'; } catch (e) { r.invalid = { isClass: e instanceof InvalidOptionsError, code: e.code, message: e.message }; }
     // Checked in the worker against the vocabulary: the error keeps its class across the boundary.
     try { for await (const d of engine.generate([1], { stopTokenIds: [100000] })); r.invalidInWorker = 'no error'; } catch (e) { r.invalidInWorker = { isClass: e instanceof InvalidOptionsError, option: e.option, message: e.message }; }
+    // Structured output in the worker: a schema for generate(), response_format for chat, a refused keyword.
+    const person = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0, maximum: 99 } }, required: ['name', 'age'], additionalProperties: false };
+    const jsonRun = engine.generate('Once upon a time', { temperature: 0.8, seed: 5, maxTokens: 60, jsonSchema: person });
+    let jsonText = '';
+    for await (const d of jsonRun) jsonText += d.text;
+    const jsonChat = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'JSON please.' }], response_format: { type: 'json_object' }, max_tokens: 30, seed: 1 });
+    r.json = { text: jsonText, finish: (await jsonRun.result).finishReason, chat: jsonChat.choices[0].message.content, chatFinish: jsonChat.choices[0].finish_reason };
+    try { engine.generate([1], { jsonSchema: { type: 'string', pattern: 'a' } }); r.badSchema = 'no error'; } catch (e) { r.badSchema = { name: e.name, code: e.code, keyword: e.keyword }; }
 
     const controller = new AbortController();
     const aborted = engine.generate('Once upon a time', { temperature: 0.8, seed: 3, maxTokens: 100, signal: controller.signal });
@@ -272,6 +280,13 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.leftStats.generatedTokens).toBeLessThan(100);
       expect(r.invalid).toMatchObject({ isClass: true, code: 'INVALID_OPTIONS' });
       expect(r.invalid.message).toMatch(/^maxTokens: must be an integer >= 0/);
+      expect(r.json.finish).toBe('stop');
+      const person = JSON.parse(r.json.text);
+      expect(Object.keys(person)).toEqual(['name', 'age']);
+      expect(typeof person.name === 'string' && Number.isInteger(person.age) && person.age >= 0 && person.age <= 99).toBe(true);
+      expect(r.json.chatFinish).toBe('stop');
+      expect(JSON.parse(r.json.chat)).toBeTypeOf('object');
+      expect(r.badSchema).toEqual({ name: 'JsonSchemaError', code: 'JSON_SCHEMA', keyword: 'pattern' });
       expect(r.invalidInWorker).toEqual({ isClass: true, option: 'stopTokenIds[0]', message: 'stopTokenIds[0]: must be a token id, an integer in 0..511, got 100000.' });
 
       expect(r.abortStats.finishReason).toBe('abort');
