@@ -85,7 +85,7 @@ export interface EngineStats {
   generatedTokens: number;
   /** From the start of the prefill to the first generated token, in milliseconds. */
   timeToFirstTokenMs: number;
-  /** Tokens of prompt and reply together, against the KV cache's length: how full the context is. */
+  /** Tokens of prompt and reply together (at most contextLength), against the KV cache's length: how full the context is. */
   contextTokens: number;
   contextLength: number;
   /** Messages of a chat request left out to fit the context (its oldest turns); 0 for generate(). */
@@ -189,7 +189,8 @@ export class Engine {
       prefilledTokens: g ? promptIds.length - g.cachedTokens : 0,
       generatedTokens: g?.generatedTokens ?? 0,
       timeToFirstTokenMs: g?.prefillMs ?? 0,
-      contextTokens: g ? promptIds.length + g.generatedTokens : 0,
+      // The last generated token takes no cache slot: a reply that ends at the context's end fills it exactly.
+      contextTokens: g ? Math.min(promptIds.length + g.generatedTokens, self.model.contextLength) : 0,
       contextLength: self.model.contextLength,
       droppedMessages: options.droppedMessages ?? 0,
       prefillTokensPerSecond: g && g.prefillMs > 0 ? ((promptIds.length - g.cachedTokens) / g.prefillMs) * 1000 : 0,
