@@ -20,6 +20,7 @@ const PRELUDES: Record<string, string[]> = {
   matvec_q6k: ['linear', 'scales', 'kquants', 'matvec_finish'],
   matmul_lanes_q4: ['linear', 'scales', 'lanes'],
   matmul_lanes_q4k: ['linear', 'kquants', 'lanes'],
+  matmul_lanes_q6k: ['linear', 'scales', 'kquants', 'lanes'],
   matmul: ['kquants'],
   embedding_q: ['kquants'],
   attention: ['step'],

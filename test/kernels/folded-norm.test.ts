@@ -40,6 +40,7 @@ const CASES: Case[] = [
   { dtype: 'q4k', dim: 512, hidden: 256, kernel: 'matvec' },
   { dtype: 'q5k', dim: 256, hidden: 512 },
   { dtype: 'q6k', dim: 512, hidden: 256 },
+  { dtype: 'q6k', dim: 256, hidden: 512, kernel: 'matvec' },
 ];
 const LLAMA7B: Case[] = [{ dtype: 'q4', dim: 4096, hidden: 11008 }];
 

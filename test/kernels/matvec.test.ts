@@ -88,10 +88,12 @@ const KQUANT: Case[] = (['q4k', 'q5k', 'q6k'] as const).flatMap((dtype, i): Case
   { rows: 1000, cols: 1024, dtype, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 },
 ]).concat([
   { rows: 64, cols: 256, dtype: 'q6k', scaleDtype: 'f32', accumulate: true },
-  // q4k through matvec_q45k where the lanes kernel is the default (lavapipe).
-  { rows: 37, cols: 768, dtype: 'q4k', accumulate: true, kernel: 'matvec' },
-  { rows: 100, cols: 512, dtype: 'q4k', up: true, kernel: 'matvec' },
-  { rows: 172, cols: 512, dtype: 'q4k', gate: true, kernel: 'matvec' },
+  // q4k and q6k through matvec_q45k and matvec_q6k where the lanes kernels are the default (lavapipe).
+  ...(['q4k', 'q6k'] as const).flatMap((dtype): Case[] => [
+    { rows: 37, cols: 768, dtype, accumulate: true, kernel: 'matvec' },
+    { rows: 100, cols: 512, dtype, up: true, kernel: 'matvec' },
+    { rows: 172, cols: 512, dtype, gate: true, kernel: 'matvec' },
+  ]),
 ]);
 
 const LLAMA7B_ALL: Case[] = [

@@ -20,7 +20,7 @@ const rowsPerLane = (tokens: number) => (tokens === 1 ? 2 : 8);
 
 /**
  * True when shaders/matmul_lanes_<dtype>.wgsl can run `weight` on this GPU and is the faster kernel there: a CPU
- * adapter (isFallbackAdapter) whose subgroups are exactly 8 lanes, a q4 weight with cols a multiple of 4, or q4k.
+ * adapter (isFallbackAdapter) whose subgroups are exactly 8 lanes, a q4 weight with cols a multiple of 4, or q4k or q6k.
  * On Mesa lavapipe it takes about 0.6x the time of matvec_q4 for one token and a quarter of it per token for
  * 128-token prefill (q4 4096 x 4096: 4.3-6.3 ms against 7.9 ms; 200-250 ms against 798 ms; `bench-kernels`,
  * whose timings vary by about 20% from run to run on these machines).
@@ -33,7 +33,7 @@ export function lanesKernelFits(gpu: Gpu, weight: GpuWeight): boolean {
 /** True when the lanes kernel can run at all (tests force it on any adapter with 8-lane subgroups). */
 export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
   const s = gpu.summary;
-  const dtypeFits = (weight.dtype === 'q4' && weight.cols % 4 === 0) || (weight.dtype === 'q4k' && weight.cols % 256 === 0);
+  const dtypeFits = (weight.dtype === 'q4' && weight.cols % 4 === 0) || ((weight.dtype === 'q4k' || weight.dtype === 'q6k') && weight.cols % 256 === 0);
   return gpu.subgroups && s.subgroupMinSize === 8 && s.subgroupMaxSize === 8 && dtypeFits;
 }
 
@@ -57,7 +57,7 @@ export class LanesMatMul {
     if (!lanesKernelRuns(gpu, weight)) {
       throw new KernelShapeError(
         'matmul',
-        `weight ${weight.name} (${weight.dtype} [${weight.rows}, ${weight.cols}]): the lanes kernel needs a q4 weight with cols a multiple of 4 (or q4k) and a GPU with 8-lane subgroups`,
+        `weight ${weight.name} (${weight.dtype} [${weight.rows}, ${weight.cols}]): the lanes kernel needs a q4 weight with cols a multiple of 4 (or q4k, q6k) and a GPU with 8-lane subgroups`,
       );
     }
     if (!Number.isInteger(tokens) || tokens < 1 || tokens > LANES_PREFILL_TOKENS) {
@@ -65,7 +65,7 @@ export class LanesMatMul {
     }
     this.rowsPerWorkgroup = rowsPerLane(tokens) * WG;
     this.constants = { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SWIGLU: 0, NORM_IN: 0, NORM_OUT: 0 };
-    if (weight.dtype === 'q4') this.constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
+    if (weight.dtype !== 'q4k') this.constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
     this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, this.constants);
   }
 
