@@ -12,7 +12,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { LlamaWebGpuError } from '../errors.ts';
 import { perplexity, Scorer, top1Agreement, type TokenScores } from '../model/score.ts';
 import { CliError, integerOption, parseArgs, UsageError } from './args.ts';
-import { describeAdapter, openPackageDir } from './open-model.ts';
+import { checkPackageDir, describeAdapter, openPackageDir } from './open-model.ts';
 import { Progress } from './progress.ts';
 
 export const USAGE =
@@ -40,6 +40,8 @@ export async function run(args: string[]): Promise<number> {
   if (!existsSync(file) || !statSync(file).isFile()) throw new CliError(`--text ${file} does not exist or is not a file; give a UTF-8 text file to score`);
   const text = readFileSync(file, 'utf8');
   const reference = p.options.get('reference');
+  checkPackageDir(p.positional[0]);
+  if (typeof reference === 'string') checkPackageDir(reference);
   const adapterOption = p.options.get('adapter');
   const progress = new Progress(true);
   const options = { contextLength, prefillChunk, adapter: typeof adapterOption === 'string' ? adapterOption : undefined };

@@ -15,15 +15,7 @@ export async function openPackageDir(
   dir: string,
   options: Omit<EngineOptions, 'model' | 'store' | 'gpu'> & { adapter?: string } = {},
 ): Promise<{ engine: Engine; adapter: NodeAdapterChoice; errors: UncapturedErrors }> {
-  const abs = path.resolve(dir);
-  // Checked before a GPU is opened, so a mistyped path fails at once with a plain message.
-  if (!existsSync(path.join(abs, 'manifest.json'))) {
-    throw new CliError(
-      existsSync(abs)
-        ? `${dir} is not a model package (it has no manifest.json); give the folder that \`llama-webgpu convert\` or \`synth\` wrote`
-        : `${dir} does not exist; give the folder of a model package (\`llama-webgpu convert\` writes one)`,
-    );
-  }
+  const abs = checkPackageDir(dir);
   const { adapter: option, ...engineOptions } = options;
   const request = resolveAdapterRequest(option);
   const { gpu, choice, errors } = await openNodeGpu(request.name, { modelBytes: packageBytes(abs), source: request.source });
@@ -34,6 +26,22 @@ export async function openPackageDir(
     gpu.destroy();
     throw e;
   }
+}
+
+/**
+ * The absolute path of a package folder, or a CliError saying it does not exist or holds no manifest.json.
+ * Checked before a GPU is opened, so a mistyped path fails at once with a plain message.
+ */
+export function checkPackageDir(dir: string): string {
+  const abs = path.resolve(dir);
+  if (!existsSync(path.join(abs, 'manifest.json'))) {
+    throw new CliError(
+      existsSync(abs)
+        ? `${dir} is not a model package (it has no manifest.json); give the folder that \`llama-webgpu convert\` or \`synth\` wrote`
+        : `${dir} does not exist; give the folder of a model package (\`llama-webgpu convert\` writes one)`,
+    );
+  }
+  return abs;
 }
 
 /** One line naming an adapter, whether it offers shader-f16, and why it was chosen: "llvmpipe: ... [llvmpipe, shader-f16]: no hardware GPU found; ...". */

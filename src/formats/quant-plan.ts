@@ -2,15 +2,18 @@
  * Which encoding (quant.ts) each tensor of a package gets, from the scheme the user picks (`convert --quant`,
  * `synth --quant`, the page's 4-bit choice).
  *
- *   q4       4-bit weights, with q8 where 4 bits cost the most: the classifier (and the embedding when it doubles as
- *            the classifier), and wv and w2 (attn_v, ffn_down) in the layers moreBitsLayer picks. Teacher-forced on
- *            a held-out story, stories260K's perplexity is 4% over f32 with 88% top-1 agreement, against 10% and
- *            84% with every matrix at q4 (`llama-webgpu eval`; README, "Quantization").
+ *   q4       4-bit weights, with more bits where 4 cost the most: the classifier (and the embedding when it doubles
+ *            as the classifier), and wv and w2 (attn_v, ffn_down) in the layers moreBitsLayer picks. Like llama.cpp's
+ *            Q4_K_M, those get q6k (6.56 bits a weight) where rows are whole 256-value k-quant blocks, else q8.
+ *            Teacher-forced on a held-out story, stories260K (64- and 172-wide rows, so q8) is 3.7% over f32 in
+ *            perplexity with 88.5% top-1 agreement, against 10.2% and 84.2% with every matrix at q4
+ *            (`llama-webgpu eval`, test/model/quantized.test.ts).
  *   q4-pure  every matrix at q4 (ggml's Q4_0 applied to all of them).
  *   q8, f16, f32  every matrix in that encoding.
  * Norm weights (1-D) are always f32.
  */
 import { ConvertOptionsError } from '../errors.ts';
+import { K_BLOCK } from './kquant.ts';
 import { encodedByteLengths, type ScaleDtype, type WeightDtype } from './quant.ts';
 
 export const QUANT_SCHEMES = ['q4', 'q4-pure', 'q8', 'f16', 'f32'] as const;
@@ -27,7 +30,7 @@ export function checkQuantScheme(name: unknown, option = 'quant'): QuantScheme {
 }
 
 /**
- * The layers whose wv and w2 get q8 in the q4 mix: llama.cpp's choice for Q4_K_M (use_more_bits: the first and last
+ * The layers whose wv and w2 get more bits in the q4 mix: llama.cpp's choice for Q4_K_M (use_more_bits: the first and last
  * eighth of the layers and every third layer between), with the first eighth rounded up like the last, so that a
  * model of fewer than 8 layers still protects its first layer. On 5-layer stories260K that picks layers 0, 3 and 4:
  * perplexity +3.7% over f32 (top-1 88.5%), where llama.cpp's own picks, layers 2 and 4, give +7.9% (86.3%). At 32
@@ -49,9 +52,10 @@ export interface PlanModel {
 export function tensorDtype(scheme: QuantScheme, name: string, shape: readonly number[], model: PlanModel): WeightDtype {
   if (shape.length === 1) return 'f32';
   if (scheme !== 'q4') return scheme === 'q4-pure' ? 'q4' : scheme;
-  if (name === 'wcls' || (name === 'tokenEmbedding' && model.sharedClassifier)) return 'q8';
+  const more = shape[1] % K_BLOCK === 0 ? 'q6k' : 'q8';
+  if (name === 'wcls' || (name === 'tokenEmbedding' && model.sharedClassifier)) return more;
   const m = /^layers\.(\d+)\.(wv|w2)$/.exec(name);
-  return m && moreBitsLayer(Number(m[1]), model.nLayers) ? 'q8' : 'q4';
+  return m && moreBitsLayer(Number(m[1]), model.nLayers) ? more : 'q4';
 }
 
 /** The parts of a package's tensor entries the mix summary reads. */

@@ -126,6 +126,8 @@ export class Scorer {
   private submit(chunk: { ids: number[]; pos: number }, staging: GPUBuffer): void {
     const { gpu, state, forward, config } = this.model;
     const n = chunk.ids.length;
+    // The chunk overwrites the KV cache from chunk.pos: a later prompt must not reuse what was cached there.
+    this.model.forgetFrom(chunk.pos);
     this.chunkIds.set(chunk.ids);
     gpu.device.queue.writeBuffer(state.tokens, 0, this.chunkIds, 0, n);
     state.step.write(chunk.pos, n, 0);

@@ -75,7 +75,7 @@ export function assembleWeights(tensors: Map<string, GpuWeight>, c: ModelConfig,
  * Joins each layer's wq, wk and wv into one weight (concatRows: one buffer where it fits the device's limits), so
  * a step computes all three in one dispatch. `tensors` (the model's GPU tensors, which it destroys on unload)
  * then holds layers.N.wqkv instead of the three. Where the encodings differ, neighbours that share one still join:
- * wq and wk at q4 with wv at q8 (the q4 mix) become layers.N.wqk and wv, two dispatches.
+ * wq and wk at q4 with wv at q8 or q6k (the q4 mix) become layers.N.wqk and wv, two dispatches.
  */
 export function fuseQkv(gpu: Gpu, weights: ModelWeights, tensors: Map<string, GpuWeight>): void {
   weights.layers.forEach((layer, l) => {

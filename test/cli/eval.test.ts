@@ -79,6 +79,9 @@ describe.runIf(have)('eval', () => {
     expect(await main(['eval', pkg('q4'), '--text', path.join(tmp, 'nowhere.txt')])).toBe(1);
     expect(stderr.join('\n')).toMatch(/^--text .*nowhere\.txt does not exist or is not a file; give a UTF-8 text file to score$/);
     stderr = [];
+    expect(await main(['eval', pkg('q4'), '--text', text, '--reference', path.join(tmp, 'no-such-pkg')])).toBe(1);
+    expect(stderr.join('\n')).toMatch(/^.*no-such-pkg does not exist; give the folder of a model package/);
+    stderr = [];
     expect(await main(['eval', pkg('q4'), '--text', path.join(tmp, 'empty.txt'), '--adapter', adapters[0]])).toBe(1);
     expect(stderr.join('\n')).toContain('empty.txt tokenizes to BOS alone (1 token); eval needs at least 2');
     stderr = [];

@@ -44,6 +44,17 @@ describe('tensorDtype', () => {
     }
   });
 
+  it('q4: rows of whole 256-value blocks get q6k instead of q8, as in llama.cpp Q4_K_M (TinyLlama shapes)', () => {
+    const tl = { nLayers: 22, sharedClassifier: false };
+    expect(tensorDtype('q4', 'wcls', [32000, 2048], tl)).toBe('q6k');
+    expect(tensorDtype('q4', 'tokenEmbedding', [32000, 2048], tl)).toBe('q4');
+    expect(tensorDtype('q4', 'layers.0.w2', [2048, 5632], tl)).toBe('q6k');
+    expect(tensorDtype('q4', 'layers.0.wv', [256, 2048], tl)).toBe('q6k');
+    expect(tensorDtype('q4', 'layers.3.w2', [2048, 5632], tl)).toBe('q4');
+    expect(tensorDtype('q4', 'layers.5.w2', [2048, 5632], tl)).toBe('q6k');
+    expect(tensorDtype('q4', 'layers.0.w2', [2048, 5600], tl)).toBe('q8');
+  });
+
   it('q4-pure, q8, f16 and f32 put every matrix in one encoding', () => {
     for (const name of ['tokenEmbedding', 'wcls', 'layers.0.wv', 'layers.4.w2', 'layers.1.wq']) {
       expect(tensorDtype('q4-pure', name, [64, 64], model)).toBe('q4');
@@ -56,14 +67,8 @@ describe('checkQuantScheme', () => {
   it('accepts every scheme and refuses other names with a typed error that lists them', () => {
     for (const s of QUANT_SCHEMES) expect(checkQuantScheme(s)).toBe(s);
     for (const bad of ['q4_0', 'Q4', 'int4', '', undefined]) {
-      let err: unknown;
-      try {
-        checkQuantScheme(bad);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ConvertOptionsError);
-      expect((err as Error).message).toBe(`unknown quant "${String(bad)}"; use one of q4, q4-pure, q8, f16, f32`);
+      expect(() => checkQuantScheme(bad)).toThrow(ConvertOptionsError);
+      expect(() => checkQuantScheme(bad)).toThrow(`unknown quant "${String(bad)}"; use one of ${QUANT_SCHEMES.join(', ')}`);
     }
   });
 });

@@ -9,10 +9,12 @@ import { InvalidOptionsError } from '../../src/errors.ts';
 import { Scorer, perplexity, top1Agreement } from '../../src/model/score.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';
-import { readManifest, readPackageTensor } from '../helpers/fixtures.ts';
+import { ggufBytes, llamaGgufMetadata, readManifest, readPackageTensor, TINY_CONFIG, tinyGgufTensors } from '../helpers/fixtures.ts';
+import { randomArray } from '../helpers/random.ts';
 import { testGpus } from '../helpers/gpu.ts';
 import { haveSharedModel, sharedModel } from '../helpers/models.ts';
 import { argmax, ReferenceModel } from '../reference/forward.ts';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const gpus = await testGpus();
@@ -133,10 +135,46 @@ describe.skipIf(!have).each(gpus)('teacher-forced scoring on $name', ({ name, gp
     }
   });
 
-  it('refuses an empty text and ids outside the vocabulary', async () => {
+  it('a q4 mix with q6k (rows of 256: wv, w2 and the tied classifier) matches the float64 reference', async () => {
+    // TINY_CONFIG widened to 256, one layer (a layer moreBitsLayer picks), every tensor F32 in a GGUF.
+    const config = { ...TINY_CONFIG, dim: 256, hiddenDim: 512, maxSeqLen: 64 };
+    const tensors = tinyGgufTensors().map((t, i) => {
+      const shape = t.shape.map((d) => (d === 5 ? 5 : d === 64 ? 512 : 256));
+      // Norm weights of 1, so the logits spread over several nats.
+      const values = shape.length === 1 ? new Float32Array(shape[0]).fill(1) : randomArray(shape.reduce((a, b) => a * b, 1), 70 + i, 0.1);
+      return { ...t, shape, data: new Uint8Array(values.buffer) };
+    });
+    const file = path.join(packagesRoot(), 'wide-256.gguf');
+    writeFileSync(file, ggufBytes(llamaGgufMetadata(config), tensors));
+    const id = 'wide-256-q4';
+    await convertedPackage(id, file, 'q4');
+    const engine = await createEngine({ model: id, store, gpu, prefillChunk: 8 });
+    const scorer = new Scorer(engine.model);
+    try {
+      const t = engine.model.tensors;
+      expect([t.get('layers.0.wqk')?.dtype, t.get('layers.0.wv')?.dtype, t.get('layers.0.w2')?.dtype, t.get('tokenEmbedding')?.dtype]).toEqual(['q4', 'q6k', 'q6k', 'q6k']);
+      const ids = Array.from({ length: 30 }, (_, i) => (i * 7 + 3) % 5);
+      const got = await scorer.score(ids);
+      const want = referenceScores(id, ids, engine.model.contextLength);
+      let worst = 0;
+      for (let i = 0; i < ids.length; i++) worst = Math.max(worst, Math.abs(got.nll[i] - want.nll[i]));
+      console.log(`scores of the q6k mix on ${name}: largest -log p difference from float64 ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThanOrEqual(tol);
+      expect(Math.max(...want.nll) - Math.min(...want.nll)).toBeGreaterThan(1);
+    } finally {
+      scorer.destroy();
+      await engine.unload();
+    }
+  });
+
+  it('refuses an empty text and ids outside the vocabulary; leaves no cached prompt behind', async () => {
     const { engine } = await open('f32');
     const scorer = new Scorer(engine.model);
     try {
+      for await (const _ of engine.generate('Once upon a time', { maxTokens: 2, temperature: 0 })) void _;
+      expect(engine.model.cachedIds.length).toBeGreaterThan(0);
+      await scorer.score(engine.encode('The cat sat.', false));
+      expect(engine.model.cachedIds).toEqual([]);
       await expect(scorer.score([])).rejects.toThrow(InvalidOptionsError);
       await expect(scorer.score([5, 512])).rejects.toThrow(/token 1 is 512, outside the vocabulary of 512/);
     } finally {
