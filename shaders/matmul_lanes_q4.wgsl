@@ -19,14 +19,9 @@
 // w1; U, bound as u_q/u_s, is w3 of the same shape and chunking): each lane's first RPL / 2 row slots hold rows of
 // W and the others the same rows of U, so a workgroup writes RPL WG / 2 rows. Otherwise U is unused (bound to W).
 //
-// NORM_IN (decode): X is RMSNorm's x * g without the 1 / rms, followed by partial sums of x^2 (X[cols ..
-// cols + norm_parts), zero up to the next vec4), both written by the op that produced x with NORM_OUT: the results
-// are scaled by 1 / sqrt(sum / cols + eps), which folds the RMSNorm into this op.
-// NORM_OUT (decode, with mode 1, the residual add): also stores the new y rows times g, and each workgroup's sum of
-// their squares, into xn = [g (norm_dim) | y * g (norm_dim) | one sum per OUT_RPL WG rows], the next op's NORM_IN.
 // Params, combine(), scale_at() and the SWIGLU, NORM_IN and NORM_OUT overrides are in shaders/common/linear.wgsl
-// and scales.wgsl, the layout constants (WG, TOKENS, RPL), the sums (acc) and the kernel's end (lanes_finish()) in
-// lanes.wgsl, which src/gpu/shaders.ts appends to this file.
+// and scales.wgsl, the layout constants (WG, TOKENS, RPL), the sums (acc), each lane's rows and tokens
+// (lanes_start()) and the kernel's end (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
 
@@ -79,23 +74,10 @@ fn group_dot(w: Group, xv: vec4f) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) li: u32) {
-  let row_groups = (params.rows + OUT_RPL * WG - 1u) / (OUT_RPL * WG);
-  if (wg.x >= row_groups) {
-    return;
-  }
-  let n = (nwg.y - 1u) * TOKENS + (nwg.x - row_groups) + 1u;
-  let tok0 = wg.y * TOKENS;
   let cols = params.cols;
   let groups = (cols + 31u) / 32u;
-  // Each lane's rows of W and each token's row of X (in vec4s). Rows past the chunk (the last workgroup) and
-  // tokens past n read the last one again and are not written.
-  var w_row: array<u32, MAX_RPL>;
-  for (var r = 0u; r < RPL; r++) {
-    w_row[r] = min(wg.x * OUT_RPL * WG + (r % OUT_RPL) * WG + lid, params.rows - 1u) * groups;
-  }
-  var x_row: array<u32, MAX_TOKENS>;
-  for (var j = 0u; j < TOKENS; j++) {
-    x_row[j] = min(tok0 + j, n - 1u) * (cols / 4u);
+  if (!lanes_start(wg, nwg, lid, groups)) {
+    return;
   }
   for (var g = 0u; g < groups; g++) {
     // Lane li loads X[t, c .. c + 3] (zero past cols).
@@ -112,5 +94,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       }
     }
   }
-  lanes_finish(wg.x, lid, li, tok0, n);
+  lanes_finish(wg.x, lid, li);
 }

@@ -15,7 +15,8 @@
 //
 // SWIGLU, NORM_IN and NORM_OUT as in matmul_lanes_q4.wgsl. Params, combine() and the overrides are in
 // shaders/common/linear.wgsl, the block arithmetic in kquants.wgsl, the layout constants (WG, TOKENS, RPL), the
-// sums (acc) and the kernel's end (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
+// sums (acc), each lane's rows and tokens (lanes_start()) and the kernel's end (lanes_finish()) in lanes.wgsl, which
+// src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
 
@@ -58,23 +59,9 @@ fn sub_dot(w: Sub, xv: vec4f) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) li: u32) {
-  let row_groups = (params.rows + OUT_RPL * WG - 1u) / (OUT_RPL * WG);
-  if (wg.x >= row_groups) {
+  let blocks = params.cols / 256u;
+  if (!lanes_start(wg, nwg, lid, blocks)) {
     return;
-  }
-  let n = (nwg.y - 1u) * TOKENS + (nwg.x - row_groups) + 1u;
-  let tok0 = wg.y * TOKENS;
-  let cols = params.cols;
-  let blocks = cols / 256u;
-  // Each lane's rows of W (as block indices) and each token's row of X (in vec4s). Rows past the chunk (the last
-  // workgroup) and tokens past n read the last one again and are not written.
-  var w_row: array<u32, MAX_RPL>;
-  for (var r = 0u; r < RPL; r++) {
-    w_row[r] = min(wg.x * OUT_RPL * WG + (r % OUT_RPL) * WG + lid, params.rows - 1u) * blocks;
-  }
-  var x_row: array<u32, MAX_TOKENS>;
-  for (var j = 0u; j < TOKENS; j++) {
-    x_row[j] = min(tok0 + j, n - 1u) * (cols / 4u);
   }
   for (var b = 0u; b < blocks; b++) {
     var head: array<vec4u, MAX_RPL>;
@@ -102,5 +89,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       }
     }
   }
-  lanes_finish(wg.x, lid, li, tok0, n);
+  lanes_finish(wg.x, lid, li);
 }

@@ -19,9 +19,34 @@ override OUT_RPL: u32 = select(RPL, RPL / 2u, SWIGLU);
 
 // acc[r][j]: this lane's sum for row slot r and token tok0 + j.
 var<private> acc: array<array<f32, MAX_TOKENS>, MAX_RPL>;
+// This lane's rows of W times the kernel's units per row, and each token's row of X in vec4s (lanes_start).
+var<private> w_row: array<u32, MAX_RPL>;
+var<private> x_row: array<u32, MAX_TOKENS>;
+// The step's token count n and this workgroup's first token.
+var<private> n: u32;
+var<private> tok0: u32;
+
+// Sets n, tok0, w_row and x_row for workgroup wg of a dispatch of nwg workgroups, whose rows hold `per_row` units of
+// the kernel's (groups, blocks); false for the (n - 1) % TOKENS workgroups past the row groups, which only tell the
+// others n. Rows past the chunk (the last workgroup) and tokens past n read the last one again and are not written.
+fn lanes_start(wg: vec3u, nwg: vec3u, lid: u32, per_row: u32) -> bool {
+  let row_groups = (params.rows + OUT_RPL * WG - 1u) / (OUT_RPL * WG);
+  if (wg.x >= row_groups) {
+    return false;
+  }
+  n = (nwg.y - 1u) * TOKENS + (nwg.x - row_groups) + 1u;
+  tok0 = wg.y * TOKENS;
+  for (var r = 0u; r < RPL; r++) {
+    w_row[r] = min(wg.x * OUT_RPL * WG + (r % OUT_RPL) * WG + lid, params.rows - 1u) * per_row;
+  }
+  for (var j = 0u; j < TOKENS; j++) {
+    x_row[j] = min(tok0 + j, n - 1u) * (params.cols / 4u);
+  }
+  return true;
+}
 
 // Writes this lane's rows of workgroup `wgx` for tokens tok0 .. (before n) from acc; li is the subgroup lane.
-fn lanes_finish(wgx: u32, lid: u32, li: u32, tok0: u32, n: u32) {
+fn lanes_finish(wgx: u32, lid: u32, li: u32) {
   let cols = params.cols;
   var inv_rms = 1.0;
   if (NORM_IN) {
