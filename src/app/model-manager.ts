@@ -1,10 +1,12 @@
 /**
  * The model manager panel: installed models with their sizes, storage used against the browser's quota, delete,
- * and the three ways to install (a sample model the server offers, a package URL, a dropped checkpoint file).
+ * and the three ways to install (a sample model the server offers, a URL of a package or a checkpoint, a dropped
+ * checkpoint file).
  */
 import type { InstalledModel, ModelStore } from '../storage/store.ts';
 import type { StoreWorkerClient, TaskProgress } from '../worker/store-client.ts';
-import { convertedModelId, packageModelId } from '../worker/store-client.ts';
+import { convertedModelId } from '../worker/store-client.ts';
+import { importModelId } from '../storage/url-id.ts';
 import { byId, el, formatBytes, ProgressRow } from './dom.ts';
 import { clearBanner, describeError, showBanner } from './errors-view.ts';
 
@@ -40,7 +42,8 @@ export class ModelManager {
     byId<HTMLFormElement>('url-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const input = byId<HTMLInputElement>('url-input');
-      if (input.value) void this.installUrl(input.value, input.value);
+      const tokenizer = byId<HTMLInputElement>('tokenizer-url-input').value.trim();
+      if (input.value) void this.importUrl(input.value, tokenizer || undefined);
     });
     const drop = byId('drop-zone');
     const picker = byId<HTMLInputElement>('file-input');
@@ -176,18 +179,31 @@ export class ModelManager {
     return { row, onProgress };
   }
 
-  async installUrl(url: string, title: string, sampleId?: string): Promise<void> {
+  /** Installs a sample model's package. */
+  installUrl(url: string, title: string, sampleId: string): Promise<void> {
+    return this.install(title, sampleId, (onProgress) => this.installer.installFromUrl(url, { modelId: sampleId, onProgress }));
+  }
+
+  /**
+   * Imports what a typed URL points at (importFromUrl): a model package, a .gguf file, a Hugging Face folder or
+   * repository, or a llama2.c .bin with its tokenizer's URL. Checkpoints are converted to the chosen weight format.
+   */
+  importUrl(url: string, tokenizer?: string): Promise<void> {
     let modelId: string;
     try {
-      modelId = sampleId ?? packageModelId(url);
+      modelId = importModelId(url);
     } catch (e) {
-      showBanner(`${url} is not a package URL: ${describeError(e)}`);
-      return;
+      showBanner(`${url} is not a URL: ${describeError(e)}`);
+      return Promise.resolve();
     }
+    return this.install(url, modelId, (onProgress) => this.installer.importFromUrl(url, { modelId, onProgress, quant: quantChoice(), tokenizer }));
+  }
+
+  private async install(title: string, modelId: string, run: (onProgress: (p: TaskProgress) => void) => Promise<string>): Promise<void> {
     if (!(await this.confirmReplace(modelId))) return;
     const { row, onProgress } = this.track(title, 'download-progress');
     try {
-      const id = await this.installer.installFromUrl(url, { modelId, onProgress });
+      const id = await run(onProgress);
       row.remove();
       clearBanner();
       await persistStorage();

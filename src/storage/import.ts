@@ -24,7 +24,10 @@ import { DEFAULT_SHARD_BYTES, MANIFEST_FORMAT, type ShardEntry } from '../format
 import { writePackage, type ConvertOptions, type ConvertProgress, type ShardResume } from '../formats/package-writer.ts';
 import { readAll } from '../formats/source.ts';
 import { installFromUrl } from './install.ts';
-import { checkModelId, modelIdFrom } from './package-check.ts';
+import { checkModelId } from './package-check.ts';
+import { huggingFaceResolve, importModelId } from './url-id.ts';
+
+export { huggingFaceResolve, importModelId };
 import { releaseBytes } from './release.ts';
 import type { StoreSink } from './sink.ts';
 import type { InstalledModel, ModelStore } from './store.ts';
@@ -103,7 +106,7 @@ export async function importFromUrl(store: ModelStore, url: string, options: Imp
     }
   }
   const label = isFolder ? (abs.pathname.split('/').filter(Boolean).pop() ?? 'model') : file;
-  const id = options.id ?? modelIdFrom(label.replace(/\.(gguf|bin|safetensors)$/i, ''));
+  const id = options.id ?? importModelId(url);
   checkModelId(id);
   if (options.quant !== undefined && typeof options.quant !== 'string') throw new InvalidOptionsError('quant', 'must be a string such as "q4", "q8", "f16" or "f32"');
 
@@ -192,18 +195,6 @@ function isPermanent(e: unknown): boolean {
   if (e instanceof ModelFormatError || e instanceof ConvertOptionsError || e instanceof InvalidOptionsError) return true;
   if (e instanceof DownloadError) return e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429;
   return false;
-}
-
-/** https://huggingface.co/<org>/<repo>[/tree/<rev>[/dir]] and /blob/ links, as the /resolve/ URLs that serve files. */
-export function huggingFaceResolve(u: URL): URL {
-  if (u.hostname !== 'huggingface.co') return u;
-  const parts = u.pathname.split('/').filter(Boolean);
-  if (parts.length === 2) return new URL(`/${parts[0]}/${parts[1]}/resolve/main/`, u);
-  if (parts.length >= 4 && (parts[2] === 'tree' || parts[2] === 'blob')) {
-    const rest = parts.slice(3).join('/');
-    return new URL(`/${parts[0]}/${parts[1]}/resolve/${rest}${parts[2] === 'tree' ? '/' : ''}`, u);
-  }
-  return u;
 }
 
 /** A folder URL holds a model package when its manifest.json is one. */

@@ -32,10 +32,6 @@ function packageFolder(url: string): string {
   return new URL(url.replace(/manifest\.json([?#].*)?$/, ''), location.href).href;
 }
 
-/** The id installFromUrl() installs a package URL under when no modelId is given: its folder's name. */
-export function packageModelId(url: string): string {
-  return modelIdFrom(new URL(packageFolder(url)).pathname.split('/').filter(Boolean).pop() ?? '');
-}
 
 function fromWire(w: WireError): Error {
   if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');

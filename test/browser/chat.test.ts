@@ -3,7 +3,8 @@
  * from the local server, generate llama2.c's documented greedy story, stop a generation midway, generate again
  * from IndexedDB with the network off, and import the GGUF by drag and drop.
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
@@ -219,6 +220,41 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     await p.waitForSelector('[data-model-id="stories260Ktok512"]:has-text("q8")', { timeout: 120_000 });
     await waitLoaded(p, 'stories260Ktok512');
     expect(await p.locator('[data-model-id]').count()).toBe(1);
+    await fresh.close();
+  });
+
+  test('imports checkpoints from URLs typed into the page: a GGUF file, and a llama2.c .bin with its tokenizer URL', async () => {
+    // The local server serves any file in a package folder, with Range support: put the checkpoints beside one.
+    const dir = path.join(app.packagesDir, 'stories260K');
+    for (const f of [GGUF, 'stories260K/stories260K.bin', 'stories260K/tok512.bin']) copyFileSync(sharedModel(f), path.join(dir, path.basename(f)));
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, app.url);
+    await p.selectOption('#quant', 'f32');
+    await recordProgressRows(p);
+    await p.fill('#url-input', new URL('models/stories260K/stories260Ktok512.gguf', app.url).href);
+    await p.click('#url-form button[type="submit"]');
+    await p.waitForSelector('[data-model-id="stories260Ktok512"]', { timeout: 120_000 });
+    expect(await p.textContent('[data-model-id="stories260Ktok512"]')).toContain('f32');
+    await waitLoaded(p, 'stories260Ktok512');
+    expect(await progressRows(p)).toEqual(['download-progress', 'gpu-progress']);
+    const r = await generate(p, { temperature: 0, maxTokens: 40 });
+    expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+    expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+
+    // A llama2.c checkpoint carries no tokenizer: without its URL the page says so; with it, it imports.
+    await p.fill('#url-input', new URL('models/stories260K/stories260K.bin', app.url).href);
+    await p.click('#url-form button[type="submit"]');
+    await p.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
+    expect(await p.textContent('#banner-text')).toContain('tokenizer');
+    await p.fill('#tokenizer-url-input', new URL('models/stories260K/tok512.bin', app.url).href);
+    await p.click('#url-form button[type="submit"]');
+    await p.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
+    expect(await p.isHidden('#banner')).toBe(true);
+    await p.click('[data-model-id="stories260K"] [data-action="use"]');
+    await waitLoaded(p, 'stories260K');
+    const r2 = await generate(p, { temperature: 0, maxTokens: 40 });
+    expect(r2.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+    await screenshot(p, 'chat-import-url.png');
     await fresh.close();
   });
 
