@@ -374,6 +374,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     peakHeldBytes = Math.max(peakHeldBytes, p.peakHeldBytes);
     if (p.phase === 'done') report('compile', total);
     else report('weights', p.loadedBytes);
+  }).catch((err: unknown) => {
+    tokenizer.dispose();
+    throw err;
   });
   if (verify) await store.markVerified(id, manifest);
   report('ready', total);
