@@ -100,16 +100,6 @@ export function f16BitsToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-/** Rounds to the nearest half-precision value (what storing as f16 and reading back gives). */
-export function roundToF16(value: number): number {
-  return f16BitsToF32(f32ToF16Bits(value));
-}
-
-export function bf16BitsToF32(b: number): number {
-  u32[0] = (b & 0xffff) << 16;
-  return f32[0];
-}
-
 // ---- encode / decode ----
 
 function writeScale(view: DataView, index: number, scale: number, scaleDtype: ScaleDtype): number {
