@@ -257,7 +257,9 @@ async function persistStorage(): Promise<void> {
   await navigator.storage?.persist?.().catch(() => false);
 }
 
-function quantChoice(): 'f32' | 'f16' | 'q8' | 'q4' {
+/** The chosen weight format; undefined (Automatic): a quantized GGUF keeps its blocks, anything else becomes q8. */
+function quantChoice(): 'f32' | 'f16' | 'q8' | 'q4' | undefined {
   const v = (document.getElementById('quant') as HTMLSelectElement | null)?.value;
+  if (v === 'auto') return undefined;
   return v === 'f32' || v === 'f16' || v === 'q4' ? v : 'q8';
 }

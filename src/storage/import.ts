@@ -20,6 +20,7 @@ import { sha256Hex } from '../formats/hash.ts';
 import type { FileSet } from '../formats/hf-config.ts';
 import { httpSource, type HttpSource, type HttpSourceOptions } from '../formats/http-source.ts';
 import { hasQuantizedGgufTensors } from '../formats/keep.ts';
+import type { QuantScheme } from '../formats/quant-plan.ts';
 import { DEFAULT_SHARD_BYTES, MANIFEST_FORMAT, type ShardEntry } from '../formats/manifest.ts';
 import { writePackage, type ConvertOptions, type ConvertProgress, type ShardResume } from '../formats/package-writer.ts';
 import { readAll } from '../formats/source.ts';
@@ -49,6 +50,8 @@ export interface ImportProgress {
 export interface ImportOptions {
   /** Weight encoding of the package; default as `llama-webgpu convert`: 'keep' for a GGUF with quantized tensors, else 'q4'. */
   quant?: ConvertOptions['quant'];
+  /** With no `quant`: the encoding of a checkpoint that has no quantized GGUF tensors to keep; default 'q4'. */
+  unquantized?: QuantScheme;
   /** Model id in the store; default from the file or folder name. */
   id?: string;
   /** The tokenizer's URL (tokenizer.bin or tokenizer.model), for a llama2.c .bin or to override a folder's. */
@@ -138,7 +141,7 @@ async function convertInto(
   progress: (p: Omit<ImportProgress, 'downloadedBytes'>) => void,
 ): Promise<InstalledModel> {
   // A GGUF with quantized tensors keeps them as they are by default, as `convert` does.
-  const quant = options.quant ?? (hasQuantizedGgufTensors(ckpt) ? 'keep' : 'q4');
+  const quant = options.quant ?? (hasQuantizedGgufTensors(ckpt) ? 'keep' : (options.unquantized ?? 'q4'));
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
   // What the journal's shards depend on: the exact source files and the conversion options.
   const source = JSON.stringify({ files: sources.map((s) => [s.url, s.size, s.validator]), quant, shardBytes, format: ckpt.format });

@@ -5,6 +5,7 @@
 /// <reference lib="webworker" />
 import { LlamaWebGpuError } from '../errors.ts';
 import { openDroppedFiles } from './open-files.ts';
+import { hasQuantizedGgufTensors } from '../formats/keep.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
 import { createIdbStore } from '../storage/idb-store.ts';
 import { importFromUrl } from '../storage/import.ts';
@@ -50,7 +51,9 @@ async function handle(msg: ToStoreWorker): Promise<void> {
     } else if (msg.type === 'import-url') {
       const imported = await importFromUrl(store, msg.url, {
         id: msg.modelId,
+        // No weight format chosen: a quantized GGUF keeps its blocks, anything else becomes q8.
         quant: msg.quant,
+        unquantized: 'q8',
         tokenizer: msg.tokenizer,
         signal: controller.signal,
         onProgress: (p) =>
@@ -72,7 +75,7 @@ async function handle(msg: ToStoreWorker): Promise<void> {
           modelId,
           () =>
             convertCheckpoint(ckpt, store.sink(modelId), {
-              quant: msg.quant ?? 'q8',
+              quant: msg.quant ?? (hasQuantizedGgufTensors(ckpt) ? 'keep' : 'q8'),
               name: stem,
               signal: controller.signal,
               onProgress: (p) =>

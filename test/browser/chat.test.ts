@@ -7,7 +7,9 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { ggufBytes, llamaGgufMetadata, TINY_CONFIG, tinyGgufTensors } from '../helpers/fixtures.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
+import { quantizeGgml32 } from '../formats/ggml-blocks.ts';
 import { haveChromium, launch, openApp, screenshot, startApp, watchErrors, type AppServer } from './harness.ts';
 
 const GGUF = 'stories260K/stories260Ktok512.gguf';
@@ -258,10 +260,30 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     await fresh.close();
   });
 
+  test('a GGUF of Q4_0 tensors dropped with the Automatic weight format keeps its blocks (as q4), not requantized to q8', async () => {
+    const tensors = tinyGgufTensors().map((t) =>
+      t.shape.length === 2 ? { ...t, ggmlType: 2, data: quantizeGgml32(2, new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4)) } : t,
+    );
+    const b64 = Buffer.from(ggufBytes(llamaGgufMetadata(TINY_CONFIG), tensors)).toString('base64');
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, app.url);
+    expect(await p.inputValue('#quant')).toBe('auto');
+    const dataTransfer = await p.evaluateHandle((data) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], 'tiny-q4_0.gguf'));
+      return dt;
+    }, b64);
+    await p.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+    await p.waitForSelector('[data-model-id="tiny-q4_0"]', { timeout: 120_000 });
+    expect(await p.textContent('[data-model-id="tiny-q4_0"]')).toMatch(/ q4(?!\d)/);
+    await fresh.close();
+  });
+
   test('converts a llama2.c checkpoint with its tokenizer picked together in the file dialog, to q8 by default', async () => {
     const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await openApp(fresh, app.url);
-    expect(await p.inputValue('#quant')).toBe('q8');
+    // Automatic: a checkpoint without quantized GGUF tensors becomes q8.
+    expect(await p.inputValue('#quant')).toBe('auto');
     // Without its tokenizer the checkpoint is refused, in the page's words (no command-line flags).
     await p.setInputFiles('#file-input', [sharedModel('stories260K/stories260K.bin')]);
     await p.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
