@@ -84,21 +84,13 @@ export function stepSeed(seed: number, step: number): number {
 }
 
 const RING = 3;
-const readbackRings = new WeakMap<LlamaModel, GPUBuffer[]>();
-/** Per model: the decode step time (a running average) and the prefill time per prompt token, for pacing readbacks. */
-const paceTimings = new WeakMap<LlamaModel, { stepMs: number; prefillMsPerToken: number }>();
 /** Prompts at least this long have their prefill paced (and timed for pacing). */
 const PACED_PROMPT = 32;
 
 function ring(model: LlamaModel): GPUBuffer[] {
-  let r = readbackRings.get(model);
-  if (!r) {
-    r = Array.from({ length: RING }, (_, i) =>
-      model.gpu.device.createBuffer({ label: `readback.token${i}`, size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-    );
-    readbackRings.set(model, r);
-  }
-  return r;
+  return (model.readbackRing ??= Array.from({ length: RING }, (_, i) =>
+    model.gpu.device.createBuffer({ label: `readback.token${i}`, size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+  ));
 }
 
 export interface GenerateResult {
@@ -164,8 +156,7 @@ export async function* generateIds(
   // pace), which leaves that core to a software GPU; elsewhere it is requested right after the submit.
   const inflight: { slot: GPUBuffer; mapped?: Promise<void> }[] = [];
   const busyWaits = model.gpu.busyWaits;
-  const timing = paceTimings.get(model) ?? { stepMs: 0, prefillMsPerToken: 0 };
-  paceTimings.set(model, timing);
+  const timing = model.pace;
   let tLast = 0;
   let submitted = 0;
   let received = 0;

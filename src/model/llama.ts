@@ -31,6 +31,10 @@ export class LlamaModel {
   private readonly kvIds: number[] = [];
   /** Command buffers submitted so far (the benchmark reports submits per token). */
   submits = 0;
+  /** The mappable buffers the generation loop reads sampled tokens back through (generate.ts), made on first use. */
+  readbackRing: GPUBuffer[] | undefined;
+  /** The decode step time (a running average) and the prefill time per prompt token, for pacing readbacks. */
+  readonly pace = { stepMs: 0, prefillMsPerToken: 0 };
 
   constructor(
     readonly gpu: Gpu,
@@ -129,6 +133,7 @@ export class LlamaModel {
 
   destroy(): void {
     this.state.destroy();
+    for (const b of this.readbackRing ?? []) b.destroy();
     for (const n of this.forward.folded) n.buffer.destroy();
     for (const w of this.tensors.values()) {
       for (const c of w.chunks) {
