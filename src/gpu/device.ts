@@ -1,5 +1,6 @@
 import { GpuLimitError, LlamaWebGpuError } from '../errors.ts';
 import { shaderSource } from './shaders.ts';
+import { tuningFor, type Tuning } from './tuning.ts';
 
 /** Adapter facts worth printing in logs and test output. */
 export interface AdapterSummary {
@@ -80,6 +81,8 @@ export class Gpu {
    */
   readonly busyWaits: boolean;
   readonly summary: AdapterSummary;
+  /** The kernels and layouts the ops choose on this adapter (src/gpu/tuning.ts). */
+  readonly tuning: Tuning;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private placeholder: GPUBuffer | undefined;
   private readonly sharedBuffers = new Map<string, GPUBuffer>();
@@ -92,6 +95,7 @@ export class Gpu {
     this.busyWaits = busyWaits;
     this.subgroups = device.features.has('subgroups');
     this.summary = summarizeAdapter(adapter);
+    this.tuning = tuningFor(this.summary, device.features, device.limits);
   }
 
   static async create(adapter: GPUAdapter, options: GpuOptions = {}): Promise<Gpu> {

@@ -1,24 +1,9 @@
 import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
+import type { AttentionTuning } from '../tuning.ts';
 import type { KvCache } from './kv-cache.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
-/**
- * How attention.wgsl is laid out on a device: keys per chunk (its workgroup size, a power of two >= headDim / 4)
- * and the number of pass-1 workgroups worth keeping busy (the keys are split until there are about this many).
- * GPUs: on an H100, 7B decode at position 4095 took 97 us with 128 keys per chunk, 145 us with 64 and 107 us with
- * 256, and hundreds of workgroups fill its SMs. CPU adapters (lavapipe, SwiftShader) run each workgroup on one
- * core's SIMD lanes: a few narrow workgroups avoid paying barriers and idle lanes many times over (stories260K
- * decode at position 100 on lavapipe: 507 us per layer with the GPU layout).
- */
-export interface AttentionTuning {
-  keysPerChunk: number;
-  targetWorkgroups: number;
-}
-
-export function attentionTuning(gpu: Gpu): AttentionTuning {
-  return gpu.summary.isFallbackAdapter ? { keysPerChunk: 32, targetWorkgroups: 8 } : { keysPerChunk: 128, targetWorkgroups: 512 };
-}
 /** Largest head the kernel serves: keeps workgroup memory under WebGPU's default 16 KiB. */
 const MAX_HEAD_DIM = 256;
 /** Query rows per workgroup at most (MAX_ROWS in attention.wgsl). */
@@ -33,7 +18,7 @@ export interface AttentionOptions {
   maxSeqLen: number;
   /** Most tokens one step may carry. */
   maxTokens: number;
-  /** Layout override (default attentionTuning(gpu)); tests use it to run the other device class's layout. */
+  /** Layout override (default gpu.tuning.attention); tests use it to run the other device class's layout. */
   tuning?: AttentionTuning;
   /**
    * Floats between the queries of consecutive tokens in the q buffer (default nHeads * headDim); the qkv row's
@@ -104,7 +89,7 @@ export class Attention {
     }
 
     const hd4 = headDim / 4;
-    const { keysPerChunk: WG, targetWorkgroups } = o.tuning ?? attentionTuning(gpu);
+    const { keysPerChunk: WG, targetWorkgroups } = o.tuning ?? gpu.tuning.attention;
     if (WG < hd4 || (WG & (WG - 1)) !== 0) {
       throw new KernelShapeError('attention', `keysPerChunk ${WG} must be a power of two >= headDim / 4 (${shape})`);
     }

@@ -1,8 +1,7 @@
 import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import type { GpuWeight } from '../weights.ts';
-import { chunkBindGroups, grid, vec4View } from './matvec.ts';
-import { type BoundOp, type LinearOutput } from './op.ts';
+import { chunkBindGroups, grid, vec4View, type BoundOp, type LinearOutput } from './op.ts';
 import { FoldedNorm } from './rmsnorm.ts';
 
 /** Threads per workgroup: one subgroup (shaders/matmul_lanes_q4.wgsl). */
@@ -19,22 +18,20 @@ export const LANES_PREFILL_TOKENS = 16;
 const rowsPerLane = (tokens: number) => (tokens === 1 ? 2 : 8);
 
 /**
- * True when shaders/matmul_lanes_<dtype>.wgsl can run `weight` on this GPU and is the faster kernel there: a CPU
- * adapter (isFallbackAdapter) whose subgroups are exactly 8 lanes, a q4 weight with cols a multiple of 4, or q4k or q6k.
- * On Mesa lavapipe it takes about 0.6x the time of matvec_q4 for one token and a quarter of it per token for
- * 128-token prefill (q4 4096 x 4096: 4.3-6.3 ms against 7.9 ms; 200-250 ms against 798 ms; `bench-kernels`,
- * whose timings vary by about 20% from run to run on these machines).
+ * True when shaders/matmul_lanes_<dtype>.wgsl runs `weight` by default on this GPU (Tuning.lanes: a CPU adapter
+ * whose subgroups are exactly 8 lanes, where it is the faster kernel) and fits it (lanesKernelRuns).
  */
 export function lanesKernelFits(gpu: Gpu, weight: GpuWeight): boolean {
-  const s = gpu.summary;
-  return lanesKernelRuns(gpu, weight) && s.isFallbackAdapter;
+  return gpu.tuning.lanes && lanesKernelRuns(gpu, weight);
 }
 
-/** True when the lanes kernel can run at all (tests force it on any adapter with 8-lane subgroups). */
+/**
+ * True when the lanes kernel can run `weight` at all (tests force it on any adapter with 8-lane subgroups): a q4
+ * weight with cols a multiple of 4, or q4k or q6k with whole 256-value blocks, on a GPU with Tuning.lanesRun.
+ */
 export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
-  const s = gpu.summary;
   const dtypeFits = (weight.dtype === 'q4' && weight.cols % 4 === 0) || ((weight.dtype === 'q4k' || weight.dtype === 'q6k') && weight.cols % 256 === 0);
-  return gpu.subgroups && s.subgroupMinSize === 8 && s.subgroupMaxSize === 8 && dtypeFits;
+  return gpu.tuning.lanesRun && dtypeFits;
 }
 
 /**

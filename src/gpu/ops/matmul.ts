@@ -14,13 +14,10 @@ const DTYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8: 2, q4: 3, q4k: 
  * Matrix x matrix for prefill: Y[t, r] (+)= sum_c W[r, c] * X[t, c], X [n, cols] f32, Y [n, rows] f32, for
  * 1 <= n <= maxTokens. One dispatch per row chunk.
  *
- * On CPU adapters with 8-lane subgroups, q4 weights run shaders/matmul_lanes_q4.wgsl, 16 tokens per invocation
- * (see lanesKernelFits: a quarter of the per-token matvec path's time on lavapipe).
- * Otherwise shaders/matmul.wgsl (tiled through workgroup memory) runs by default. On lavapipe the matvec kernels run once
- * per token instead (dispatch z = n; cols a multiple of 4): there they measured 1.5x less CPU time than the tiled
- * kernel (q4 4096 x 4096, n = 128: 1.7-2.0 s against 3.0 s), as every workgroup-memory read is gathered lane by
- * lane. SwiftShader goes the other way (7.9 s per token against 4.0 s tiled); GPUs get the tiled kernel, which
- * reuses each staged weight tile across 32 tokens.
+ * The kernel is chosen for the adapter (src/gpu/tuning.ts): shaders/matmul_lanes_<dtype>.wgsl, 16 tokens per
+ * invocation, where Tuning.lanes holds and the weight fits it (lanesKernelFits); else the matvec kernels once per
+ * token (dispatch z = n; cols a multiple of 4) where Tuning.prefillThroughMatvec holds (lavapipe); else
+ * shaders/matmul.wgsl, tiled through workgroup memory, which reuses each staged weight tile across 32 tokens.
  */
 export class MatMul {
   private readonly pipeline: GPUComputePipeline | undefined;
@@ -55,8 +52,7 @@ export class MatMul {
     if (options.kernel === 'matvec' && !canBatch) {
       throw new KernelShapeError('matmul', `weight ${weight.name} [${weight.rows}, ${weight.cols}]: the per-token matvec path needs cols a multiple of 4`);
     }
-    const lavapipe = /llvmpipe/i.test(`${gpu.summary.device} ${gpu.summary.description}`);
-    const batched = canBatch && (options.kernel ? options.kernel === 'matvec' : lavapipe);
+    const batched = canBatch && (options.kernel ? options.kernel === 'matvec' : gpu.tuning.prefillThroughMatvec);
     this.kernel = batched ? 'matvec' : 'tiled';
     this.pipeline = batched
       ? matvecPipeline(gpu, weight)

@@ -3,20 +3,11 @@ import { isQuantized } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
-import { outputMode, outputPlacement, swigluPair, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { chunkBindGroups, grid, outputPlacement, vec4View, type BoundOp, type LinearOutput } from './op.ts';
 import { FoldedNorm } from './rmsnorm.ts';
 
 /** Rows per workgroup (fixed in shaders/matvec_*.wgsl). */
 const ROWS = 4;
-/**
- * Threads per workgroup. CPU adapters (lavapipe, SwiftShader) run a workgroup on one thread, SIMD across
- * invocations; there 16 threads that each take more of the row measured fastest (q4 at 7B shapes on lavapipe:
- * ~1.5x the bytes per CPU-second of 64). GPUs want wider workgroups to keep their SIMD units full.
- */
-export function matvecWorkgroupSize(gpu: Gpu): number {
-  return gpu.summary.isFallbackAdapter ? 16 : 64;
-}
-
 /**
  * Matrix x vector for one token (decode): y[r] (+)= sum_c W[r, c] * x[c], x [cols] f32, y [rows] f32
  * (shaders/matvec_<dtype>.wgsl; on CPU adapters with 8-lane subgroups, q4 weights run
@@ -104,7 +95,7 @@ export interface Fusions {
 
 /** The matvec_<dtype> pipeline for a weight (shared with MatMul's batched path), with the given fusions. */
 export function matvecPipeline(gpu: Gpu, weight: GpuWeight, f: Fusions = {}): GPUComputePipeline {
-  const constants: Record<string, number> = { WG: matvecWorkgroupSize(gpu), SWIGLU: f.swiglu ? 1 : 0, NORM_IN: f.normIn ? 1 : 0, NORM_OUT: f.normOut ? 1 : 0 };
+  const constants: Record<string, number> = { WG: gpu.tuning.matvecWorkgroup, SWIGLU: f.swiglu ? 1 : 0, NORM_IN: f.normIn ? 1 : 0, NORM_OUT: f.normOut ? 1 : 0 };
   if (isQuantized(weight.dtype)) constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
   // q4k and q5k share shaders/matvec_q45k.wgsl (Q5).
   if (weight.dtype === 'q4k' || weight.dtype === 'q5k') return gpu.pipeline('matvec_q45k', { ...constants, Q5: weight.dtype === 'q5k' ? 1 : 0 });
@@ -131,70 +122,4 @@ export function bindChunks(
     bindGroup,
     grid: grid(gpu, Math.ceil(rows / rowsPerGroup), `${label} (${w.name})`),
   }));
-}
-
-/** x bound as array<vec4f>: its size rounded down to whole vec4s. */
-export function vec4View(x: GPUBuffer): GPUBufferBinding {
-  return { buffer: x, size: Math.floor(x.size / 16) * 16 };
-}
-
-/**
- * One bind group per chunk of `w` for the matrix kernels that share matvec's layout: the `xs` bindings, the
- * chunk's data and scales, the same of `output.up` (or the chunk's again: the kernels bind U always and read it
- * only with SWIGLU), y, the FoldedNorm written (output.normOut, else a placeholder), and params (rows, cols,
- * row_offset, mode, y_stride from `output`; norm_parts and norm_eps of `normIn`, the FoldedNorm x is read from;
- * norm_dim of output.normOut).
- */
-export function chunkBindGroups(
-  gpu: Gpu,
-  pipeline: GPUComputePipeline,
-  w: GpuWeight,
-  label: string,
-  xs: (GPUBuffer | GPUBufferBinding)[],
-  y: GPUBuffer,
-  output: LinearOutput,
-  normIn?: FoldedNorm,
-): { bindGroup: GPUBindGroup; rows: number }[] {
-  const mode = outputMode(label, output);
-  const { rowOffset, yStride } = outputPlacement(label, w.rows, output);
-  const { up } = output;
-  if (up && !swigluPair(w, up)) {
-    throw new KernelShapeError('matvec', `${label}: ${w.name} and ${up.name} differ in shape, encoding or row chunks; run them as two dispatches`);
-  }
-  return w.chunks.map((chunk, i) => {
-    const params = gpu.uniform(
-      `${label}.params${i}`,
-      new Uint8Array(
-        uniformData([
-          { u32: chunk.rows },
-          { u32: w.cols },
-          { u32: rowOffset + chunk.rowStart },
-          { u32: mode },
-          { u32: yStride },
-          { u32: normIn?.parts ?? 0 },
-          { f32: normIn?.eps ?? 0 },
-          { u32: output.normOut?.dim ?? 0 },
-        ]),
-      ),
-    );
-    const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
-    if (chunk.scales) resources.push(chunk.scales);
-    const u = up ? up.chunks[i] : chunk;
-    resources.push(u.data);
-    if (u.scales) resources.push(u.scales);
-    resources.push(y, output.normOut?.buffer ?? gpu.unusedStorage, params);
-    return { bindGroup: gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources), rows: chunk.rows };
-  });
-}
-
-/**
- * Lays `count` workgroups out as (x, y) within the per-dimension limit; shaders index them as
- * wg.y * num_workgroups.x + wg.x and ignore the few past `count`.
- */
-export function grid(gpu: Gpu, count: number, what: string): [number, number] {
-  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
-  if (count <= max) return [count, 1];
-  const ny = Math.ceil(count / max);
-  if (ny > max) throw new KernelShapeError('dispatch', `${what} needs ${count} workgroups, more than this GPU can dispatch`);
-  return [Math.ceil(count / ny), ny];
 }

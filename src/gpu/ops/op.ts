@@ -1,4 +1,5 @@
 import { KernelShapeError } from '../../errors.ts';
+import type { Gpu } from '../device.ts';
 import type { GpuWeight } from '../weights.ts';
 import type { FoldedNorm } from './rmsnorm.ts';
 /** A dispatch with its pipeline and bind group fixed at load time; encoding it per token allocates nothing. */
@@ -75,4 +76,70 @@ export function swigluPair(w: GpuWeight, up: GpuWeight): boolean {
     w.chunks.length === up.chunks.length &&
     w.chunks.every((c, i) => c.rowStart === up.chunks[i].rowStart && c.rows === up.chunks[i].rows)
   );
+}
+
+/** x bound as array<vec4f>: its size rounded down to whole vec4s. */
+export function vec4View(x: GPUBuffer): GPUBufferBinding {
+  return { buffer: x, size: Math.floor(x.size / 16) * 16 };
+}
+
+/**
+ * One bind group per chunk of `w` for the matrix kernels that share matvec's layout: the `xs` bindings, the
+ * chunk's data and scales, the same of `output.up` (or the chunk's again: the kernels bind U always and read it
+ * only with SWIGLU), y, the FoldedNorm written (output.normOut, else a placeholder), and params (rows, cols,
+ * row_offset, mode, y_stride from `output`; norm_parts and norm_eps of `normIn`, the FoldedNorm x is read from;
+ * norm_dim of output.normOut).
+ */
+export function chunkBindGroups(
+  gpu: Gpu,
+  pipeline: GPUComputePipeline,
+  w: GpuWeight,
+  label: string,
+  xs: (GPUBuffer | GPUBufferBinding)[],
+  y: GPUBuffer,
+  output: LinearOutput,
+  normIn?: FoldedNorm,
+): { bindGroup: GPUBindGroup; rows: number }[] {
+  const mode = outputMode(label, output);
+  const { rowOffset, yStride } = outputPlacement(label, w.rows, output);
+  const { up } = output;
+  if (up && !swigluPair(w, up)) {
+    throw new KernelShapeError('matvec', `${label}: ${w.name} and ${up.name} differ in shape, encoding or row chunks; run them as two dispatches`);
+  }
+  return w.chunks.map((chunk, i) => {
+    const params = gpu.uniform(
+      `${label}.params${i}`,
+      new Uint8Array(
+        uniformData([
+          { u32: chunk.rows },
+          { u32: w.cols },
+          { u32: rowOffset + chunk.rowStart },
+          { u32: mode },
+          { u32: yStride },
+          { u32: normIn?.parts ?? 0 },
+          { f32: normIn?.eps ?? 0 },
+          { u32: output.normOut?.dim ?? 0 },
+        ]),
+      ),
+    );
+    const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
+    if (chunk.scales) resources.push(chunk.scales);
+    const u = up ? up.chunks[i] : chunk;
+    resources.push(u.data);
+    if (u.scales) resources.push(u.scales);
+    resources.push(y, output.normOut?.buffer ?? gpu.unusedStorage, params);
+    return { bindGroup: gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources), rows: chunk.rows };
+  });
+}
+
+/**
+ * Lays `count` workgroups out as (x, y) within the per-dimension limit; shaders index them as
+ * wg.y * num_workgroups.x + wg.x and ignore the few past `count`.
+ */
+export function grid(gpu: Gpu, count: number, what: string): [number, number] {
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (count <= max) return [count, 1];
+  const ny = Math.ceil(count / max);
+  if (ny > max) throw new KernelShapeError('dispatch', `${what} needs ${count} workgroups, more than this GPU can dispatch`);
+  return [Math.ceil(count / ny), ny];
 }

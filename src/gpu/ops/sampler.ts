@@ -2,12 +2,6 @@ import { SamplingParamsError, KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import { uniformData, type BoundOp } from './op.ts';
 
-/**
- * Most threads of the sampler's single workgroup. Its passes over the vocabulary are latency-bound, so more threads
- * per pass pay off: on an H100, 1024 threads took greedy sampling of 32000 logits from 37 us to 17 us and top-k +
- * top-p from 650 us to 300 us.
- */
-const MAX_WG = 1024;
 /** Magnitude an infinite logit bias is clamped to: shaders may not honour infinities, and this bans (or forces) a token. */
 const BIAS_LIMIT = 1e9;
 
@@ -63,10 +57,7 @@ export class Sampler {
     label = 'sampler',
   ) {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) throw new KernelShapeError('sampler', `vocabSize must be a positive integer, got ${vocabSize}`);
-    // Software adapters run a workgroup's threads on one CPU core, where extra threads only add barrier cost.
-    const wanted = gpu.summary.isFallbackAdapter ? 256 : MAX_WG;
-    const limit = Math.min(wanted, gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
-    const wg = 2 ** Math.floor(Math.log2(limit)); // the shader's tree reductions need a power of two
+    const wg = gpu.tuning.samplerWorkgroup;
     // Workgroup memory: the candidate window (CAP = 960 values and ids) and two reduction arrays of wg words.
     gpu.requireLimit('maxComputeWorkgroupStorageSize', 8 * 960 + 8 * wg + 8, `The sampler with ${wg} threads`);
     this.pipeline = gpu.pipeline('sample', { WG: wg });
