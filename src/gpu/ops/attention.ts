@@ -2,7 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import type { AttentionTuning } from '../tuning.ts';
 import type { KvCache } from './kv-cache.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { paramsUniform, type BoundOp } from './op.ts';
 
 /** Largest head the kernel serves: keeps workgroup memory under WebGPU's default 16 KiB. */
 const MAX_HEAD_DIM = 256;
@@ -102,10 +102,13 @@ export class Attention {
     this.prefillPipeline = gpu.pipeline('attention', { WG, ROWS: MAX_ROWS, HD4: hd4, F16_CACHE });
     this.keysPerChunk = WG;
     this.mergePipeline = gpu.pipeline('attention_merge', { WG: MERGE_WG, CHUNK: WG, HD4: hd4 });
-    this.params = gpu.uniform(
-      `${label}.params`,
-      new Uint8Array(uniformData([{ u32: nHeads }, { u32: this.kvMul }, { u32: cache.kvDim / 4 }, { f32: 1 / Math.sqrt(headDim) }, { u32: (qStride ?? nHeads * headDim) / 4 }])),
-    );
+    this.params = paramsUniform(gpu, `${label}.params`, [
+      { u32: nHeads },
+      { u32: this.kvMul },
+      { u32: cache.kvDim / 4 },
+      { f32: 1 / Math.sqrt(headDim) },
+      { u32: (qStride ?? nHeads * headDim) / 4 },
+    ]);
 
     this.splits = new Uint32Array(maxTokens + 1);
     let partialRows = 0;

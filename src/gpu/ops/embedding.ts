@@ -2,7 +2,7 @@ import { KernelShapeError } from '../../errors.ts';
 import type { WeightDtype } from '../../formats/quant.ts';
 import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { paramsUniform, type BoundOp } from './op.ts';
 
 const WG = 64;
 /** The DTYPE constant of shaders/embedding_q.wgsl (the numbering of shaders/matmul.wgsl; f32/f16 run embedding.wgsl). */
@@ -54,10 +54,7 @@ export class Embedding {
     if (out.size < t.cols * 4) {
       throw new KernelShapeError('embedding', `${label}: out (${out.label}) holds ${out.size} bytes, less than one row of ${t.name} (${t.cols} floats)`);
     }
-    const params = this.gpu.uniform(
-      `${label}.params`,
-      new Uint8Array(uniformData([...Array.from(this.chunkEnds, (u32) => ({ u32 })), { u32: t.cols }, { u32: tokenOffset }])),
-    );
+    const params = paramsUniform(this.gpu, `${label}.params`, [...Array.from(this.chunkEnds, (u32) => ({ u32 })), { u32: t.cols }, { u32: tokenOffset }]);
     const slot = (i: number) => t.chunks[Math.min(i, t.chunks.length - 1)];
     const resources: GPUBuffer[] = [tokens];
     for (let i = 0; i < MAX_EMBEDDING_CHUNKS; i++) resources.push(slot(i).data);

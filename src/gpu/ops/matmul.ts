@@ -4,7 +4,7 @@ import type { Gpu } from '../device.ts';
 import { checkWeight, type GpuWeight } from '../weights.ts';
 import { LANES_PREFILL_TOKENS, LanesMatMul, lanesKernelFits } from './matmul-lanes.ts';
 import { bindChunks, matvecPipeline } from './matvec.ts';
-import { outputMode, outputPlacement, uniformData, type BoundOp, type LinearOutput } from './op.ts';
+import { chunkLabel, outputMode, outputPlacement, paramsUniform, type BoundOp, type LinearOutput } from './op.ts';
 
 /** Tokens and rows per workgroup tile (TILE in shaders/matmul.wgsl). */
 const TILE = 32;
@@ -115,12 +115,9 @@ export class MatMul {
     const pipeline = this.pipeline!;
     const mode = outputMode(label, options);
     const dispatches = w.chunks.map((chunk, i) => {
-      const params = this.gpu.uniform(
-        `${label}.params${i}`,
-        new Uint8Array(uniformData([{ u32: chunk.rows }, { u32: w.cols }, { u32: rowOffset + chunk.rowStart }, { u32: yStride }, { u32: mode }])),
-      );
+      const params = paramsUniform(this.gpu, `${label}.params${i}`, [{ u32: chunk.rows }, { u32: w.cols }, { u32: rowOffset + chunk.rowStart }, { u32: yStride }, { u32: mode }]);
       const scales = chunk.scales ?? this.noScales!;
-      const bindGroup = this.gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, [x, chunk.data, scales, y, params]);
+      const bindGroup = this.gpu.bindGroup(chunkLabel(label, w, i), pipeline, [x, chunk.data, scales, y, params]);
       return { bindGroup, rowTiles: Math.ceil(chunk.rows / TILE) };
     });
     return {

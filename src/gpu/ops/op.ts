@@ -11,8 +11,11 @@ export interface BoundOp {
   encode(pass: GPUComputePassEncoder, rows?: number, pos?: number): void;
 }
 
-/** Packs uniform fields (u32 and f32, in declaration order) into 4-byte slots. */
-export function uniformData(fields: ({ u32: number } | { f32: number } | { i32: number })[]): ArrayBuffer {
+/** One field of a uniform struct: a u32, i32 or f32 in a 4-byte slot. */
+export type UniformField = { u32: number } | { f32: number } | { i32: number };
+
+/** Packs uniform fields (in declaration order) into 4-byte slots. */
+export function uniformData(fields: UniformField[]): ArrayBuffer {
   const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
   const view = new DataView(buf);
   fields.forEach((f, i) => {
@@ -21,6 +24,16 @@ export function uniformData(fields: ({ u32: number } | { f32: number } | { i32: 
     else view.setFloat32(i * 4, f.f32, true);
   });
   return buf;
+}
+
+/** An op's params: a uniform buffer holding `fields` (uniformData), written once at load. */
+export function paramsUniform(gpu: Gpu, label: string, fields: UniformField[]): GPUBuffer {
+  return gpu.uniform(label, new Uint8Array(uniformData(fields)));
+}
+
+/** The label of chunk i of `w`'s bind groups: `label` itself for a weight in one chunk. */
+export function chunkLabel(label: string, w: GpuWeight, i: number): string {
+  return w.chunks.length > 1 ? `${label}.chunk${i}` : label;
 }
 
 /**
@@ -107,28 +120,23 @@ export function chunkBindGroups(
     throw new KernelShapeError('matvec', `${label}: ${w.name} and ${up.name} differ in shape, encoding or row chunks; run them as two dispatches`);
   }
   return w.chunks.map((chunk, i) => {
-    const params = gpu.uniform(
-      `${label}.params${i}`,
-      new Uint8Array(
-        uniformData([
-          { u32: chunk.rows },
-          { u32: w.cols },
-          { u32: rowOffset + chunk.rowStart },
-          { u32: mode },
-          { u32: yStride },
-          { u32: normIn?.parts ?? 0 },
-          { f32: normIn?.eps ?? 0 },
-          { u32: output.normOut?.dim ?? 0 },
-        ]),
-      ),
-    );
+    const params = paramsUniform(gpu, `${label}.params${i}`, [
+      { u32: chunk.rows },
+      { u32: w.cols },
+      { u32: rowOffset + chunk.rowStart },
+      { u32: mode },
+      { u32: yStride },
+      { u32: normIn?.parts ?? 0 },
+      { f32: normIn?.eps ?? 0 },
+      { u32: output.normOut?.dim ?? 0 },
+    ]);
     const resources: (GPUBuffer | GPUBufferBinding)[] = [...xs, chunk.data];
     if (chunk.scales) resources.push(chunk.scales);
     const u = up ? up.chunks[i] : chunk;
     resources.push(u.data);
     if (u.scales) resources.push(u.scales);
     resources.push(y, output.normOut?.buffer ?? gpu.unusedStorage, params);
-    return { bindGroup: gpu.bindGroup(w.chunks.length > 1 ? `${label}.chunk${i}` : label, pipeline, resources), rows: chunk.rows };
+    return { bindGroup: gpu.bindGroup(chunkLabel(label, w, i), pipeline, resources), rows: chunk.rows };
   });
 }
 

@@ -1,6 +1,6 @@
 import { KernelShapeError } from '../../errors.ts';
 import { align, type Gpu } from '../device.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { paramsUniform, type BoundOp } from './op.ts';
 
 const WG = 256;
 
@@ -18,7 +18,7 @@ export class RmsNorm {
     if (!Number.isInteger(dim) || dim <= 0) throw new KernelShapeError('rmsnorm', `dim must be a positive integer, got ${dim}`);
     if (!(eps > 0)) throw new KernelShapeError('rmsnorm', `eps must be positive, got ${eps}`);
     this.pipeline = gpu.pipeline('rmsnorm', { WG });
-    this.params = gpu.uniform(`${label}.params`, new Uint8Array(uniformData([{ u32: dim }, { f32: eps }])));
+    this.params = paramsUniform(gpu, `${label}.params`, [{ u32: dim }, { f32: eps }]);
   }
 
   /** x [rows, dim], weight [dim], out [rows, dim]; encode(pass, rows) normalizes the first `rows` rows. */

@@ -1,7 +1,7 @@
 import { KernelShapeError } from '../../errors.ts';
 import type { Gpu } from '../device.ts';
 import type { KvCache } from './kv-cache.ts';
-import { uniformData, type BoundOp } from './op.ts';
+import { paramsUniform, type BoundOp } from './op.ts';
 
 const WG = 64;
 
@@ -79,10 +79,7 @@ export class Rope {
       throw new KernelShapeError('rope', `${label}: the KV cache rows hold ${cache.kvDim} values, but nKvHeads * headDim = ${nKvHeads * headDim}`);
     }
     const pipeline = this.gpu.pipeline('rope', { WG, F16_CACHE: cache.f16 ? 1 : 0 });
-    const params = this.gpu.uniform(
-      `${label}.params`,
-      new Uint8Array(uniformData([{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }, { u32: cache.maxSeqLen }, { u32: qkvDim / 2 }])),
-    );
+    const params = paramsUniform(this.gpu, `${label}.params`, [{ u32: nHeads }, { u32: nKvHeads }, { u32: headDim / 2 }, { u32: cache.maxSeqLen }, { u32: qkvDim / 2 }]);
     const bindGroup = this.gpu.bindGroup(label, pipeline, [this.freq, qkv, cache.keyCache, cache.valueCache, params, step]);
     const groupsX = this.groupsX;
     return {
