@@ -5,12 +5,12 @@
  */
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { beforeAll, describe, expect, test } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
 import { ggufBytes, llamaGgufMetadata, TINY_CONFIG, tinyGgufTensors } from '../helpers/fixtures.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
 import { quantizeGgml32 } from '../formats/ggml-blocks.ts';
-import { haveChromium, launch, openApp, screenshot, startApp, watchErrors, type AppServer } from './harness.ts';
+import { haveChromium, openApp, screenshot, useApp, watchErrors } from './harness.ts';
 
 const GGUF = 'stories260K/stories260Ktok512.gguf';
 
@@ -54,25 +54,17 @@ async function waitLoaded(page: Page, id: string): Promise<void> {
 }
 
 describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end on stories260K', () => {
-  let app: AppServer;
-  let browser: Browser;
+  const session = useApp();
   let context: BrowserContext;
   let page: Page;
   let errors: string[];
 
   beforeAll(async () => {
-    app = await startApp();
-    browser = await launch();
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
     errors = watchErrors(page);
-    await page.goto(app.url);
+    await page.goto(session.app.url);
     await page.waitForSelector('body[data-ready="true"]');
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
   });
 
   test('installs stories260K from the local server (converted on first use) and loads it onto the GPU', async () => {
@@ -157,7 +149,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(await page.textContent('#storage')).toMatch(/^Models use 0 B;/);
     expect(await page.isDisabled('#send')).toBe(true);
     expect(await page.getAttribute('#load-status', 'data-ready')).toBeNull();
-    await page.fill('#url-input', new URL('models/stories260K/manifest.json', app.url).href);
+    await page.fill('#url-input', new URL('models/stories260K/manifest.json', session.app.url).href);
     await page.click('#url-form button[type="submit"]');
     await page.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
     await waitLoaded(page, 'stories260K');
@@ -183,8 +175,8 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
   });
 
   test('imports the GGUF by drag and drop, converts it in a worker, and generates from it', async () => {
-    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, app.url);
+    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, session.app.url);
     await p.selectOption('#quant', 'f32');
     const b64 = readFileSync(sharedModel(GGUF)).toString('base64');
     await recordProgressRows(p);
@@ -227,13 +219,13 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
 
   test('imports checkpoints from URLs typed into the page: a GGUF file, and a llama2.c .bin with its tokenizer URL', async () => {
     // The local server serves any file in a package folder, with Range support: put the checkpoints beside one.
-    const dir = path.join(app.packagesDir, 'stories260K');
+    const dir = path.join(session.app.packagesDir, 'stories260K');
     for (const f of [GGUF, 'stories260K/stories260K.bin', 'stories260K/tok512.bin']) copyFileSync(sharedModel(f), path.join(dir, path.basename(f)));
-    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, app.url);
+    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, session.app.url);
     await p.selectOption('#quant', 'f32');
     await recordProgressRows(p);
-    await p.fill('#url-input', new URL('models/stories260K/stories260Ktok512.gguf', app.url).href);
+    await p.fill('#url-input', new URL('models/stories260K/stories260Ktok512.gguf', session.app.url).href);
     await p.click('#url-form button[type="submit"]');
     await p.waitForSelector('[data-model-id="stories260Ktok512"]', { timeout: 120_000 });
     expect(await p.textContent('[data-model-id="stories260Ktok512"]')).toContain('f32');
@@ -244,11 +236,11 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
 
     // A llama2.c checkpoint carries no tokenizer: without its URL the page says so; with it, it imports.
-    await p.fill('#url-input', new URL('models/stories260K/stories260K.bin', app.url).href);
+    await p.fill('#url-input', new URL('models/stories260K/stories260K.bin', session.app.url).href);
     await p.click('#url-form button[type="submit"]');
     await p.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
     expect(await p.textContent('#banner-text')).toContain('tokenizer');
-    await p.fill('#tokenizer-url-input', new URL('models/stories260K/tok512.bin', app.url).href);
+    await p.fill('#tokenizer-url-input', new URL('models/stories260K/tok512.bin', session.app.url).href);
     await p.click('#url-form button[type="submit"]');
     await p.waitForSelector('[data-model-id="stories260K"]', { timeout: 120_000 });
     expect(await p.isHidden('#banner')).toBe(true);
@@ -265,8 +257,8 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
       t.shape.length === 2 ? { ...t, ggmlType: 2, data: quantizeGgml32(2, new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4)) } : t,
     );
     const b64 = Buffer.from(ggufBytes(llamaGgufMetadata(TINY_CONFIG), tensors)).toString('base64');
-    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, app.url);
+    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, session.app.url);
     expect(await p.inputValue('#quant')).toBe('auto');
     const dataTransfer = await p.evaluateHandle((data) => {
       const dt = new DataTransfer();
@@ -280,8 +272,8 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
   });
 
   test('converts a llama2.c checkpoint with its tokenizer picked together in the file dialog, to q8 by default', async () => {
-    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, app.url);
+    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await openApp(fresh, session.app.url);
     // Automatic: a checkpoint without quantized GGUF tensors becomes q8.
     expect(await p.inputValue('#quant')).toBe('auto');
     // Without its tokenizer the checkpoint is refused, in the page's words (no command-line flags).

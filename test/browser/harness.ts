@@ -14,7 +14,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
+import { afterAll, beforeAll } from 'vitest';
 import { chromiumProblem, launchChromium, type BrowserAdapter } from '../../src/cli/browser/chromium.ts';
+import { buildLibrary, serveLibrary, type StaticServer } from '../../src/cli/browser/serve.ts';
+import { directorySink } from '../../src/formats/node-sink.ts';
+import { convertCheckpoint, type ConvertOptions } from '../../src/formats/package-writer.ts';
+import { synthCheckpoint } from '../../src/model/synthetic.ts';
 
 export { CHROMIUM, CHROMIUM_ARGS } from '../../src/cli/browser/chromium.ts';
 
@@ -92,4 +97,72 @@ export async function openApp(context: BrowserContext, url: string): Promise<Pag
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   return page;
+}
+
+/** The chat page and a Chromium, shared by the tests of one `describe`; set once its beforeAll has run. */
+export interface AppSession {
+  readonly app: AppServer;
+  readonly browser: Browser;
+}
+
+/** Serves the chat page (startApp) and launches Chromium before the tests of the calling `describe`; closes both after them. */
+export function useApp(): AppSession {
+  const session = {} as { app: AppServer; browser: Browser };
+  beforeAll(async () => {
+    session.app = await startApp();
+    session.browser = await launch();
+  });
+  afterAll(async () => {
+    await session.browser?.close();
+    await session.app?.close();
+  });
+  return session;
+}
+
+/** The built library served with model packages, and a Chromium, shared by the tests of one `describe`. */
+export interface LibrarySession {
+  readonly server: StaticServer;
+  readonly browser: Browser;
+  /** Loads the served page (the library on window.llama) in `page`; returns the errors it logs from now on. */
+  open(page: Page): Promise<string[]>;
+  /** A new page in its own context, opened as `open` does. */
+  newPage(): Promise<{ page: Page; errors: string[] }>;
+}
+
+/**
+ * Before the tests of the calling `describe`: converts the synthetic tiny checkpoint once per entry of `packages`
+ * (served under /pkg/<key>/) into a temporary folder, builds the library, serves both with serveLibrary (whose
+ * `onRequest` sees every request path) and launches Chromium. After them it closes both and removes the folder.
+ */
+export function useLibraryServer(packages: Record<string, ConvertOptions>, onRequest?: (pathname: string) => void): LibrarySession {
+  let work: string | undefined;
+  const session = {
+    async open(page: Page): Promise<string[]> {
+      const errors = watchErrors(page);
+      await page.goto(session.server.url);
+      await page.waitForFunction(() => (window as unknown as { llamaReady?: boolean }).llamaReady === true);
+      return errors;
+    },
+    async newPage() {
+      const page = await session.browser.newPage();
+      return { page, errors: await session.open(page) };
+    },
+  } as LibrarySession & { server: StaticServer; browser: Browser };
+  beforeAll(async () => {
+    work = mkdtempSync(path.join(os.tmpdir(), 'llama-webgpu-lib-'));
+    const dirs: Record<string, string> = {};
+    for (const [key, options] of Object.entries(packages)) {
+      dirs[key] = path.join(work, 'pkg', key);
+      await convertCheckpoint(synthCheckpoint('tiny'), await directorySink(dirs[key]), options);
+    }
+    await buildLibrary(path.join(work, 'lib'));
+    session.server = await serveLibrary(path.join(work, 'lib'), dirs, onRequest);
+    session.browser = await launch();
+  });
+  afterAll(async () => {
+    await session.browser?.close();
+    await session.server?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  return session;
 }

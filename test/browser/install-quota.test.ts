@@ -2,46 +2,19 @@
 // protocol): StorageQuotaError, and nothing of the model left in IndexedDB. Chromium's navigator.storage.estimate()
 // reports a fixed quota (10 GiB here) whatever the origin really has, so the check before downloading cannot see
 // this shortfall; IndexedDB refusing the first write does. With the quota restored the same install succeeds.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { buildLibrary, serveLibrary, type StaticServer } from '../../src/cli/browser/serve.ts';
-import { directorySink } from '../../src/formats/node-sink.ts';
-import { convertCheckpoint } from '../../src/formats/package-writer.ts';
-import { synthCheckpoint } from '../../src/model/synthetic.ts';
-import { haveChromium, launch, watchErrors } from './harness.ts';
+import { describe, expect, test } from 'vitest';
+import { haveChromium, useLibraryServer } from './harness.ts';
 
 type Lib = typeof import('../../src/index.ts');
 
 describe.skipIf(!haveChromium())('install against the storage quota in Chromium', () => {
-  let work: string;
-  let server: StaticServer;
-  let browser: Browser;
   const requests: string[] = [];
-
-  beforeAll(async () => {
-    work = mkdtempSync(path.join(os.tmpdir(), 'llama-webgpu-quota-'));
-    await convertCheckpoint(synthCheckpoint('tiny'), await directorySink(path.join(work, 'tiny')), { quant: 'q4' });
-    await buildLibrary(path.join(work, 'lib'));
-    server = await serveLibrary(path.join(work, 'lib'), { tiny: path.join(work, 'tiny') }, (p) => requests.push(p));
-    browser = await launch();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
+  const session = useLibraryServer({ tiny: { quant: 'q4' } }, (p) => requests.push(p));
 
   test('a package over the quota fails with StorageQuotaError and leaves nothing stored', async () => {
-    const page = await browser.newPage();
-    const errors = watchErrors(page);
-    await page.goto(server.url);
-    await page.waitForFunction(() => (window as unknown as { llamaReady?: boolean }).llamaReady === true);
+    const { page, errors } = await session.newPage();
     const cdp = await page.context().newCDPSession(page);
-    const origin = new URL(server.url).origin;
+    const origin = new URL(session.server.url).origin;
     await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 4096 });
 
     const install = () =>

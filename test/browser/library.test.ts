@@ -16,7 +16,7 @@ import { openCheckpoint } from '../../src/formats/detect.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
-import { haveChromium, launch, ROOT, startApp, watchErrors, type AppServer } from './harness.ts';
+import { haveChromium, launch, ROOT, useApp, watchErrors } from './harness.ts';
 import { sendLibFile } from './lib-files.ts';
 
 /** A page that uses the built library as a plain ES module and reports what happened in window.result. */
@@ -308,25 +308,14 @@ describe.skipIf(!haveChromium())('library build', () => {
 });
 
 describe.skipIf(!haveChromium() || !haveSharedModel('stories260K/stories260Ktok512.gguf'))('examples/embed.html', () => {
-  let app: AppServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    app = await startApp();
-    browser = await launch();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-  });
+  const session = useApp();
 
   test('embeds the library in a dozen lines and streams a story', async () => {
     const lines = readFileSync(path.join(ROOT, 'examples/embed.ts'), 'utf8').trim().split('\n');
     expect(lines.length).toBeLessThanOrEqual(12);
-    const page = await browser.newPage();
+    const page = await session.browser.newPage();
     const errors = watchErrors(page);
-    await page.goto(new URL('examples/embed.html', app.url).href);
+    await page.goto(new URL('examples/embed.html', session.app.url).href);
     await page.waitForSelector('#out[data-done]', { timeout: 120_000 });
     expect(await page.getAttribute('#out', 'data-done')).toBe('60');
     const text = (await page.textContent('#out')) ?? '';

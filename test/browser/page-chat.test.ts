@@ -8,8 +8,8 @@
  * Screenshots go to test-artifacts/ (git-ignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { haveChromium, launch, openApp, screenshot, startApp, watchErrors, type AppServer } from './harness.ts';
+import type { BrowserContext, Page } from 'playwright-core';
+import { haveChromium, openApp, screenshot, useApp, watchErrors } from './harness.ts';
 
 interface Reply {
   text: string;
@@ -70,18 +70,7 @@ async function storeConversation(page: Page, record: object): Promise<void> {
 }
 
 describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat model', () => {
-  let app: AppServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    app = await startApp();
-    browser = await launch();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-  });
+  const session = useApp();
 
   describe('one session: conversations, replies and settings', () => {
     let context: BrowserContext;
@@ -89,9 +78,9 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
     let errors: string[];
 
     beforeAll(async () => {
-      context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(app.url).origin });
-      page = await openApp(context, app.url);
+      context = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(session.app.url).origin });
+      page = await openApp(context, session.app.url);
       errors = watchErrors(page);
     });
 
@@ -299,7 +288,7 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
 
     test('an error can be dismissed, and a later success takes a stale one down', async () => {
       const fail = async () => {
-        await page.fill('#url-input', new URL('models/no-such-model/', app.url).href);
+        await page.fill('#url-input', new URL('models/no-such-model/', session.app.url).href);
         await page.click('#url-form button[type="submit"]');
         await page.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
       };
@@ -310,7 +299,7 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
       await fail();
       // A successful install (here of the same package again, after the page asks, which stores nothing new)
       // clears it, and the model is loaded again.
-      await page.fill('#url-input', new URL('models/tiny-chat/', app.url).href);
+      await page.fill('#url-input', new URL('models/tiny-chat/', session.app.url).href);
       const asked: string[] = [];
       page.once('dialog', (d) => {
         asked.push(d.message());
@@ -326,8 +315,8 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
 
   describe('a phone-sized screen and the keyboard', () => {
     test('a phone-sized screen shows the composer without scrolling, the side panels folded, and opens them on tap', async () => {
-      const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true });
-      const page = await openApp(context, app.url);
+      const context = await session.browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true });
+      const page = await openApp(context, session.app.url);
       const errors = watchErrors(page);
       for (const id of ['chats-panel', 'models-panel', 'settings-panel']) expect(await page.getAttribute(`#${id}`, 'open'), id).toBeNull();
       const composer = (await page.locator('#composer').boundingBox())!;
@@ -363,8 +352,8 @@ describe.skipIf(!haveChromium())('chat page features on the synthetic tiny-chat 
     });
 
     test('Tab reaches the panels, the sample buttons and the drop zone, and Enter on the drop zone opens the file picker', async () => {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await openApp(context, app.url);
+      const context = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await openApp(context, session.app.url);
       // Listening from the start turns on Chromium's file-chooser interception before any key is pressed.
       const chooser = page.waitForEvent('filechooser', { timeout: 60_000 });
       const reached: string[] = [];

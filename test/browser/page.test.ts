@@ -2,31 +2,19 @@
  * The chat page without a model: it loads cleanly, says clearly when WebGPU is missing, and after one online
  * visit its shell loads from the service worker with the network off.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Browser } from 'playwright-core';
+import { describe, expect, test } from 'vitest';
 import path from 'node:path';
 import { tinyConfig, writePackageDir } from '../helpers/package.ts';
-import { haveChromium, launch, openApp, startApp, watchErrors, type AppServer } from './harness.ts';
+import { haveChromium, openApp, useApp, watchErrors } from './harness.ts';
 
 describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
-  let app: AppServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    app = await startApp();
-    browser = await launch();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-  });
+  const session = useApp();
 
   test('loads with a WebGPU adapter, the sample models on offer and no errors', async () => {
-    const context = await browser.newContext();
+    const context = await session.browser.newContext();
     const page = await context.newPage();
     const errors = watchErrors(page);
-    await page.goto(app.url);
+    await page.goto(session.app.url);
     await page.waitForSelector('body[data-ready="true"]');
     expect(await page.title()).toBe('llama-webgpu chat');
     expect(await page.getAttribute('body', 'data-webgpu')).toBe('ok');
@@ -44,12 +32,12 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
   });
 
   test('a browser without WebGPU gets a clear message and can still manage models', async () => {
-    const context = await browser.newContext();
+    const context = await session.browser.newContext();
     // As in a browser that ships no WebGPU: navigator.gpu does not exist.
     await context.addInitScript(() => {
       delete (Navigator.prototype as { gpu?: unknown }).gpu;
     });
-    const page = await openApp(context, app.url);
+    const page = await openApp(context, session.app.url);
     expect(await page.getAttribute('body', 'data-webgpu')).toBe('missing');
     expect(await page.isVisible('#banner')).toBe(true);
     const banner = await page.textContent('#banner-text');
@@ -70,12 +58,12 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
       [undefined, 'chrome://flags/#enable-unsafe-webgpu', /graphics acceleration/],
       [windows, 'Use graphics acceleration when available', /flags/],
     ] as const) {
-      const context = await browser.newContext({ userAgent });
+      const context = await session.browser.newContext({ userAgent });
       // As on a machine whose GPU is blocklisted or has no driver: the API exists but finds no adapter.
       await context.addInitScript(() => {
         GPU.prototype.requestAdapter = async () => null;
       });
-      const page = await openApp(context, app.url);
+      const page = await openApp(context, session.app.url);
       expect(await page.getAttribute('body', 'data-webgpu')).toBe('missing');
       const banner = (await page.textContent('#banner-text')) ?? '';
       expect(banner).toMatch(/^This browser has WebGPU but found no usable GPU/);
@@ -88,11 +76,11 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
   });
 
   test('a full storage quota gets a clear message and nothing is installed', async () => {
-    const context = await browser.newContext();
-    const page = await openApp(context, app.url);
+    const context = await session.browser.newContext();
+    const page = await openApp(context, session.app.url);
     // Chromium's DevTools protocol can shrink this origin's quota, as on a nearly full disk.
     const cdp = await context.newCDPSession(page);
-    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(app.url).origin, quotaSize: 100_000 });
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(session.app.url).origin, quotaSize: 100_000 });
     await page.click('[data-sample="stories260K"]');
     await page.waitForSelector('#banner:not([hidden])', { timeout: 60_000 });
     const banner = (await page.textContent('#banner-text')) ?? '';
@@ -108,10 +96,10 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
     // One layer so wide that the prefill's SwiGLU activation (64 tokens x hiddenDim x 4 bytes, 1.07 GB) exceeds
     // every binding limit WebGPU allows (SwiftShader's is 1 GiB), while the package itself stays about 50 MB.
     const config = tinyConfig({ dim: 2, nHeads: 1, nKvHeads: 1, hiddenDim: 4_200_000, nLayers: 1, vocabSize: 32 });
-    await writePackageDir(path.join(app.packagesDir, 'too-wide'), config, { dtype: 'f16', name: 'too-wide' });
-    const context = await browser.newContext();
-    const page = await openApp(context, app.url);
-    await page.fill('#url-input', new URL('models/too-wide/', app.url).href);
+    await writePackageDir(path.join(session.app.packagesDir, 'too-wide'), config, { dtype: 'f16', name: 'too-wide' });
+    const context = await session.browser.newContext();
+    const page = await openApp(context, session.app.url);
+    await page.fill('#url-input', new URL('models/too-wide/', session.app.url).href);
     await page.click('#url-form button[type="submit"]');
     await page.waitForSelector('[data-model-id="too-wide"]', { timeout: 120_000 });
     // The first installed model loads by itself, and the fit check refuses it before any weight is uploaded.
@@ -125,8 +113,8 @@ describe.skipIf(!haveChromium())('chat page shell in headless Chromium', () => {
   });
 
   test('after one online visit the app shell loads offline from the service worker', async () => {
-    const context = await browser.newContext();
-    const page = await openApp(context, app.url);
+    const context = await session.browser.newContext();
+    const page = await openApp(context, session.app.url);
     await page.evaluate(async () => {
       await navigator.serviceWorker.ready;
       if (!navigator.serviceWorker.controller) await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));

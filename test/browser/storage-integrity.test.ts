@@ -2,16 +2,9 @@
 // through a Web Lock, and the store holds one whole version; a shard overwritten in IndexedDB (0xff) fails the
 // first load after install with ModelIntegrityError (sha256 through crypto.subtle in the engine's worker); and a
 // GPU device destroyed during a request ends it with DeviceLostError, the next request reloading the model.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { buildLibrary, serveLibrary, type StaticServer } from '../../src/cli/browser/serve.ts';
-import { directorySink } from '../../src/formats/node-sink.ts';
-import { convertCheckpoint } from '../../src/formats/package-writer.ts';
-import { synthCheckpoint } from '../../src/model/synthetic.ts';
-import { haveChromium, launch, watchErrors } from './harness.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, test } from 'vitest';
+import { haveChromium, useLibraryServer } from './harness.ts';
 
 type Lib = typeof import('../../src/index.ts');
 declare const window: { llama: Lib; llamaReady?: boolean };
@@ -34,38 +27,13 @@ function checkInstalled(page: Page, db: string, id: string) {
 }
 
 describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
-  let work: string;
-  let server: StaticServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    work = mkdtempSync(path.join(os.tmpdir(), 'llama-webgpu-integrity-'));
-    // Two versions with the same file names: q4 and q8 conversions of one checkpoint.
-    await convertCheckpoint(synthCheckpoint('tiny'), await directorySink(path.join(work, 'v4')), { quant: 'q4', name: 'tiny q4' });
-    await convertCheckpoint(synthCheckpoint('tiny'), await directorySink(path.join(work, 'v8')), { quant: 'q8', name: 'tiny q8' });
-    await buildLibrary(path.join(work, 'lib'));
-    server = await serveLibrary(path.join(work, 'lib'), { v4: path.join(work, 'v4'), v8: path.join(work, 'v8') });
-    browser = await launch();
-  });
-
-  /** Opens the server's page (the library on window.llama); returns the errors it logs from now on. */
-  async function open(page: Page): Promise<string[]> {
-    const errors = watchErrors(page);
-    await page.goto(server.url);
-    await page.waitForFunction(() => window.llamaReady === true);
-    return errors;
-  }
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
+  // Two versions with the same file names: q4 and q8 conversions of one checkpoint.
+  const session = useLibraryServer({ v4: { quant: 'q4', name: 'tiny q4' }, v8: { quant: 'q8', name: 'tiny q8' } });
 
   test('two tabs installing one id from two URLs take turns through a Web Lock; one whole version is installed', async () => {
-    const context = await browser.newContext();
+    const context = await session.browser.newContext();
     const tabs = await Promise.all([context.newPage(), context.newPage()]);
-    const errors = (await Promise.all(tabs.map(open))).flat();
+    const errors = (await Promise.all(tabs.map(session.open))).flat();
     const install = (tab: Page, url: string) =>
       tab.evaluate(async (url) => {
         const store = window.llama.createIdbStore('locks-test');
@@ -100,8 +68,7 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
   }, 300_000);
 
   test('a shard overwritten with 0xff in IndexedDB fails the first load after install with ModelIntegrityError', async () => {
-    const page = await browser.newPage();
-    const errors = await open(page);
+    const { page, errors } = await session.newPage();
     const r = await page.evaluate(async () => {
       const lib = window.llama;
       const db = 'integrity-test';
@@ -155,8 +122,7 @@ describe.skipIf(!haveChromium())('model store integrity in Chromium', () => {
   }, 300_000);
 
   test('device.destroy() during a request ends it with DeviceLostError; the next request reloads and generates the same ids', async () => {
-    const page = await browser.newPage();
-    const errors = await open(page);
+    const { page, errors } = await session.newPage();
     const r = await page.evaluate(async () => {
       const lib = window.llama;
       const store = lib.createIdbStore('loss-test');
