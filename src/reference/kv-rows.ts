@@ -1,7 +1,8 @@
-// Reading and writing KV-cache rows from tests, in the cache's element type (f16 or f32).
-import { f16BitsToF32, f32ToF16Bits } from '../../src/formats/quant.ts';
-import type { Gpu } from '../../src/gpu/device.ts';
-import type { KvCache } from '../../src/gpu/ops/kv-cache.ts';
+// Reading and writing KV-cache rows from the CPU (kernel tests, bench-kernels' checks), in the cache's element type
+// (f16 or f32).
+import { f16BitsToF32, f32ToF16Bits } from '../formats/quant.ts';
+import type { Gpu } from '../gpu/device.ts';
+import type { KvCache } from '../gpu/ops/kv-cache.ts';
 
 const F16_TO_F32 = Float32Array.from({ length: 65536 }, (_, h) => f16BitsToF32(h));
 

@@ -2,7 +2,7 @@
  * Float64 references for the linear-algebra kernels: matrix x vector, matrix x matrix and embedding lookup.
  * W is the dequantized weight (decodeWeights), so a comparison measures kernel error alone.
  */
-import type { ScaleDtype, WeightDtype } from '../../src/formats/quant.ts';
+import type { ScaleDtype, WeightDtype } from '../formats/quant.ts';
 
 /** y[r] = sum_c W[r, c] * x[c] (+ y0[r] when given). W [rows, cols], x [cols]. */
 export function matvecRef(w: ArrayLike<number>, x: ArrayLike<number>, rows: number, cols: number, y0?: ArrayLike<number>): Float64Array {

@@ -2,7 +2,7 @@
  * Float64 reference of the GPU sampler (shaders/sample.wgsl): the adjusted logits, the set of tokens every
  * filter keeps, and the probability the draw gives each token.
  */
-import type { SamplingParams } from '../../src/gpu/ops/sampler.ts';
+import type { SamplingParams } from '../gpu/ops/sampler.ts';
 
 /** logits + bias, then repetition / frequency / presence penalties for tokens with a count. */
 export function adjustedLogitsRef(

@@ -15,9 +15,9 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { Attention } from '../../src/gpu/ops/attention.ts';
 import { createKvCache, type KvCache } from '../../src/gpu/ops/kv-cache.ts';
 import { StepUniform } from '../../src/gpu/ops/step.ts';
-import { attentionRef } from '../reference/attention.ts';
+import { attentionRef } from '../../src/reference/attention.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
-import { writeRows } from '../helpers/kv.ts';
+import { writeRows } from '../../src/reference/kv-rows.ts';
 
 const gpus = await testGpus();
 

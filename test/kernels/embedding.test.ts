@@ -9,7 +9,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { Embedding } from '../../src/gpu/ops/embedding.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
-import { embeddingRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
+import { embeddingRef, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 

@@ -15,8 +15,8 @@ import { MatVec } from '../../src/gpu/ops/matvec.ts';
 import { FoldedNorm } from '../../src/gpu/ops/rmsnorm.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
-import { swigluRef } from '../reference/elementwise.ts';
-import { absDotBound, matvecRef, WEIGHT_VARIANTS } from '../reference/linear.ts';
+import { swigluRef } from '../../src/reference/elementwise.ts';
+import { absDotBound, matvecRef, WEIGHT_VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 const EPS = 1e-5;

@@ -14,8 +14,8 @@ import { MatMul } from '../../src/gpu/ops/matmul.ts';
 import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
-import { swigluRef } from '../reference/elementwise.ts';
-import { matmulRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
+import { swigluRef } from '../../src/reference/elementwise.ts';
+import { matmulRef, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 

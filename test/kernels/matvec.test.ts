@@ -15,8 +15,8 @@ import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes
 import { MatVec } from '../../src/gpu/ops/matvec.ts';
 import { concatRows, destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
-import { swigluRef } from '../reference/elementwise.ts';
-import { absDotBound, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../reference/linear.ts';
+import { swigluRef } from '../../src/reference/elementwise.ts';
+import { absDotBound, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 

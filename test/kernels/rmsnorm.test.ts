@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
 import { RmsNorm } from '../../src/gpu/ops/rmsnorm.ts';
-import { rmsnormRef } from '../reference/ops.ts';
+import { rmsnormRef } from '../../src/reference/norm.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
 
 const gpus = await testGpus();

@@ -10,9 +10,9 @@ import { KernelShapeError } from '../../src/errors.ts';
 import { createKvCache } from '../../src/gpu/ops/kv-cache.ts';
 import { Rope } from '../../src/gpu/ops/rope.ts';
 import { StepUniform } from '../../src/gpu/ops/step.ts';
-import { ropeRef } from '../reference/attention.ts';
+import { ropeRef } from '../../src/reference/attention.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
-import { readRows } from '../helpers/kv.ts';
+import { readRows } from '../../src/reference/kv-rows.ts';
 
 /** Each token's q, k and v rows side by side, as the qkv matvec writes them. */
 function packQkv(n: number, parts: Float32Array[]): Float32Array {

@@ -1,4 +1,4 @@
-// GPU sampler (shaders/sample.wgsl) against the float64 reference (test/reference/sampling.ts).
+// GPU sampler (shaders/sample.wgsl) against the float64 reference (src/reference/sampling.ts).
 // - Greedy (temperature 0): the chosen id equals the reference argmax exactly (ties to the lowest id), with logit
 //   bias and penalties applied; the chosen token's count goes up by one on the GPU.
 // - Temperature, top-k, top-p, min-p, penalties: over N draws with seeds 0..N-1, every draw lies in the reference's
@@ -11,7 +11,7 @@ import { KernelShapeError, SamplingParamsError } from '../../src/errors.ts';
 import type { Gpu } from '../../src/gpu/device.ts';
 import { GREEDY, Sampler, type SamplingParams } from '../../src/gpu/ops/sampler.ts';
 import { StepUniform } from '../../src/gpu/ops/step.ts';
-import { adjustedLogitsRef, argmaxRef, samplingProbsRef } from '../reference/sampling.ts';
+import { adjustedLogitsRef, argmaxRef, samplingProbsRef } from '../../src/reference/sampling.ts';
 import { randomArray, rng, testGpus } from '../helpers/gpu.ts';
 
 const gpus = await testGpus();

@@ -1,6 +1,6 @@
 /**
- * Plain float64 references for every kernel. Inputs are float32 arrays (what the GPU sees); all arithmetic
- * here is in JavaScript doubles, so the GPU result is compared with the exact answer for its inputs.
+ * Float64 reference of RMSNorm. Inputs are float32 arrays (what the GPU sees); all arithmetic here is in
+ * JavaScript doubles, so the GPU result is compared with the exact answer for its inputs.
  */
 
 /** out[r, i] = x[r, i] * w[i] / sqrt(mean(x[r]^2) + eps) */
