@@ -5,7 +5,7 @@
  *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
  *   const reply = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
  */
-import { DeviceLostError, GpuOutOfMemoryError, LlamaWebGpuError, ModelDoesNotFitError, WebGpuUnavailableError } from './errors.ts';
+import { DeviceLostError, EngineUnloadedError, GpuOutOfMemoryError, ModelDoesNotFitError, ModelNotInstalledError, WebGpuUnavailableError } from './errors.ts';
 import { Gpu } from './gpu/device.ts';
 import { llama2ChatPromptIds, type ChatMessage } from './generate/chat-template.ts';
 import { generateIds, type FinishReason, type GenerateIdsOptions, type GenerateResult } from './generate/generate.ts';
@@ -105,12 +105,6 @@ export interface EngineStats {
   warning?: string;
   /** Compute dispatches one decode step encodes (a property of the loaded model and GPU). */
   dispatchesPerToken: number;
-}
-
-export class EngineUnloadedError extends LlamaWebGpuError {
-  constructor() {
-    super('ENGINE_UNLOADED', 'The engine was unloaded; create a new one with createEngine().');
-  }
 }
 
 export class Engine {
@@ -357,7 +351,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const t0 = performance.now();
   const { store, model: id, onProgress } = options;
   const manifest = await store.getManifest(id);
-  if (!manifest) throw new LlamaWebGpuError('MODEL_NOT_INSTALLED', `No complete model "${id}" is installed. Install it first (installFromUrl or the converter).`);
+  if (!manifest) throw new ModelNotInstalledError(id);
   const gpu = options.gpu ?? (await defaultGpu());
   const fit = checkFit(manifest, gpu.limits, { f16: gpu.f16 }, { contextLength: options.contextLength });
   if (!fit.fits) throw new ModelDoesNotFitError(id, fit.reasons);

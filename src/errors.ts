@@ -1,11 +1,60 @@
 /**
- * Every failure the library reports is a subclass of LlamaWebGpuError. Each message says what happened,
- * names the file, tensor, field or op involved, and says what to do next.
+ * Every failure the library reports is a subclass of LlamaWebGpuError, and every class is in this file. Each message
+ * says what happened, names the file, tensor, field or op involved, and says what to do next. Match on `err.code`
+ * (stable across versions and across the worker boundary) or on the class: a worker engine rethrows the class the
+ * engine threw, with its fields (errorFromCode). The CLI's usage errors (src/cli/args.ts) are not library errors.
  */
+
+/** Every `code` a LlamaWebGpuError can carry. Codes with a class of their own are the keys of CLASS_OF_CODE below. */
+export type ErrorCode =
+  | 'WEBGPU_UNAVAILABLE'
+  | 'GPU_LIMIT'
+  | 'GPU_OUT_OF_MEMORY'
+  | 'DEVICE_LOST'
+  | 'MODEL_DOES_NOT_FIT'
+  | 'KERNEL_SHAPE'
+  | 'MODEL_FORMAT'
+  | 'MODEL_NOT_INSTALLED'
+  | 'TOKENIZER_DISPOSED'
+  | 'STORAGE'
+  | 'STORAGE_QUOTA'
+  | 'PACKAGE_VERSION'
+  | 'DOWNLOAD'
+  | 'SHARD_INTEGRITY'
+  | 'MODEL_INTEGRITY'
+  | 'CONVERT_OPTIONS'
+  | 'SAMPLING_PARAMS'
+  | 'INVALID_OPTIONS'
+  | 'JSON_SCHEMA'
+  | 'CONTEXT_OVERFLOW'
+  | 'CHAT_FORMAT'
+  | 'ENGINE_UNLOADED'
+  | 'WORKER_TERMINATED'
+  | 'BROWSER_SETUP'
+  // Codes without a class of their own (thrown as LlamaWebGpuError):
+  /** The engine worker crashed or its script failed to load. */
+  | 'WORKER_ERROR'
+  /** A worker got a request before its model loaded, or a second model. */
+  | 'ENGINE_NOT_LOADED'
+  | 'ENGINE_ALREADY_LOADED'
+  /** The store worker was asked to convert no files. */
+  | 'NO_FILES'
+  /** generateIds() got no prompt tokens, or a token id outside the vocabulary. */
+  | 'EMPTY_PROMPT'
+  | 'BAD_TOKEN'
+  /** Structured output: the vocabulary cannot spell JSON, or a sampled token broke the mask (a bug: report it). */
+  | 'JSON_VOCAB'
+  | 'JSON_MASK'
+  /** A WebGPU validation error in a GPU call the library checks. */
+  | 'GPU_VALIDATION'
+  /** The CLI: a folder that is not a model package, or an error a benchmark page reported without a code. */
+  | 'NOT_A_PACKAGE'
+  | 'BROWSER';
+
 export class LlamaWebGpuError extends Error {
   /** Stable machine-readable code, e.g. "KERNEL_SHAPE". */
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -197,4 +246,159 @@ export class JsonSchemaError extends LlamaWebGpuError {
     this.keyword = keyword;
     this.path = path;
   }
+}
+
+/** No complete package of the model is in the store (never installed, or its install did not finish). */
+export class ModelNotInstalledError extends LlamaWebGpuError {
+  readonly modelId: string;
+  constructor(modelId: string) {
+    super('MODEL_NOT_INSTALLED', `No complete model "${modelId}" is installed. Install it first (installFromUrl or the converter).`);
+    this.modelId = modelId;
+  }
+}
+
+/** A prompt, or a conversation with room for its reply, is longer than the loaded context. */
+export class ContextOverflowError extends LlamaWebGpuError {
+  readonly promptTokens: number;
+  readonly contextLength: number;
+  /** The room a chat's reply was to keep (see fitConversation); 0 for a plain prompt. */
+  readonly replyTokens: number;
+  constructor(promptTokens: number, contextLength: number, replyTokens = 0) {
+    super(
+      'CONTEXT_OVERFLOW',
+      replyTokens > 0 && promptTokens <= contextLength
+        ? `The conversation is ${promptTokens} tokens and leaves no room for a reply of ${replyTokens} in a context of ${contextLength}. ` +
+            "Let the oldest turns drop (context_overflow: 'drop_oldest'), lower max_tokens, or load the model with a longer context."
+        : `The prompt is ${promptTokens} tokens but the context holds ${contextLength}. ` +
+            'Shorten the prompt (or the conversation history), or load the model with a longer context.',
+    );
+    this.promptTokens = promptTokens;
+    this.contextLength = contextLength;
+    this.replyTokens = replyTokens;
+  }
+}
+
+/** Chat messages that the Llama 2 chat format cannot express (roles out of order, no final user message). */
+export class ChatFormatError extends LlamaWebGpuError {
+  constructor(message: string) {
+    super('CHAT_FORMAT', message);
+  }
+}
+
+/** The engine was unloaded (ENGINE_UNLOADED); WorkerEngineTerminatedError is one too. */
+export class EngineUnloadedError extends LlamaWebGpuError {
+  constructor(
+    message = 'The engine was unloaded; create a new one with createEngine().',
+    code: 'ENGINE_UNLOADED' | 'WORKER_TERMINATED' = 'ENGINE_UNLOADED',
+  ) {
+    super(code, message);
+  }
+}
+
+/** The worker engine was unloaded (code ENGINE_UNLOADED, as Engine's) or its worker terminated (WORKER_TERMINATED). */
+export class WorkerEngineTerminatedError extends EngineUnloadedError {
+  constructor(unloaded = false) {
+    super(
+      unloaded
+        ? 'The engine was unloaded; create a new one with createWorkerEngine().'
+        : 'The engine worker was terminated; create a new engine with createWorkerEngine().',
+      unloaded ? 'ENGINE_UNLOADED' : 'WORKER_TERMINATED',
+    );
+  }
+}
+
+/** The CLI's Chromium, or its lavapipe build, is not installed where the launcher looks. */
+export class BrowserSetupError extends LlamaWebGpuError {
+  constructor(message: string) {
+    super('BROWSER_SETUP', message);
+  }
+}
+
+/** The fields of the classes above, as plain data that survives postMessage (errorDetails, errorFromCode). */
+export interface ErrorDetails {
+  modelId?: string;
+  file?: string;
+  field?: string;
+  op?: string;
+  reasons?: string[];
+  neededBytes?: number;
+  availableBytes?: number;
+  url?: string;
+  status?: number;
+  reason?: string;
+  option?: string;
+  keyword?: string;
+  path?: string;
+  promptTokens?: number;
+  contextLength?: number;
+  replyTokens?: number;
+}
+
+const DETAIL_KEYS = [
+  'modelId', 'file', 'field', 'op', 'reasons', 'neededBytes', 'availableBytes', 'url', 'status', 'reason', 'option',
+  'keyword', 'path', 'promptTokens', 'contextLength', 'replyTokens',
+] as const satisfies readonly (keyof ErrorDetails)[];
+
+/** The class of each code that has one, built from its fields (the message is replaced by errorFromCode). */
+const CLASS_OF_CODE: { [C in ErrorCode]: ((d: ErrorDetails) => LlamaWebGpuError) | null } = {
+  WEBGPU_UNAVAILABLE: () => new WebGpuUnavailableError(''),
+  GPU_LIMIT: () => new GpuLimitError(''),
+  GPU_OUT_OF_MEMORY: () => new GpuOutOfMemoryError(''),
+  DEVICE_LOST: (d) => new DeviceLostError(d.modelId ?? '', d.reason ?? 'unknown', ''),
+  MODEL_DOES_NOT_FIT: (d) => new ModelDoesNotFitError(d.modelId ?? '', d.reasons ?? []),
+  KERNEL_SHAPE: (d) => new KernelShapeError(d.op ?? '', ''),
+  MODEL_FORMAT: (d) => new ModelFormatError(d.file ?? '', '', d.field),
+  MODEL_NOT_INSTALLED: (d) => new ModelNotInstalledError(d.modelId ?? ''),
+  TOKENIZER_DISPOSED: () => new TokenizerDisposedError(),
+  STORAGE: (d) => new StorageError(d.modelId ?? '', ''),
+  STORAGE_QUOTA: (d) => new StorageQuotaError('', d.neededBytes ?? 0, d.availableBytes ?? 0),
+  PACKAGE_VERSION: (d) => new PackageVersionError(d.file ?? '', ''),
+  DOWNLOAD: (d) => new DownloadError(d.url ?? '', d.status ?? 0, ''),
+  SHARD_INTEGRITY: (d) => new ShardIntegrityError(d.file ?? '', ''),
+  MODEL_INTEGRITY: (d) => new ModelIntegrityError(d.modelId ?? '', d.file ?? '', ''),
+  CONVERT_OPTIONS: () => new ConvertOptionsError(''),
+  SAMPLING_PARAMS: () => new SamplingParamsError(''),
+  INVALID_OPTIONS: (d) => new InvalidOptionsError(d.option ?? '', ''),
+  JSON_SCHEMA: (d) => new JsonSchemaError(d.keyword ?? '', d.path ?? '', ''),
+  CONTEXT_OVERFLOW: (d) => new ContextOverflowError(d.promptTokens ?? 0, d.contextLength ?? 0, d.replyTokens),
+  CHAT_FORMAT: () => new ChatFormatError(''),
+  ENGINE_UNLOADED: () => new EngineUnloadedError(),
+  WORKER_TERMINATED: () => new WorkerEngineTerminatedError(),
+  BROWSER_SETUP: () => new BrowserSetupError(''),
+  WORKER_ERROR: null,
+  ENGINE_NOT_LOADED: null,
+  ENGINE_ALREADY_LOADED: null,
+  NO_FILES: null,
+  EMPTY_PROMPT: null,
+  BAD_TOKEN: null,
+  JSON_VOCAB: null,
+  JSON_MASK: null,
+  GPU_VALIDATION: null,
+  NOT_A_PACKAGE: null,
+  BROWSER: null,
+};
+
+/** Every error code, in the catalogue's order. */
+export const ERROR_CODES = Object.keys(CLASS_OF_CODE) as ErrorCode[];
+
+/** The fields of `e` that errorFromCode gives back: the ErrorDetails keys it has, as plain data. */
+export function errorDetails(e: LlamaWebGpuError): ErrorDetails {
+  const d: Record<string, unknown> = {};
+  for (const k of DETAIL_KEYS) {
+    const v = (e as unknown as Record<string, unknown>)[k];
+    if (typeof v === 'string' || typeof v === 'number') d[k] = v;
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) d[k] = [...v];
+  }
+  return d as ErrorDetails;
+}
+
+/**
+ * The error a code stands for, as its class with `details`' fields and exactly `message`: how an error that crossed
+ * postMessage (a worker engine's) is thrown again on the page. An unknown code gives a LlamaWebGpuError with it.
+ */
+export function errorFromCode(code: string, message: string, details: ErrorDetails = {}): LlamaWebGpuError {
+  const make = Object.hasOwn(CLASS_OF_CODE, code) ? CLASS_OF_CODE[code as ErrorCode] : null;
+  const e = make ? make(details) : new LlamaWebGpuError(code as ErrorCode, message);
+  e.message = message;
+  return e;
 }

@@ -1,16 +1,15 @@
 /**
  * llama-webgpu's public API. Everything a page or an app needs is exported here by name.
  */
-export { createEngine, Engine, EngineUnloadedError } from './engine.ts';
-export { createWorkerEngine, WorkerEngine, WorkerEngineTerminatedError, StoreWorkerClient } from './worker/index.ts';
+export { createEngine, Engine } from './engine.ts';
+export { createWorkerEngine, WorkerEngine, StoreWorkerClient } from './worker/index.ts';
 export type { WorkerEngineOptions, StoreTaskOptions, TaskProgress } from './worker/index.ts';
 export type { EngineOptions, EngineProgress, EngineStats, GenerateOptions, TextDelta } from './engine.ts';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatContentPart, ChatRequestMessage, Usage } from './generate/openai.ts';
 export type { ResponseFormat } from './generate/openai.ts';
 export type { JsonSchema } from './generate/json-schema.ts';
-export { ChatFormatError, llama2ChatPromptIds } from './generate/chat-template.ts';
+export { llama2ChatPromptIds } from './generate/chat-template.ts';
 export type { ChatMessage } from './generate/chat-template.ts';
-export { ContextOverflowError } from './generate/generate.ts';
 export type { FinishReason, SamplingOptions } from './generate/generate.ts';
 export type { ContextOverflowPolicy } from './generate/context.ts';
 
@@ -45,4 +44,15 @@ export {
   ModelIntegrityError,
   DeviceLostError,
   GpuOutOfMemoryError,
+  ModelNotInstalledError,
+  StorageQuotaError,
+  PackageVersionError,
+  ShardIntegrityError,
+  ConvertOptionsError,
+  SamplingParamsError,
+  ContextOverflowError,
+  ChatFormatError,
+  EngineUnloadedError,
+  WorkerEngineTerminatedError,
 } from './errors.ts';
+export type { ErrorCode, ErrorDetails } from './errors.ts';

@@ -7,3 +7,5 @@ export * from './index.ts';
 export { createFsStore } from './storage/fs-store.ts';
 export { createNodeGpu } from './gpu/node.ts';
 export type { NodeAdapterName } from './gpu/node.ts';
+/** The CLI's Chromium launcher (bench-browser, test/browser) is not set up. */
+export { BrowserSetupError } from './errors.ts';

@@ -10,7 +10,7 @@
  */
 import { parseArgs, numberOption, UsageError } from './args.ts';
 import { openNodeGpu, resolveAdapterRequest } from '../gpu/node.ts';
-import { LlamaWebGpuError } from '../errors.ts';
+import { WebGpuUnavailableError } from '../errors.ts';
 
 export const USAGE = 'usage: llama-webgpu bench-encode [--adapter llvmpipe|swiftshader|default] [--dispatches N] [--rounds R] [--browser] [--json]';
 
@@ -164,7 +164,7 @@ async function measureInChromium(code: string, dispatches: number, rounds: numbe
     })()`;
     const result = (await page.evaluate(script)) as { error?: string; adapter: string; cost: EncodeCost };
     if (result.error) {
-      throw new LlamaWebGpuError('WEBGPU_UNAVAILABLE', `Chromium (${CHROMIUM}) has no WebGPU here: ${result.error}. Run scripts/setup-system.sh, or set LLAMA_WEBGPU_CHROMIUM.`);
+      throw new WebGpuUnavailableError(`Chromium (${CHROMIUM}) has no WebGPU here: ${result.error}. Run scripts/setup-system.sh, or set LLAMA_WEBGPU_CHROMIUM.`);
     }
     return result;
   } finally {

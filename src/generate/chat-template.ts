@@ -5,17 +5,11 @@
  *
  * <s> and </s> are the BOS/EOS token ids, never text, so a user cannot inject them by typing "</s>".
  */
-import { LlamaWebGpuError } from '../errors.ts';
+import { ChatFormatError } from '../errors.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
-}
-
-export class ChatFormatError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('CHAT_FORMAT', message);
-  }
 }
 
 const B_INST = '[INST]';

@@ -9,7 +9,8 @@
  * dropping the same turns while they fit (they then extend the cached prompt, which is only prefilled at its end).
  */
 import type { ChatMessage } from './chat-template.ts';
-import { commonPrefixLength, ContextOverflowError } from './generate.ts';
+import { ContextOverflowError } from '../errors.ts';
+import { commonPrefixLength } from './generate.ts';
 
 export type ContextOverflowPolicy = 'drop_oldest' | 'error';
 export const CONTEXT_OVERFLOW_POLICIES: readonly ContextOverflowPolicy[] = ['drop_oldest', 'error'];

@@ -3,7 +3,7 @@
  * (4 bytes, a mapAsync on a small ring of buffers) while steps i+1.. are already queued, so the GPU never waits
  * for JavaScript and no readback blocks. Steps submitted past a stop are discarded.
  */
-import { LlamaWebGpuError } from '../errors.ts';
+import { ContextOverflowError, LlamaWebGpuError } from '../errors.ts';
 import type { SamplingParams } from '../gpu/ops/sampler.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import type { TokenConstraint } from './json-mask.ts';
@@ -40,20 +40,6 @@ export interface GenerateIdsOptions extends SamplingOptions {
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
-
-export class ContextOverflowError extends LlamaWebGpuError {
-  /** `replyTokens`: the room a chat's reply was to keep (see fitConversation). */
-  constructor(promptTokens: number, contextLength: number, replyTokens = 0) {
-    super(
-      'CONTEXT_OVERFLOW',
-      replyTokens > 0 && promptTokens <= contextLength
-        ? `The conversation is ${promptTokens} tokens and leaves no room for a reply of ${replyTokens} in a context of ${contextLength}. ` +
-            "Let the oldest turns drop (context_overflow: 'drop_oldest'), lower max_tokens, or load the model with a longer context."
-        : `The prompt is ${promptTokens} tokens but the context holds ${contextLength}. ` +
-            'Shorten the prompt (or the conversation history), or load the model with a longer context.',
-    );
-  }
-}
 
 export function samplingParams(o: SamplingOptions): SamplingParams {
   return {

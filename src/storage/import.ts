@@ -13,7 +13,7 @@
  * them unchanged checks each recorded shard's hash and skips its rows, so an interrupted import continues where it
  * stopped. Permanent failures (a bad checkpoint, a missing file) discard what was staged.
  */
-import { ConvertOptionsError, DownloadError, InvalidOptionsError, LlamaWebGpuError, ModelFormatError } from '../errors.ts';
+import { ConvertOptionsError, DownloadError, InvalidOptionsError, ModelFormatError, StorageError } from '../errors.ts';
 import type { Checkpoint } from '../formats/checkpoint.ts';
 import { openFileSet } from '../formats/detect.ts';
 import { sha256Hex } from '../formats/hash.ts';
@@ -176,7 +176,7 @@ async function convertInto(
     throw e;
   }
   const model = (await store.list()).find((m) => m.id === id);
-  if (!model) throw new LlamaWebGpuError('STORAGE', `model "${id}": committed but not listed by the store; check the storage backend.`);
+  if (!model) throw new StorageError(id, 'committed but not listed by the store; check the storage backend.');
   progress({ phase: 'done', done: 1, total: 1, packageBytes: model.bytes });
   return model;
 }

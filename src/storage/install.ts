@@ -10,7 +10,7 @@
  * (a missing file, a shard corrupt twice) discard what was staged; interruptions keep verified files for the next
  * attempt.
  */
-import { DownloadError, LlamaWebGpuError, ShardIntegrityError, StorageQuotaError } from '../errors.ts';
+import { DownloadError, ShardIntegrityError, StorageError, StorageQuotaError } from '../errors.ts';
 import { sha256Hex } from '../formats/hash.ts';
 import type { Manifest } from '../formats/manifest.ts';
 import { checkFileName, checkModelId, modelIdFrom, parseManifest } from './package-check.ts';
@@ -66,7 +66,7 @@ export async function installFromUrl(store: ModelStore, baseUrl: string, options
 
   const installed = async () => {
     const model = (await store.list()).find((m) => m.id === id);
-    if (!model) throw new LlamaWebGpuError('STORAGE', `model "${id}": committed but not listed by the store; check the storage backend.`);
+    if (!model) throw new StorageError(id, 'committed but not listed by the store; check the storage backend.');
     onProgress?.({ phase: 'done', loadedBytes: totalBytes, totalBytes });
     return model;
   };

@@ -7,11 +7,11 @@
  *   const stream = await engine.chat.completions.create({ messages, stream: true, signal });
  */
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
-import { DeviceLostError, GpuOutOfMemoryError, InvalidOptionsError, LlamaWebGpuError, ModelIntegrityError } from '../errors.ts';
+import { LlamaWebGpuError, WorkerEngineTerminatedError } from '../errors.ts';
 import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
 import { idleStats } from '../generate/stats.ts';
 import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt } from '../generate/validate.ts';
-import type { FromWorker, ToWorker, WireError, WireLoadOptions } from './protocol.ts';
+import { fromWireError, type FromWorker, type ToWorker, type WireLoadOptions } from './protocol.ts';
 
 export interface WorkerEngineOptions extends WireLoadOptions {
   onProgress?: (p: EngineProgress) => void;
@@ -19,39 +19,6 @@ export interface WorkerEngineOptions extends WireLoadOptions {
   signal?: AbortSignal;
   /** A worker running engine-worker.ts; by default one is started from the bundled script. */
   worker?: Worker;
-}
-
-/** The worker engine was unloaded (code ENGINE_UNLOADED, as Engine's) or its worker terminated (WORKER_TERMINATED). */
-export class WorkerEngineTerminatedError extends LlamaWebGpuError {
-  constructor(unloaded = false) {
-    super(
-      unloaded ? 'ENGINE_UNLOADED' : 'WORKER_TERMINATED',
-      unloaded
-        ? 'The engine was unloaded; create a new one with createWorkerEngine().'
-        : 'The engine worker was terminated; create a new engine with createWorkerEngine().',
-    );
-  }
-}
-
-/** Classes rebuilt with their fields when they cross postMessage (the message is kept as it was sent). */
-const REBUILT: Record<string, (w: WireError) => LlamaWebGpuError> = {
-  DeviceLostError: (w) => new DeviceLostError(w.modelId ?? '', w.reason ?? 'unknown', ''),
-  ModelIntegrityError: (w) => new ModelIntegrityError(w.modelId ?? '', w.file ?? '', ''),
-  GpuOutOfMemoryError: () => new GpuOutOfMemoryError(''),
-};
-
-/** Rebuilds an error that crossed postMessage, keeping its class name, code and message. */
-function fromWire(w: WireError): Error {
-  if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
-  const rebuild = REBUILT[w.name];
-  if (rebuild) return Object.assign(rebuild(w), { message: w.message });
-  if (w.name === 'InvalidOptionsError' && w.option !== undefined) {
-    const prefix = `${w.option}: `;
-    return new InvalidOptionsError(w.option, w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message);
-  }
-  const e = new LlamaWebGpuError(w.code ?? 'WORKER_ERROR', w.message);
-  e.name = w.name;
-  return e;
 }
 
 interface Pending {
@@ -175,7 +142,7 @@ export class WorkerEngine {
             resolve(m);
           } else if (m.type === 'error') {
             finish();
-            reject(fromWire(m.error));
+            reject(fromWireError(m.error));
           } else onEvent(m);
         },
         fail: (e) => {
@@ -307,7 +274,7 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
       if (m.id !== id) return;
       if (m.type === 'progress') onProgress?.(m.progress);
       else if (m.type === 'done') resolve(m);
-      else if (m.type === 'error') reject(fromWire(m.error));
+      else if (m.type === 'error') reject(fromWireError(m.error));
     };
     worker.onerror = (ev) => {
       ev.preventDefault();

@@ -3,7 +3,7 @@
  * answers with events for that id and ends each request with exactly one `done` or `error`.
  */
 import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
-import { InvalidOptionsError } from '../errors.ts';
+import { errorDetails, errorFromCode, LlamaWebGpuError, type ErrorDetails } from '../errors.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../generate/openai.ts';
 
 /** What crosses postMessage: options without the AbortSignal (aborts travel as their own message). */
@@ -27,17 +27,14 @@ export type ToWorker =
   | { type: 'abort'; id: number }
   | { type: 'unload'; id: number };
 
-/** An error as plain data; the client rebuilds a LlamaWebGpuError (or an AbortError) from it. */
+/** An error as plain data; fromWireError rebuilds its class (or an AbortError) from it. */
 export interface WireError {
   name: string;
+  /** A LlamaWebGpuError's code; none for other errors. */
   code?: string;
   message: string;
-  /** InvalidOptionsError's option. */
-  option?: string;
-  /** DeviceLostError's and ModelIntegrityError's fields. */
-  modelId?: string;
-  file?: string;
-  reason?: string;
+  /** The class's fields (file, modelId, option...). */
+  details?: ErrorDetails;
 }
 
 export interface LoadInfo {
@@ -53,10 +50,18 @@ export type FromWorker =
   | { type: 'error'; id: number; error: WireError };
 
 export function toWireError(e: unknown): WireError {
-  if (e instanceof InvalidOptionsError) return { name: e.name, code: e.code, message: e.message, option: e.option };
-  if (e instanceof Error) {
-    const { code, modelId, file, reason } = e as Partial<Record<'code' | 'modelId' | 'file' | 'reason', string>>;
-    return { name: e.name, code, message: e.message, modelId, file, reason };
-  }
+  if (e instanceof LlamaWebGpuError) return { name: e.name, code: e.code, message: e.message, details: errorDetails(e) };
+  if (e instanceof Error) return { name: e.name, message: e.message };
   return { name: 'Error', message: String(e) };
+}
+
+/**
+ * The error a worker reported, thrown again on the page: the same LlamaWebGpuError class with its code, message and
+ * fields (errorFromCode), an AbortError as an AbortError, and any other error as a WORKER_ERROR under its own name.
+ */
+export function fromWireError(w: WireError): Error {
+  if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
+  const e = errorFromCode(w.code ?? 'WORKER_ERROR', w.message, w.details);
+  if (!w.code) e.name = w.name;
+  return e;
 }

@@ -2,8 +2,7 @@
  * The page's side of the store worker: install a model package from a URL, or convert picked files, without
  * blocking the page. Both write into the IndexedDB model store that createIdbStore() and the engine read.
  */
-import { LlamaWebGpuError } from '../errors.ts';
-import type { WireError } from './protocol.ts';
+import { fromWireError } from './protocol.ts';
 import { modelIdFrom } from '../storage/package-check.ts';
 import type { FromStoreWorker, TaskProgress, ToStoreWorker } from './store-protocol.ts';
 
@@ -30,14 +29,6 @@ export function convertedModelId(files: { name: string }[]): string {
 /** The package folder of a package URL (the folder itself, or its manifest.json). */
 function packageFolder(url: string): string {
   return new URL(url.replace(/manifest\.json([?#].*)?$/, ''), location.href).href;
-}
-
-
-function fromWire(w: WireError): Error {
-  if (w.name === 'AbortError') return new DOMException(w.message, 'AbortError');
-  const e = new LlamaWebGpuError(w.code ?? 'WORKER_ERROR', w.message);
-  e.name = w.name;
-  return e;
 }
 
 export class StoreWorkerClient {
@@ -72,7 +63,7 @@ export class StoreWorkerClient {
         this.pending.delete(id);
         options.signal?.removeEventListener('abort', onAbort);
         if (m.type === 'done') resolve(m.modelId);
-        else reject(fromWire(m.error));
+        else reject(fromWireError(m.error));
       });
       worker.postMessage(build(id));
       if (options.signal?.aborted) onAbort();

@@ -22,13 +22,13 @@ import { sendLibFile } from './lib-files.ts';
 /** A page that uses the built library as a plain ES module and reports what happened in window.result. */
 const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lib</title>
 <script type="module">
-  import { createIdbStore, createWorkerEngine, LlamaWebGpuError } from '/lib/index.js';
+  import { createIdbStore, createWorkerEngine, LlamaWebGpuError, ModelNotInstalledError } from '/lib/index.js';
   const installed = (await createIdbStore('library-test').list()).length;
   try {
     await createWorkerEngine({ model: 'not-installed', storeName: 'library-test' });
     window.result = { installed, error: null };
   } catch (e) {
-    window.result = { installed, error: { isLib: e instanceof LlamaWebGpuError, name: e.name, code: e.code, message: e.message } };
+    window.result = { installed, error: { isLib: e instanceof LlamaWebGpuError, isClass: e instanceof ModelNotInstalledError, name: e.name, code: e.code, modelId: e.modelId, message: e.message } };
   }
 </script>`;
 
@@ -38,7 +38,7 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="
  */
 const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>worker api</title>
 <script type="module">
-  import { createIdbStore, installFromUrl, createWorkerEngine, WorkerEngineTerminatedError, InvalidOptionsError } from '/lib/index.js';
+  import { createIdbStore, installFromUrl, createWorkerEngine, WorkerEngineTerminatedError, InvalidOptionsError, ContextOverflowError, EngineUnloadedError } from '/lib/index.js';
   const r = {};
   try {
     const store = createIdbStore();
@@ -81,6 +81,9 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     try { engine.generate([1], { maxTokens: -1 }); r.invalid = 'no error'; } catch (e) { r.invalid = { isClass: e instanceof InvalidOptionsError, code: e.code, message: e.message }; }
     // Checked in the worker against the vocabulary: the error keeps its class across the boundary.
     try { for await (const d of engine.generate([1], { stopTokenIds: [100000] })); r.invalidInWorker = 'no error'; } catch (e) { r.invalidInWorker = { isClass: e instanceof InvalidOptionsError, option: e.option, message: e.message }; }
+    // A prompt longer than the context: ContextOverflowError in the worker, the same class with its fields here.
+    const long = new Array(r.greedyStats.contextLength + 8).fill(1);
+    try { for await (const d of engine.generate(long, { maxTokens: 4 })); r.overflow = 'no error'; } catch (e) { r.overflow = { isClass: e instanceof ContextOverflowError, name: e.name, code: e.code, promptTokens: e.promptTokens, contextLength: e.contextLength, message: e.message }; }
     // Structured output in the worker: a schema for generate(), response_format for chat, a refused keyword.
     const person = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0, maximum: 99 } }, required: ['name', 'age'], additionalProperties: false };
     const jsonRun = engine.generate('Once upon a time', { temperature: 0.8, seed: 5, maxTokens: 60, jsonSchema: person });
@@ -108,7 +111,7 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     }
 
     await engine.unload();
-    try { engine.generate('x'); r.afterUnload = 'no error'; } catch (e) { r.afterUnload = e.code; }
+    try { engine.generate('x'); r.afterUnload = 'no error'; } catch (e) { r.afterUnload = { code: e.code, isClass: e instanceof EngineUnloadedError }; }
 
     // terminate() drops a running request: its stream fails with WorkerEngineTerminatedError.
     const second = await createWorkerEngine({ model: 'stories260K' });
@@ -240,7 +243,7 @@ describe.skipIf(!haveChromium())('library build', () => {
     await page.waitForFunction(() => 'result' in window);
     const result = (await page.evaluate('window.result')) as { installed: number; error: { isLib: boolean; code: string; message: string } | null };
     expect(result.installed).toBe(0);
-    expect(result.error).toMatchObject({ isLib: true, code: 'MODEL_NOT_INSTALLED' });
+    expect(result.error).toMatchObject({ isLib: true, isClass: true, name: 'ModelNotInstalledError', code: 'MODEL_NOT_INSTALLED', modelId: 'not-installed' });
     expect(result.error!.message).toContain('Install it first');
     expect(errors).toEqual([]);
     await page.close();
@@ -288,6 +291,9 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(JSON.parse(r.json.chat)).toBeTypeOf('object');
       expect(r.badSchema).toEqual({ name: 'JsonSchemaError', code: 'JSON_SCHEMA', keyword: 'pattern' });
       expect(r.invalidInWorker).toEqual({ isClass: true, option: 'stopTokenIds[0]', message: 'stopTokenIds[0]: must be a token id, an integer in 0..511, got 100000.' });
+      const contextLength = r.greedyStats.contextLength;
+      expect(r.overflow).toMatchObject({ isClass: true, name: 'ContextOverflowError', code: 'CONTEXT_OVERFLOW', promptTokens: contextLength + 8, contextLength });
+      expect(r.overflow.message).toBe(`The prompt is ${contextLength + 8} tokens but the context holds ${contextLength}. Shorten the prompt (or the conversation history), or load the model with a longer context.`);
 
       expect(r.abortStats.finishReason).toBe('abort');
       expect(r.abortStats.generatedTokens).toBeLessThan(100);
@@ -299,7 +305,7 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.chats.true.stats).toMatchObject({ cachedPromptTokens: r.chats.true.second.prompt_tokens_details.cached_tokens, droppedMessages: 0 });
       expect(r.chats.true.stats.contextTokens).toBe(r.chats.true.second.total_tokens);
       expect(r.chats.true.stats.contextLength).toBeGreaterThanOrEqual(r.chats.true.stats.contextTokens);
-      expect(r.afterUnload).toBe('ENGINE_UNLOADED');
+      expect(r.afterUnload).toEqual({ code: 'ENGINE_UNLOADED', isClass: true });
       expect(r.terminated).toEqual({ code: 'WORKER_TERMINATED', isClass: true });
       expect(errors).toEqual([]);
       await page.close();

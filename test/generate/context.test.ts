@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../src/generate/chat-template.ts';
 import { fitConversation, replyRoom } from '../../src/generate/context.ts';
-import { ContextOverflowError } from '../../src/generate/generate.ts';
+import { ContextOverflowError } from '../../src/errors.ts';
 
 /** One token per character of each message's content, plus one (BOS) per user message: ids are char codes. */
 function encode(messages: ChatMessage[]): number[] {

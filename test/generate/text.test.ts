@@ -1,6 +1,7 @@
 // Chat prompt format, stop strings and step seeds: the CPU side of generation.
 import { describe, expect, it } from 'vitest';
-import { ChatFormatError, llama2ChatPromptIds } from '../../src/generate/chat-template.ts';
+import { llama2ChatPromptIds } from '../../src/generate/chat-template.ts';
+import { ChatFormatError } from '../../src/errors.ts';
 import { stepSeed } from '../../src/generate/generate.ts';
 import { StopMatcher } from '../../src/generate/stop.ts';
 

@@ -4,9 +4,8 @@
 // fail with ContextOverflowError, as asked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine, type EngineStats } from '../../src/engine.ts';
-import { InvalidOptionsError } from '../../src/errors.ts';
+import { ContextOverflowError, InvalidOptionsError } from '../../src/errors.ts';
 import type { ChatMessage } from '../../src/generate/chat-template.ts';
-import { ContextOverflowError } from '../../src/generate/generate.ts';
 import { startChatRun, type ChatCompletionRequest } from '../../src/generate/openai.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';

@@ -4,9 +4,8 @@
 //   f32 KV cache (SwiftShader): |gpu - ref| <= 2e-3 + 1e-3 |ref|  (f32 accumulation through 5 layers)
 //   f16 KV cache (lavapipe):    |gpu - ref| <= 3e-2 + 1e-2 |ref|  (K and V rounded to half precision)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, EngineUnloadedError, type Engine } from '../../src/engine.ts';
-import { ContextOverflowError } from '../../src/generate/generate.ts';
-import { InvalidOptionsError, TokenizerDisposedError } from '../../src/errors.ts';
+import { createEngine, type Engine } from '../../src/engine.ts';
+import { ContextOverflowError, EngineUnloadedError, InvalidOptionsError, TokenizerDisposedError } from '../../src/errors.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { argmax, ReferenceModel } from '../reference/forward.ts';
 import { loadLlama2cForReference } from '../reference/llama2c.ts';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { EngineStats } from '../../engine.ts';
-import { LlamaWebGpuError } from '../../errors.ts';
+import { errorFromCode, type LlamaWebGpuError } from '../../errors.ts';
 import type { AdapterSummary } from '../../gpu/device.ts';
 import type { Manifest } from '../../formats/manifest.ts';
 import { launchChromiumProfile, type BrowserAdapter } from './chromium.ts';
@@ -70,10 +70,10 @@ type Outcome<T> = { value: T; error?: undefined } | { error: WireError };
 
 const MB = 2 ** 20;
 
-/** Rebuilds an error the page reported, keeping its class name and code. */
+/** Rebuilds an error the page reported: the class of its code, or its name under code BROWSER. */
 function pageError(e: WireError): LlamaWebGpuError {
-  const err = new LlamaWebGpuError(e.code ?? 'BROWSER', e.message);
-  err.name = e.name;
+  const err = errorFromCode(e.code ?? 'BROWSER', e.message);
+  if (!e.code) err.name = e.name;
   return err;
 }
 

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type LaunchOptions } from 'playwright-core';
-import { LlamaWebGpuError } from '../../errors.ts';
+import { BrowserSetupError } from '../../errors.ts';
 
 export type BrowserAdapter = 'swiftshader' | 'lavapipe';
 export const BROWSER_ADAPTERS: BrowserAdapter[] = ['swiftshader', 'lavapipe'];
@@ -29,13 +29,6 @@ export const CHROMIUM_ARGS = [
   '--no-first-run',
   '--disable-quic',
 ];
-
-/** Chromium, or its lavapipe build, is not installed where the launcher looks. */
-export class BrowserSetupError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('BROWSER_SETUP', message);
-  }
-}
 
 /** Why Chromium on `adapter` cannot be launched here, or null when it can. */
 export function chromiumProblem(adapter: BrowserAdapter = 'swiftshader'): string | null {
