@@ -27,7 +27,7 @@ import type { Sampler } from '../gpu/ops/sampler.ts';
 import type { GpuWeight } from '../gpu/weights.ts';
 import { headDim, qkvDim, type ModelConfig } from './config.ts';
 import type { RunState } from './state.ts';
-import { vectorBuffer, type ModelWeights } from './weights.ts';
+import { vectorBuffer, type LayerWeights, type ModelWeights } from './weights.ts';
 
 interface LayerOps {
   /** Absent where the norm is folded into the ops around it (decode; FoldedNorm). */
@@ -41,6 +41,37 @@ interface LayerOps {
   /** hb = silu(w1 xb) * (w3 xb): one SwiGLU dispatch in decode (when w1 and w3 pair up), else w1 then w3 (gate). */
   ffnUp: BoundOp[];
   w2: BoundOp;
+}
+
+/** The decode (one-token) matrix-vector ops of a layer, built before binding: their shapes size the folded norms. */
+interface DecodeLinears {
+  qkv: { op: MatVec; rowOffset: number }[];
+  wo: MatVec;
+  w1: MatVec;
+  w3: MatVec;
+  w2: MatVec;
+}
+
+/** What every layer binds with: the device, the shapes, the activations and the ops layers share. */
+interface LayerKit {
+  gpu: Gpu;
+  config: ModelConfig;
+  state: RunState;
+  rmsnorm: RmsNorm;
+  rope: Rope;
+  /** A prefill (many-token) op for a weight. */
+  matmul(w: GpuWeight): MatMul;
+}
+
+/**
+ * The folded norms (FoldedNorm) around layer l in decode, where the norm can be folded: `att`, its attention norm
+ * (written by layer l - 1's w2); `ffn`, its FFN norm (written by its wo); `next`, the norm its w2 writes (layer
+ * l + 1's attention norm, or the final norm).
+ */
+interface LayerFolds {
+  att?: FoldedNorm;
+  ffn?: FoldedNorm;
+  next?: FoldedNorm;
 }
 
 export class Forward {
@@ -67,15 +98,18 @@ export class Forward {
   ) {
     const c = config;
     const s = state;
-    const step = s.step.buffer;
     const maxTokens = s.maxTokens;
-    const attNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsnorm');
-    const rope = new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, rotaryDims: c.ropeDims, maxTokens });
-    const matmul = (w: GpuWeight) => new MatMul(gpu, w, maxTokens);
-    const qkvOutput = (rowOffset: number) => ({ rowOffset, yStride: qkvDim(c) });
+    const kit: LayerKit = {
+      gpu,
+      config: c,
+      state: s,
+      rmsnorm: new RmsNorm(gpu, c.dim, c.normEps, 'rmsnorm'),
+      rope: new Rope(gpu, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), theta: c.ropeTheta, scale: c.ropeScale, rotaryDims: c.ropeDims, maxTokens }),
+      matmul: (w) => new MatMul(gpu, w, maxTokens),
+    };
 
     // Decode ops: the residual adds (wo, w2) decide how many partial sums each folded norm holds.
-    const decode = weights.layers.map((lw) => ({
+    const decode: DecodeLinears[] = weights.layers.map((lw) => ({
       qkv: lw.qkv.map(({ w, rowOffset }) => ({ op: new MatVec(gpu, w), rowOffset })),
       wo: new MatVec(gpu, lw.wo),
       w1: new MatVec(gpu, lw.w1),
@@ -94,47 +128,9 @@ export class Forward {
 
     this.embedding = new Embedding(gpu, weights.tokenEmbedding).bind('embedding', s.tokens, s.x);
     weights.layers.forEach((lw, l) => {
-      const L = `L${l}`;
-      const cache = s.kvCaches[l];
-      const attention = new Attention(
-        gpu,
-        { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), maxSeqLen: s.contextLength, maxTokens, qStride: qkvDim(c) },
-        cache,
-      );
-      const norms = {
-        attNorm: attNorm.bind(`${L}.rmsAtt`, s.x, vectorBuffer(lw.rmsAtt), s.xb),
-        ffnNorm: attNorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb),
-      };
-      const rest = {
-        rope: rope.bind(`${L}.rope`, s.qkv, cache, step),
-        attention: attention.bind(`${L}.attention`, s.qkv, s.xb2, step),
-      };
-      const w1Prefill = matmul(lw.w1);
-      this.prefillLayers.push({
-        ...norms,
-        ...rest,
-        qkv: lw.qkv.map(({ w, rowOffset }) => matmul(w).bind(`${L}.${shortName(w)}.matmul`, s.xb, s.qkv, qkvOutput(rowOffset))),
-        o: matmul(lw.wo).bind(`${L}.wo.matmul`, s.xb2, s.x, { accumulate: true }),
-        ffnUp:
-          w1Prefill.swiglu && swigluPair(lw.w1, lw.w3)
-            ? [w1Prefill.bind(`${L}.w13.matmul`, s.xb, s.hb, { up: lw.w3 })]
-            : [w1Prefill.bind(`${L}.w1.matmul`, s.xb, s.hb), matmul(lw.w3).bind(`${L}.w3.matmul`, s.xb, s.hb, { gate: true })],
-        w2: matmul(lw.w2).bind(`${L}.w2.matmul`, s.hb, s.x, { accumulate: true }),
-      });
-      const d = decode[l];
-      const att = attIn[l] ?? s.xb;
-      const ffn = ffnIn[l] ?? s.xb;
-      this.decodeLayers.push({
-        attNorm: attIn[l] ? undefined : norms.attNorm,
-        ffnNorm: ffnIn[l] ? undefined : norms.ffnNorm,
-        ...rest,
-        qkv: d.qkv.map(({ op, rowOffset }) => op.bind(`${L}.${shortName(op.weight)}.matvec`, att, s.qkv, qkvOutput(rowOffset))),
-        o: d.wo.bind(`${L}.wo.matvec`, s.xb2, s.x, { accumulate: true, normOut: ffnIn[l] }),
-        ffnUp: swigluPair(lw.w1, lw.w3)
-          ? [d.w1.bind(`${L}.w13.matvec`, ffn, s.hb, { up: lw.w3 })]
-          : [d.w1.bind(`${L}.w1.matvec`, ffn, s.hb), d.w3.bind(`${L}.w3.matvec`, ffn, s.hb, { gate: true })],
-        w2: d.w2.bind(`${L}.w2.matvec`, s.hb, s.x, { accumulate: true, normOut: l + 1 < c.nLayers ? attIn[l + 1] : finalIn }),
-      });
+      const layer = bindLayer(kit, l, lw, decode[l], { att: attIn[l], ffn: ffnIn[l], next: l + 1 < c.nLayers ? attIn[l + 1] : finalIn });
+      this.decodeLayers.push(layer.decode);
+      this.prefillLayers.push(layer.prefill);
     });
     const finalNorm = new RmsNorm(gpu, c.dim, c.normEps, 'rmsFinal');
     this.finalNorm = finalIn ? undefined : finalNorm.bind('rmsFinal', s.x, vectorBuffer(weights.rmsFinal), s.xb);
@@ -142,7 +138,7 @@ export class Forward {
     const wcls = new MatVec(gpu, weights.wcls);
     this.classifier = wcls.bind('wcls', s.xb, s.logits);
     this.decodeClassifier = finalIn ? wcls.bind('wcls.folded', finalIn, s.logits) : this.classifier;
-    this.sample = sampler.bind('sample', s.logits, s.tokens, 0, step);
+    this.sample = sampler.bind('sample', s.logits, s.tokens, 0, s.step.buffer);
     this.dispatchesPerDecode = -1;
     this.dispatchesPerDecode = this.countDecodeDispatches();
   }
@@ -213,6 +209,73 @@ export class Forward {
     this.encodeDecode(counter);
     return count;
   }
+}
+
+/**
+ * Binds layer l for decode (one token: the MatVec ops, folded norms where they fit) and for prefill (the MatMul
+ * ops), step by step as llama2.c's forward() runs a layer; both share the norms, RoPE and attention.
+ */
+function bindLayer(kit: LayerKit, l: number, lw: LayerWeights, d: DecodeLinears, folds: LayerFolds): { decode: LayerOps; prefill: LayerOps } {
+  const { gpu, config: c, state: s } = kit;
+  const L = `L${l}`;
+  const step = s.step.buffer;
+  const cache = s.kvCaches[l];
+  const qkvRow = (rowOffset: number) => ({ rowOffset, yStride: qkvDim(c) });
+
+  // xb = rmsnorm(x, rmsAtt)
+  const attNorm = kit.rmsnorm.bind(`${L}.rmsAtt`, s.x, vectorBuffer(lw.rmsAtt), s.xb);
+  const attIn = folds.att ?? s.xb;
+  // q, k, v = wq xb, wk xb, wv xb, side by side in each token's qkv row
+  const qkv = {
+    decode: d.qkv.map(({ op, rowOffset }) => op.bind(`${L}.${shortName(op.weight)}.matvec`, attIn, s.qkv, qkvRow(rowOffset))),
+    prefill: lw.qkv.map(({ w, rowOffset }) => kit.matmul(w).bind(`${L}.${shortName(w)}.matmul`, s.xb, s.qkv, qkvRow(rowOffset))),
+  };
+  // q, k = rope(q, k, pos);  keyCache[pos] = k;  valueCache[pos] = v
+  const rope = kit.rope.bind(`${L}.rope`, s.qkv, cache, step);
+  // xb2 = softmax(q keyCache^T / sqrt(headDim)) valueCache, per head, over positions 0..pos
+  const attention = new Attention(
+    gpu,
+    { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c), maxSeqLen: s.contextLength, maxTokens: s.maxTokens, qStride: qkvDim(c) },
+    cache,
+  ).bind(`${L}.attention`, s.qkv, s.xb2, step);
+  // x += wo xb2
+  const o = {
+    decode: d.wo.bind(`${L}.wo.matvec`, s.xb2, s.x, { accumulate: true, normOut: folds.ffn }),
+    prefill: kit.matmul(lw.wo).bind(`${L}.wo.matmul`, s.xb2, s.x, { accumulate: true }),
+  };
+  // xb = rmsnorm(x, rmsFfn)
+  const ffnNorm = kit.rmsnorm.bind(`${L}.rmsFfn`, s.x, vectorBuffer(lw.rmsFfn), s.xb);
+  const ffnIn = folds.ffn ?? s.xb;
+  // hb = silu(w1 xb) * (w3 xb)
+  const w1 = kit.matmul(lw.w1);
+  const ffnUp = {
+    decode: swigluPair(lw.w1, lw.w3)
+      ? [d.w1.bind(`${L}.w13.matvec`, ffnIn, s.hb, { up: lw.w3 })]
+      : [d.w1.bind(`${L}.w1.matvec`, ffnIn, s.hb), d.w3.bind(`${L}.w3.matvec`, ffnIn, s.hb, { gate: true })],
+    prefill:
+      w1.swiglu && swigluPair(lw.w1, lw.w3)
+        ? [w1.bind(`${L}.w13.matmul`, s.xb, s.hb, { up: lw.w3 })]
+        : [w1.bind(`${L}.w1.matmul`, s.xb, s.hb), kit.matmul(lw.w3).bind(`${L}.w3.matmul`, s.xb, s.hb, { gate: true })],
+  };
+  // x += w2 hb
+  const w2 = {
+    decode: d.w2.bind(`${L}.w2.matvec`, s.hb, s.x, { accumulate: true, normOut: folds.next }),
+    prefill: kit.matmul(lw.w2).bind(`${L}.w2.matmul`, s.hb, s.x, { accumulate: true }),
+  };
+
+  return {
+    decode: {
+      attNorm: folds.att ? undefined : attNorm,
+      qkv: qkv.decode,
+      rope,
+      attention,
+      o: o.decode,
+      ffnNorm: folds.ffn ? undefined : ffnNorm,
+      ffnUp: ffnUp.decode,
+      w2: w2.decode,
+    },
+    prefill: { attNorm, qkv: qkv.prefill, rope, attention, o: o.prefill, ffnNorm, ffnUp: ffnUp.prefill, w2: w2.prefill },
+  };
 }
 
 /** The last part of a weight's name ("layers.3.wqkv" -> "wqkv"), for labels. */
