@@ -99,16 +99,8 @@ export function modelsPlugin(options: ModelsPluginOptions): Plugin {
 
   const loadConverter = () =>
     (modules ??= (async () => {
-      const { createServer, createServerModuleRunner } = await import('vite');
-      const server = await createServer({
-        root,
-        configFile: false,
-        logLevel: 'error',
-        server: { middlewareMode: true, hmr: false, ws: false, watch: null },
-        appType: 'custom',
-        optimizeDeps: { noDiscovery: true, include: [] },
-      });
-      const runner = createServerModuleRunner(server.environments.ssr, { hmr: false });
+      const { startModuleRunner } = await import('./module-runner.mjs');
+      const runner = await startModuleRunner(root);
       const load = <T>(p: string) => runner.import(path.join(root, p)) as Promise<T>;
       const mods: ConverterModules = {
         gguf: await load('src/formats/gguf-checkpoint.ts'),
@@ -117,13 +109,7 @@ export function modelsPlugin(options: ModelsPluginOptions): Plugin {
         sink: await load('src/formats/node-sink.ts'),
         synthetic: await load('src/model/synthetic.ts'),
       };
-      return {
-        mods,
-        close: async () => {
-          await runner.close();
-          await server.close();
-        },
-      };
+      return { mods, close: runner.close };
     })());
 
   async function convert(sample: Sample): Promise<void> {

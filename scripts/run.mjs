@@ -2,9 +2,9 @@
 // Runs a TypeScript entry point (src/cli/*.ts) in Node through Vite's module runner, so sources, WGSL imports
 // and import.meta.glob resolve exactly as they do in the browser build and in the tests.
 //   node scripts/run.mjs src/cli/main.ts <args...>
-import { createServer, createServerModuleRunner } from 'vite';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { startModuleRunner } from './module-runner.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const [entry, ...args] = process.argv.slice(2);
@@ -14,15 +14,7 @@ if (!entry) {
 }
 const ownArgv = process.argv.slice(1);
 process.argv = [process.argv[0], path.resolve(entry), ...args];
-const server = await createServer({
-  root,
-  configFile: false,
-  logLevel: 'error',
-  server: { middlewareMode: true, hmr: false, ws: false, watch: null },
-  appType: 'custom',
-  optimizeDeps: { noDiscovery: true, include: [] },
-});
-const runner = createServerModuleRunner(server.environments.ssr, { hmr: false });
+const runner = await startModuleRunner(root);
 let code = 0;
 try {
   // Dawn's fixed limit notices go to stderr from C++: the entry runs in a child whose stderr is filtered.
@@ -39,6 +31,5 @@ try {
   code = 1;
 } finally {
   await runner.close();
-  await server.close();
 }
 process.exit(code);

@@ -199,9 +199,13 @@ export class ModelManager {
     return this.install(url, modelId, (onProgress) => this.installer.importFromUrl(url, { modelId, onProgress, quant: quantChoice(), tokenizer }));
   }
 
-  private async install(title: string, modelId: string, run: (onProgress: (p: TaskProgress) => void) => Promise<string>): Promise<void> {
+  /**
+   * Runs one install task (a download, an import or a conversion) under a progress row, after confirmReplace;
+   * `converting` names the row and its failure as a conversion.
+   */
+  private async install(title: string, modelId: string, run: (onProgress: (p: TaskProgress) => void) => Promise<string>, converting = false): Promise<void> {
     if (!(await this.confirmReplace(modelId))) return;
-    const { row, onProgress } = this.track(title, 'download-progress');
+    const { row, onProgress } = this.track(title, converting ? 'convert-progress' : 'download-progress');
     try {
       const id = await run(onProgress);
       row.remove();
@@ -210,7 +214,7 @@ export class ModelManager {
       await this.refresh();
       this.events.onInstalled(id);
     } catch (e) {
-      row.fail(`Installing ${title} failed.`);
+      row.fail(`${converting ? 'Converting' : 'Installing'} ${title} failed.`);
       showBanner(describeError(e));
       await this.refresh();
     }
@@ -232,20 +236,7 @@ export class ModelManager {
   async convert(files: File[]): Promise<void> {
     const title = files.map((f) => f.name).join(' + ');
     const modelId = convertedModelId(files);
-    if (!(await this.confirmReplace(modelId))) return;
-    const { row, onProgress } = this.track(title, 'convert-progress');
-    try {
-      const id = await this.installer.convertFiles(files, { modelId, onProgress, quant: quantChoice() });
-      row.remove();
-      clearBanner();
-      await persistStorage();
-      await this.refresh();
-      this.events.onInstalled(id);
-    } catch (e) {
-      row.fail(`Converting ${title} failed.`);
-      showBanner(describeError(e));
-      await this.refresh();
-    }
+    await this.install(title, modelId, (onProgress) => this.installer.convertFiles(files, { modelId, onProgress, quant: quantChoice() }), true);
   }
 }
 
