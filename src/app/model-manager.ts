@@ -6,6 +6,7 @@
 import type { InstalledModel, ModelStore } from '../storage/store.ts';
 import type { StoreWorkerClient, TaskProgress } from '../worker/store-client.ts';
 import { convertedModelId } from '../worker/store-client.ts';
+import { checkConvertQuant, type ConvertQuant } from '../formats/quant-plan.ts';
 import { importModelId } from '../storage/url-id.ts';
 import { byId, el, formatBytes, ProgressRow } from './dom.ts';
 import { clearBanner, describeError, showBanner } from './errors-view.ts';
@@ -249,8 +250,7 @@ async function persistStorage(): Promise<void> {
 }
 
 /** The chosen weight format; undefined (Automatic): a quantized GGUF keeps its blocks, anything else becomes q8. */
-function quantChoice(): 'f32' | 'f16' | 'q8' | 'q4' | undefined {
-  const v = (document.getElementById('quant') as HTMLSelectElement | null)?.value;
-  if (v === 'auto') return undefined;
-  return v === 'f32' || v === 'f16' || v === 'q4' ? v : 'q8';
+function quantChoice(): ConvertQuant | undefined {
+  const v = (document.getElementById('quant') as HTMLSelectElement | null)?.value ?? 'auto';
+  return v === 'auto' ? undefined : checkConvertQuant(v);
 }

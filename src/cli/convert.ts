@@ -11,19 +11,19 @@ import { openCheckpoint } from '../formats/detect.ts';
 import { directorySink } from '../formats/node-sink.ts';
 import { hasQuantizedGgufTensors } from '../formats/keep.ts';
 import { convertCheckpoint } from '../formats/package-writer.ts';
-import { QUANT_SCHEMES, type QuantScheme } from '../formats/quant-plan.ts';
+import { CONVERT_QUANTS, type ConvertQuant } from '../formats/quant-plan.ts';
 import { choiceOption, numberOption, parseArgs, UsageError } from './args.ts';
 
 export const USAGE = 'usage: llama-webgpu convert <input> <out-dir> [--quant q4|q4-pure|q8|f16|f32|keep] [--tokenizer <file>] [--shard-mb N] [--name <text>]';
 
 export async function run(args: string[]): Promise<number> {
-  let input: string, out: string, quant: QuantScheme | 'keep' | undefined, shardMb: number;
+  let input: string, out: string, quant: ConvertQuant | undefined, shardMb: number;
   let p;
   try {
     p = parseArgs(args, { values: ['quant', 'tokenizer', 'shard-mb', 'name'] });
     if (p.positional.length !== 2) throw new UsageError('expected <input> and <out-dir>');
     [input, out] = p.positional;
-    quant = p.options.has('quant') ? choiceOption(p, 'quant', [...QUANT_SCHEMES, 'keep'] as const, 'q4') : undefined;
+    quant = p.options.has('quant') ? choiceOption(p, 'quant', CONVERT_QUANTS, 'q4') : undefined;
     shardMb = numberOption(p, 'shard-mb', 64);
     if (!(shardMb > 0)) throw new UsageError('--shard-mb must be positive');
   } catch (e) {

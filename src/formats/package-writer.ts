@@ -17,7 +17,7 @@ import {
 import { keptTensor } from './keep.ts';
 import { K_BLOCK, K_BLOCK_BYTES } from './kquant.ts';
 import { encodeWeights, groupsPerRow, isQuantized, type EncodedWeights, type WeightDtype } from './quant.ts';
-import { checkQuantScheme, tensorDtype, type QuantScheme } from './quant-plan.ts';
+import { checkConvertQuant, tensorDtype, type ConvertQuant } from './quant-plan.ts';
 
 export interface ShardWriter {
   write(bytes: Uint8Array): Promise<void>;
@@ -49,7 +49,7 @@ export interface ConvertOptions {
    * How tensors are encoded (quant-plan.ts): 'q4' is the 4-bit mix, 'q4-pure' every matrix at q4; 'keep' keeps a
    * GGUF's matrices in the encoding that holds their values exactly (keep.ts).
    */
-  quant: QuantScheme | 'keep';
+  quant: ConvertQuant;
   shardBytes?: number;
   name?: string;
   onProgress?: (p: ConvertProgress) => void;
@@ -195,7 +195,7 @@ export async function writePackage(ckpt: Checkpoint, sink: PackageSink, options:
   if (!Number.isSafeInteger(shardBytes) || shardBytes < 4 * SHARD_ALIGN) {
     throw new ConvertOptionsError(`shard size ${shardBytes} bytes is too small; use at least ${4 * SHARD_ALIGN} bytes (the default is ${DEFAULT_SHARD_BYTES})`);
   }
-  if (options.quant !== 'keep') checkQuantScheme(options.quant);
+  checkConvertQuant(options.quant);
   checkConfig(ckpt.config, file);
   checkTensors(ckpt, file);
   const signal = options.signal;

@@ -10,7 +10,7 @@
  *            (`llama-webgpu eval`, test/model/quantized.test.ts).
  *   q4-pure  every matrix at q4 (ggml's Q4_0 applied to all of them).
  *   q8, f16, f32  every matrix in that encoding.
- * Norm weights (1-D) are always f32.
+ * Norm weights (1-D) are always f32. A conversion also takes `keep` (keep.ts): a GGUF's matrices as they are stored.
  */
 import { ConvertOptionsError } from '../errors.ts';
 import { K_BLOCK } from './kquant.ts';
@@ -23,10 +23,17 @@ export function isQuantScheme(name: unknown): name is QuantScheme {
   return (QUANT_SCHEMES as readonly unknown[]).includes(name);
 }
 
-/** `name` as a scheme, or a ConvertOptionsError naming `option` and listing the valid names. */
-export function checkQuantScheme(name: unknown, option = 'quant'): QuantScheme {
-  if (isQuantScheme(name)) return name;
-  throw new ConvertOptionsError(`unknown ${option} "${String(name)}"; use one of ${QUANT_SCHEMES.join(', ')}`);
+/**
+ * Every `quant` a conversion takes: `convert --quant`, importFromUrl, the store worker and the page. The schemes
+ * above, and 'keep' for a GGUF's own blocks.
+ */
+export const CONVERT_QUANTS = [...QUANT_SCHEMES, 'keep'] as const;
+export type ConvertQuant = (typeof CONVERT_QUANTS)[number];
+
+/** `name` as a conversion's quant, or a ConvertOptionsError naming `option` and listing the valid names. */
+export function checkConvertQuant(name: unknown, option = 'quant'): ConvertQuant {
+  if ((CONVERT_QUANTS as readonly unknown[]).includes(name)) return name as ConvertQuant;
+  throw new ConvertOptionsError(`unknown ${option} "${String(name)}"; use one of ${CONVERT_QUANTS.join(', ')}`);
 }
 
 /**

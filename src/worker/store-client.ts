@@ -2,6 +2,7 @@
  * The page's side of the store worker: install a model package from a URL, or convert picked files, without
  * blocking the page. Both write into the IndexedDB model store that createIdbStore() and the engine read.
  */
+import { checkConvertQuant, type ConvertQuant } from '../formats/quant-plan.ts';
 import { fromWireError } from './protocol.ts';
 import { modelIdFrom } from '../storage/package-check.ts';
 import type { FromStoreWorker, TaskProgress, ToStoreWorker } from './store-protocol.ts';
@@ -14,6 +15,14 @@ export interface StoreTaskOptions {
   modelId?: string;
   onProgress?: (p: TaskProgress) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * Options of a conversion: `quant` is any of CONVERT_QUANTS, as `convert --quant` takes it; without it a quantized
+ * GGUF keeps its blocks and anything else becomes q8.
+ */
+export interface StoreConvertOptions extends StoreTaskOptions {
+  quant?: ConvertQuant;
 }
 
 /** A checkpoint file's name without its weights extension: the converted model's name. */
@@ -85,14 +94,16 @@ export class StoreWorkerClient {
    * repository; a model package is installed as it is) into the store, streaming it with Range requests
    * (importFromUrl). Resolves to the model id.
    */
-  importFromUrl(url: string, options: StoreTaskOptions & { quant?: 'f32' | 'f16' | 'q8' | 'q4'; tokenizer?: string } = {}): Promise<string> {
+  async importFromUrl(url: string, options: StoreConvertOptions & { tokenizer?: string } = {}): Promise<string> {
+    if (options.quant !== undefined) checkConvertQuant(options.quant);
     const abs = new URL(url, location.href).href;
     const tokenizer = options.tokenizer && new URL(options.tokenizer, abs).href;
     return this.run((id) => ({ type: 'import-url', id, url: abs, storeName: options.storeName, modelId: options.modelId, quant: options.quant, tokenizer }), options);
   }
 
   /** Converts a checkpoint (with its companion files) into a package in the store; resolves to the model id. */
-  convertFiles(files: File[], options: StoreTaskOptions & { quant?: 'f32' | 'f16' | 'q8' | 'q4' } = {}): Promise<string> {
+  async convertFiles(files: File[], options: StoreConvertOptions = {}): Promise<string> {
+    if (options.quant !== undefined) checkConvertQuant(options.quant);
     return this.run(
       (id) => ({ type: 'convert-files', id, files, storeName: options.storeName, modelId: options.modelId, quant: options.quant }),
       options,

@@ -1,4 +1,5 @@
 /** Messages between a page and the store worker (store-worker.ts): installs and conversions off the main thread. */
+import type { ConvertQuant } from '../formats/quant-plan.ts';
 import type { WireError } from './protocol.ts';
 
 /** Progress of an install or a conversion; `fraction` is 0..1 of the bytes (download) or elements (conversion). */
@@ -12,8 +13,8 @@ export interface TaskProgress {
 
 export type ToStoreWorker =
   | { type: 'install-url'; id: number; storeName?: string; url: string; modelId?: string }
-  | { type: 'import-url'; id: number; storeName?: string; url: string; modelId?: string; quant?: 'f32' | 'f16' | 'q8' | 'q4'; tokenizer?: string }
-  | { type: 'convert-files'; id: number; storeName?: string; files: File[]; modelId?: string; quant?: 'f32' | 'f16' | 'q8' | 'q4' }
+  | { type: 'import-url'; id: number; storeName?: string; url: string; modelId?: string; quant?: ConvertQuant; tokenizer?: string }
+  | { type: 'convert-files'; id: number; storeName?: string; files: File[]; modelId?: string; quant?: ConvertQuant }
   | { type: 'abort'; id: number };
 
 export type FromStoreWorker =

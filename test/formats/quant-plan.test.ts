@@ -1,7 +1,7 @@
 // The per-tensor encoding plan of each --quant scheme (src/formats/quant-plan.ts).
 import { describe, expect, it } from 'vitest';
 import { ConvertOptionsError } from '../../src/errors.ts';
-import { bytesAgainstQ4, checkQuantScheme, describeMatrixDtypes, moreBitsLayer, QUANT_SCHEMES, tensorDtype } from '../../src/formats/quant-plan.ts';
+import { bytesAgainstQ4, checkConvertQuant, CONVERT_QUANTS, describeMatrixDtypes, moreBitsLayer, QUANT_SCHEMES, tensorDtype } from '../../src/formats/quant-plan.ts';
 
 /** llama.cpp's use_more_bits, in its integer arithmetic. */
 function llamaCppUseMoreBits(layer: number, nLayers: number): boolean {
@@ -63,12 +63,13 @@ describe('tensorDtype', () => {
   });
 });
 
-describe('checkQuantScheme', () => {
-  it('accepts every scheme and refuses other names with a typed error that lists them', () => {
-    for (const s of QUANT_SCHEMES) expect(checkQuantScheme(s)).toBe(s);
-    for (const bad of ['q4_0', 'Q4', 'int4', '', undefined]) {
-      expect(() => checkQuantScheme(bad)).toThrow(ConvertOptionsError);
-      expect(() => checkQuantScheme(bad)).toThrow(`unknown quant "${String(bad)}"; use one of ${QUANT_SCHEMES.join(', ')}`);
+describe('checkConvertQuant', () => {
+  it('accepts every scheme and keep, and refuses other names with a typed error that lists them', () => {
+    expect(CONVERT_QUANTS).toEqual([...QUANT_SCHEMES, 'keep']);
+    for (const s of CONVERT_QUANTS) expect(checkConvertQuant(s)).toBe(s);
+    for (const bad of ['q4_0', 'Q4', 'int4', 'q4_k_m', '', undefined]) {
+      expect(() => checkConvertQuant(bad)).toThrow(ConvertOptionsError);
+      expect(() => checkConvertQuant(bad)).toThrow(`unknown quant "${String(bad)}"; use one of q4, q4-pure, q8, f16, f32, keep`);
     }
   });
 });
