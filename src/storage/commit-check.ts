@@ -43,3 +43,12 @@ export async function checkCommit(
     }
   }
 }
+
+/**
+ * The files an installed model keeps besides its manifest: the tokenizer and the shards. A commit drops anything
+ * else staged (an import's journal, import-progress.json, or a shard of an earlier attempt), which nothing reads
+ * once the model is installed.
+ */
+export function packageFiles(manifest: Manifest): Set<string> {
+  return new Set([manifest.tokenizer.file, ...manifest.shards.map((s) => s.file)]);
+}

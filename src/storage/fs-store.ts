@@ -16,7 +16,7 @@ import type { Manifest } from '../formats/manifest.ts';
 import { checkFileName, checkModelId, isModelId, parseManifest } from './package-check.ts';
 import type { ShardWriter, StoreSink } from './sink.ts';
 import { filesFingerprint, packageBytes, type InstalledModel, type ModelStore } from './store.ts';
-import { checkCommit } from './commit-check.ts';
+import { checkCommit, packageFiles } from './commit-check.ts';
 
 const MANIFEST = 'manifest.json';
 /** Written into an installed model's directory once its files were hashed against the manifest (see isVerified). */
@@ -128,6 +128,8 @@ export function createFsStore(root: string): ModelStore {
       },
       async commit(manifest: Manifest) {
         await checkCommit(id, manifest, stagedSize, readStaged);
+        const keep = packageFiles(manifest);
+        for (const name of await readdir(d)) if (!keep.has(name)) await rm(path.join(d, name), { recursive: true, force: true });
         const p = path.join(d, MANIFEST);
         await writeFile(p + '.partial', JSON.stringify(manifest, null, 2));
         await rename(p + '.partial', p);

@@ -21,7 +21,7 @@
 import { createStore, del, delMany, get, promisifyRequest, set, type UseStore } from 'idb-keyval';
 import { StorageError } from '../errors.ts';
 import type { Manifest } from '../formats/manifest.ts';
-import { checkCommit } from './commit-check.ts';
+import { checkCommit, packageFiles } from './commit-check.ts';
 import { checkFileName, checkModelId, isModelId, parseManifest } from './package-check.ts';
 import type { ShardWriter, StoreSink } from './sink.ts';
 import { releaseBytes } from './release.ts';
@@ -199,6 +199,10 @@ export function createIdbStore(dbName = 'llama-webgpu'): ModelStore {
       async commit(manifest) {
         const b = await staged();
         await checkCommit(id, manifest, stagedSize, readStaged);
+        // Staged files the manifest does not name (file/<name> and piece/<name>/<i> keys) are not installed.
+        const keep = packageFiles(manifest);
+        const stray = (await keysUnder(b)).filter((k) => !keep.has(k.slice(b.length).split('/')[1]));
+        if (stray.length > 0) await delMany(stray, db);
         const gen = b.slice(`${id}/g/`.length, -1);
         // One transaction: the model record names the staged generation, and the staging record goes.
         const previous = await db('readwrite', async (s) => {

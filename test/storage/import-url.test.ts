@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createStore, keys } from 'idb-keyval';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DownloadError, ModelFormatError } from '../../src/errors.ts';
 import { openCheckpoint } from '../../src/formats/detect.ts';
@@ -18,6 +19,7 @@ import { huggingFaceResolve, importFromUrl, type ImportProgress } from '../../sr
 import { writeHfFolder } from '../helpers/fixtures.ts';
 import { haveSharedModel, sharedModel } from '../helpers/models.ts';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.ts';
+import { STORE_KINDS, type TestStore } from './stores.ts';
 
 const GGUF = 'stories260K/stories260Ktok512.gguf';
 const have = haveSharedModel(GGUF) && haveSharedModel('stories260K/stories260K.bin');
@@ -129,6 +131,37 @@ describe.skipIf(!have)('importFromUrl', () => {
     const whole = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'].reduce((n, f) => n + readFileSync(path.join(tmp, 'hf-two', f)).byteLength, 0);
     const skipped = journal.shards.reduce((n: number, s: { byteSize: number }) => n + s.byteSize, 0);
     expect(server.sent).toBeLessThan(whole - skipped / 2);
+  });
+
+  /** The names an installed model holds in `t`'s store: its folder's files, or the files its IndexedDB keys name. */
+  async function installedNames(t: TestStore, id: string): Promise<string[]> {
+    if (t.root) return readdirSync(path.join(t.root, id)).sort();
+    const all = (await keys(createStore(t.dbName!, 'shards'))).map(String).filter((k) => k.startsWith(`${id}/`));
+    const names = new Set(all.map((k) => (k === `${id}/model` ? 'manifest.json' : k.split('/')[4])));
+    return [...names].sort();
+  }
+
+  it.each(STORE_KINDS)('an installed import holds only its manifest, tokenizer and shards, not its journal (%s store)', async (_, make) => {
+    const t = await make();
+    try {
+      const url = `${server.url}/hf/hf-two/`;
+      const controller = new AbortController();
+      // Interrupted after two shards, with the journal staged; then resumed to the end.
+      await expect(
+        importFromUrl(t.store, url, {
+          quant: 'f32', shardBytes: SHARD_BYTES, id: 'clean', signal: controller.signal,
+          onProgress: (p) => p.packageBytes > 2 * SHARD_BYTES && controller.abort(),
+        }),
+      ).rejects.toMatchObject({ name: 'AbortError' });
+      expect(await t.store.sink('clean').stagedSize('import-progress.json')).toBeGreaterThan(0);
+      const model = await importFromUrl(t.store, url, { quant: 'f32', shardBytes: SHARD_BYTES, id: 'clean' });
+      const want = ['manifest.json', model.manifest.tokenizer.file, ...model.manifest.shards.map((s) => s.file)].sort();
+      expect(model.manifest.shards.length).toBeGreaterThan(2);
+      expect(await installedNames(t, 'clean')).toEqual(want);
+      expect(await t.store.sink('clean').stagedSize('import-progress.json')).toBeNull();
+    } finally {
+      await t.cleanup();
+    }
   });
 
   it('a small checkpoint imports from a server that ignores Range requests, read whole', async () => {
