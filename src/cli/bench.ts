@@ -1,27 +1,33 @@
 /**
  * llama-webgpu bench <package-dir> [--prompt-tokens N] [--gen-tokens N] [--adapter llvmpipe|swiftshader|default]
- *   [--json] [--quiet]
+ *   [--verify first-load|always|never] [--json] [--quiet]
  *
  * Prefill and decode speed of a model package on this machine's GPU, with the per-token overheads that bound
  * small models: dispatches, submits, readbacks (and how many stalled the CPU), JS encode time per token and per
  * dispatch; plus load time, peak memory, and the adapter in use with the reason it was chosen. Progress (loading,
- * warm-up, prefill, decode token i/N) goes to stderr unless --quiet.
+ * warm-up, prefill, decode token i/N) goes to stderr unless --quiet. --verify is createEngine's `verify`: whether the
+ * load hashes every file against the manifest (first-load: only until one load has; never: load time without hashing).
  */
-import type { Engine } from '../engine.ts';
+import type { Engine, EngineOptions } from '../engine.ts';
 import type { Manifest } from '../formats/manifest.ts';
-import { integerOption, numberOption, parseArgs, UsageError } from './args.ts';
+import { choiceOption, integerOption, numberOption, parseArgs, UsageError } from './args.ts';
 import { describeAdapter, openPackageDir } from './open-model.ts';
 import { Progress } from './progress.ts';
 
-export const USAGE = 'usage: llama-webgpu bench <package-dir> [--prompt-tokens N] [--gen-tokens N] [--adapter llvmpipe|swiftshader|default] [--json] [--quiet]';
+export const USAGE =
+  'usage: llama-webgpu bench <package-dir> [--prompt-tokens N] [--gen-tokens N] [--adapter llvmpipe|swiftshader|default] [--verify first-load|always|never] [--json] [--quiet]';
+
+/** The values of --verify: createEngine's `verify`. */
+export const VERIFY_MODES = ['first-load', 'always', 'never'] as const satisfies readonly NonNullable<EngineOptions['verify']>[];
 
 export async function run(args: string[]): Promise<number> {
-  let p, promptTokens, genTokens;
+  let p, promptTokens, genTokens, verify;
   try {
-    p = parseArgs(args, { values: ['prompt-tokens', 'gen-tokens', 'adapter', 'context', 'prefill-chunk'], flags: ['json', 'quiet'] });
+    p = parseArgs(args, { values: ['prompt-tokens', 'gen-tokens', 'adapter', 'context', 'prefill-chunk', 'verify'], flags: ['json', 'quiet'] });
     if (p.positional.length !== 1) throw new UsageError('expected one <package-dir>');
     promptTokens = integerOption(p, 'prompt-tokens', 128, 1);
     genTokens = integerOption(p, 'gen-tokens', 32, 1);
+    verify = choiceOption(p, 'verify', VERIFY_MODES, 'first-load');
   } catch (e) {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 2;
@@ -36,6 +42,7 @@ export async function run(args: string[]): Promise<number> {
       adapter: typeof adapterOption === 'string' ? adapterOption : undefined,
       contextLength: numberOption(p, 'context', Math.max(256, promptTokens + genTokens + 1)),
       prefillChunk: numberOption(p, 'prefill-chunk'),
+      verify,
       onProgress: (e) => progress.update(`loading ${(100 * e.fraction).toFixed(0)}% (${e.phase}${e.totalBytes ? `, ${(e.loadedBytes / 1e6).toFixed(1)} of ${(e.totalBytes / 1e6).toFixed(1)} MB` : ''})`),
     });
   } catch (e) {
@@ -106,6 +113,8 @@ export async function run(args: string[]): Promise<number> {
        */
       recordMsPerToken,
       loadMs: s.loadMs,
+      /** --verify: whether loadMs may include hashing the package (first-load, always) or never does. */
+      verify,
       peakRssMB: 0,
     };
     if (errors.count > 0) {
@@ -128,7 +137,7 @@ export async function run(args: string[]): Promise<number> {
         ['JS encode/token', `${result.encodeMsPerToken.toFixed(3)} ms`],
         ['JS encode/dispatch', `${result.encodeUsPerDispatch.toFixed(2)} µs`],
         ['JS record/token', `${result.recordMsPerToken.toFixed(3)} ms (GPU idle, no submit)`],
-        ['load', `${(result.loadMs / 1000).toFixed(2)} s`],
+        ['load', `${(result.loadMs / 1000).toFixed(2)} s (--verify ${result.verify})`],
         ['peak RSS', `${result.peakRssMB.toFixed(0)} MB`],
       ];
       for (const [k, v] of rows) console.log(`  ${k.padEnd(18)} ${v}`);

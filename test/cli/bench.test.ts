@@ -25,6 +25,20 @@ describe.runIf(haveSwiftShader)('bench and generate report their adapter', () =>
     expect(await main(['synth', pkg, '--shape', 'tiny', '--quant', 'q4'])).toBe(0);
   });
 
+  it('bench --verify never loads without hashing; the default first-load hashes once and marks the package verified', async () => {
+    const marker = path.join(pkg, '.verified');
+    const bench = async (...extra: string[]) => {
+      stdout.length = 0;
+      expect(await main(['bench', pkg, '--adapter', 'swiftshader', '--prompt-tokens', '2', '--gen-tokens', '2', '--json', '--quiet', ...extra])).toBe(0);
+      return JSON.parse(stdout.join('\n')).verify;
+    };
+    expect(await bench('--verify', 'never')).toBe('never');
+    expect(existsSync(marker)).toBe(false);
+    expect(await bench()).toBe('first-load');
+    expect(existsSync(marker)).toBe(true);
+    expect(await bench('--verify', 'always')).toBe('always');
+  });
+
   it('bench --json: adapter, reason, and encode µs per dispatch; progress on stderr', async () => {
     expect(await main(['bench', pkg, '--adapter', 'swiftshader', '--prompt-tokens', '8', '--gen-tokens', '6', '--json'])).toBe(0);
     const r = JSON.parse(stdout.join('\n'));
@@ -62,6 +76,14 @@ describe.runIf(haveSwiftShader)('bench and generate report their adapter', () =>
 
   it('an unknown adapter name is a typed error naming the valid ones', async () => {
     await expect(main(['bench', pkg, '--adapter', 'nvidia'])).rejects.toThrow(/Use one of: default, llvmpipe, swiftshader/);
+  });
+});
+
+describe('bench --verify', () => {
+  it('takes first-load, always or never, and refuses anything else before a GPU opens', async () => {
+    expect(await main(['bench', path.join(tmp, 'nowhere'), '--verify', 'sometimes'])).toBe(2);
+    expect(stderr.join('')).toContain('--verify must be one of first-load, always, never, got sometimes');
+    expect(stderr.join('')).toContain('[--verify first-load|always|never]');
   });
 });
 
