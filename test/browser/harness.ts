@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { chromiumProblem, launchChromium, type BrowserAdapter } from '../../src/cli/browser/chromium.ts';
 import { buildLibrary, serveLibrary, type StaticServer } from '../../src/cli/browser/serve.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
@@ -127,6 +127,8 @@ export interface LibrarySession {
   open(page: Page): Promise<string[]>;
   /** A new page in its own context, opened as `open` does. */
   newPage(): Promise<{ page: Page; errors: string[] }>;
+  /** Runs `fn` in a new page (the library on window.llama), expects the page to log no errors, closes it. */
+  evaluate<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -146,6 +148,13 @@ export function useLibraryServer(packages: Record<string, ConvertOptions>, onReq
     async newPage() {
       const page = await session.browser.newPage();
       return { page, errors: await session.open(page) };
+    },
+    async evaluate<T>(fn: () => Promise<T>): Promise<T> {
+      const { page, errors } = await session.newPage();
+      const result = (await page.evaluate(fn)) as T;
+      expect(errors).toEqual([]);
+      await page.close();
+      return result;
     },
   } as LibrarySession & { server: StaticServer; browser: Browser };
   beforeAll(async () => {
