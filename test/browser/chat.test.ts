@@ -48,6 +48,14 @@ async function progressRows(page: Page): Promise<string[]> {
   return page.evaluate(() => [...(window as unknown as { progressRows: Set<string> }).progressRows].sort());
 }
 
+/** Generates 40 tokens greedily from BOS and expects stories260K's documented story; returns the reply. */
+async function expectGreedyStory(page: Page): Promise<Awaited<ReturnType<typeof generate>>> {
+  const r = await generate(page, { temperature: 0, maxTokens: 40 });
+  expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+  expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+  return r;
+}
+
 async function waitLoaded(page: Page, id: string): Promise<void> {
   await page.waitForSelector(`#load-status[data-ready="${id}"]`, { timeout: 120_000 });
   expect(await page.isEnabled('#send')).toBe(true);
@@ -55,6 +63,11 @@ async function waitLoaded(page: Page, id: string): Promise<void> {
 
 describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end on stories260K', () => {
   const session = useApp();
+  /** The page open in a new context (nothing stored yet), desktop-sized. */
+  const openFresh = async () => {
+    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    return { fresh, p: await openApp(fresh, session.app.url) };
+  };
   let context: BrowserContext;
   let page: Page;
   let errors: string[];
@@ -84,9 +97,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
   });
 
   test('generates the documented greedy story from BOS, streamed, with tokens per second', async () => {
-    const r = await generate(page, { temperature: 0, maxTokens: 40 });
-    expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
-    expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    const r = await expectGreedyStory(page);
     expect(r.finish).toBe('length');
     expect(r.meta).toMatch(/^40 tokens in [\d.]+ s, [\d.]+ tokens\/s \(max tokens reached\)$/);
     expect(await page.textContent('#stats')).toMatch(/tokens\/s/);
@@ -166,17 +177,14 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
       await page.waitForSelector('body[data-ready="true"]');
       // The last used model comes back from IndexedDB by itself.
       await waitLoaded(page, 'stories260K');
-      const r = await generate(page, { temperature: 0, maxTokens: 40 });
-      expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
-      expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+      await expectGreedyStory(page);
     } finally {
       await context.setOffline(false);
     }
   });
 
   test('imports the GGUF by drag and drop, converts it in a worker, and generates from it', async () => {
-    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, session.app.url);
+    const { fresh, p } = await openFresh();
     await p.selectOption('#quant', 'f32');
     const b64 = readFileSync(sharedModel(GGUF)).toString('base64');
     await recordProgressRows(p);
@@ -192,9 +200,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(await p.textContent('[data-model-id="stories260Ktok512"]')).toContain('f32');
     await waitLoaded(p, 'stories260Ktok512');
     expect(await progressRows(p)).toEqual(['convert-progress', 'gpu-progress']);
-    const r = await generate(p, { temperature: 0, maxTokens: 40 });
-    expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
-    expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    await expectGreedyStory(p);
 
     // Dropping the same file again would overwrite the model in use: the page asks first, and No changes nothing.
     const asked: string[] = [];
@@ -221,8 +227,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     // The local server serves any file in a package folder, with Range support: put the checkpoints beside one.
     const dir = path.join(session.app.packagesDir, 'stories260K');
     for (const f of [GGUF, 'stories260K/stories260K.bin', 'stories260K/tok512.bin']) copyFileSync(sharedModel(f), path.join(dir, path.basename(f)));
-    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, session.app.url);
+    const { fresh, p } = await openFresh();
     await p.selectOption('#quant', 'f32');
     await recordProgressRows(p);
     await p.fill('#url-input', new URL('models/stories260K/stories260Ktok512.gguf', session.app.url).href);
@@ -231,9 +236,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
     expect(await p.textContent('[data-model-id="stories260Ktok512"]')).toContain('f32');
     await waitLoaded(p, 'stories260Ktok512');
     expect(await progressRows(p)).toEqual(['download-progress', 'gpu-progress']);
-    const r = await generate(p, { temperature: 0, maxTokens: 40 });
-    expect(r.ids.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
-    expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
+    await expectGreedyStory(p);
 
     // A llama2.c checkpoint carries no tokenizer: without its URL the page says so; with it, it imports.
     await p.fill('#url-input', new URL('models/stories260K/stories260K.bin', session.app.url).href);
@@ -257,8 +260,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
       t.shape.length === 2 ? { ...t, ggmlType: 2, data: quantizeGgml32(2, new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4)) } : t,
     );
     const b64 = Buffer.from(ggufBytes(llamaGgufMetadata(TINY_CONFIG), tensors)).toString('base64');
-    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, session.app.url);
+    const { fresh, p } = await openFresh();
     expect(await p.inputValue('#quant')).toBe('auto');
     const dataTransfer = await p.evaluateHandle((data) => {
       const dt = new DataTransfer();
@@ -272,8 +274,7 @@ describe.skipIf(!haveChromium() || !haveSharedModel(GGUF))('chat page end to end
   });
 
   test('converts a llama2.c checkpoint with its tokenizer picked together in the file dialog, to q8 by default', async () => {
-    const fresh = await session.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await openApp(fresh, session.app.url);
+    const { fresh, p } = await openFresh();
     // Automatic: a checkpoint without quantized GGUF tensors becomes q8.
     expect(await p.inputValue('#quant')).toBe('auto');
     // Without its tokenizer the checkpoint is refused, in the page's words (no command-line flags).
