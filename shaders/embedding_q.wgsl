@@ -1,45 +1,22 @@
 // embedding_q: out[t, c] = dequant(table[tokens[token_offset + t], c]) for a quantized table, encoding DTYPE
-// (2 q8, 3 q4, 4 q4k, 5 q5k, 6 q6k, as in matmul.wgsl; the k-quants' block arithmetic is in
-// shaders/common/kquants.wgsl, appended by src/gpu/shaders.ts).
+// (2 q8, 3 q4, 4 q4k, 5 q5k, 6 q6k, as in matmul.wgsl; encodings: shaders/README.md).
 //
 // Shapes: tokens [>= token_offset + n] u32; table [vocab, cols] in up to 4 row chunks (w_q0..w_q3 with scales
-// w_s0..w_s3, f16 pairs when SCALE_F16, else f32; q4k and q5k have none and bind their data there; chunk k holds
-// rows chunk_end[k-1] .. chunk_end[k]-1; unused slots repeat chunk 0 and have an empty range); out [n, cols] f32.
-// Encodings: shaders/README.md.
-// The token is only known on the GPU (the sampler writes it), so every chunk is bound and the shader picks one.
-// A token id past the table writes zeros.
+// w_s0..w_s3, f16 pairs when SCALE_F16, else f32; q4k and q5k have none and bind their data there); out [n, cols] f32.
 // Dispatch: (n, 1, 1) workgroups of WG threads; workgroup t decodes row tokens[token_offset + t].
+// Params, the data chunks' bindings, word() and the entry point (which picks the chunk holding the token) are in
+// shaders/common/gather.wgsl, the k-quants' block arithmetic in kquants.wgsl, which src/gpu/shaders.ts appends to
+// this file.
 
-override WG: u32 = 64u;
 override DTYPE: u32 = 3u;
 override SCALE_F16: bool = true;
 
-struct Params {
-  chunk_end: vec4u,
-  cols: u32,
-  token_offset: u32,
-}
-
-@group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> w_q0: array<u32>;
-@group(0) @binding(2) var<storage, read> w_q1: array<u32>;
-@group(0) @binding(3) var<storage, read> w_q2: array<u32>;
-@group(0) @binding(4) var<storage, read> w_q3: array<u32>;
 @group(0) @binding(5) var<storage, read> w_s0: array<u32>;
 @group(0) @binding(6) var<storage, read> w_s1: array<u32>;
 @group(0) @binding(7) var<storage, read> w_s2: array<u32>;
 @group(0) @binding(8) var<storage, read> w_s3: array<u32>;
 @group(0) @binding(9) var<storage, read_write> out: array<f32>;
 @group(0) @binding(10) var<uniform> params: Params;
-
-fn word(chunk: u32, i: u32) -> u32 {
-  switch (chunk) {
-    case 0u: { return w_q0[i]; }
-    case 1u: { return w_q1[i]; }
-    case 2u: { return w_q2[i]; }
-    default: { return w_q3[i]; }
-  }
-}
 
 fn scale_word(chunk: u32, i: u32) -> u32 {
   switch (chunk) {
@@ -82,32 +59,19 @@ fn k_value(chunk: u32, blk: u32, e: u32) -> f32 {
   return q[e % 4u];
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+// Value c of row `row` of a chunk.
+fn value(chunk: u32, row: u32, c: u32) -> f32 {
   let cols = params.cols;
-  let groups = (cols + 31u) / 32u;
-  let token = tokens[params.token_offset + wg.x];
-  let ends = params.chunk_end;
-  // Chunk holding the token: the number of chunk ends at or below it.
-  let chunk = dot(vec4u(ends <= vec4u(token)), vec4u(1u));
-  let start = select(0u, ends[max(chunk, 1u) - 1u], chunk > 0u);
-  let row = token - start;
-  for (var c = lid; c < cols; c += WG) {
-    var v = 0.0;
-    if (chunk < 4u && DTYPE >= 4u) {
-      v = k_value(chunk, row * (cols / 256u) + c / 256u, c % 256u);
-    } else if (chunk < 4u) {
-      let g = row * groups + c / 32u;
-      let i = c % 32u;
-      let s = scale_at(chunk, g);
-      if (DTYPE == 3u) {
-        let q = word(chunk, g * 4u + i / 8u);
-        v = (f32((q >> (4u * (i % 8u))) & 15u) - 8.0) * s;
-      } else {
-        let q = word(chunk, g * 8u + i / 4u);
-        v = f32(bitcast<i32>(q << (24u - 8u * (i % 4u))) >> 24u) * s;
-      }
-    }
-    out[wg.x * cols + c] = v;
+  if (DTYPE >= 4u) {
+    return k_value(chunk, row * (cols / 256u) + c / 256u, c % 256u);
   }
+  let g = row * ((cols + 31u) / 32u) + c / 32u;
+  let i = c % 32u;
+  let s = scale_at(chunk, g);
+  if (DTYPE == 3u) {
+    let q = word(chunk, g * 4u + i / 8u);
+    return (f32((q >> (4u * (i % 8u))) & 15u) - 8.0) * s;
+  }
+  let q = word(chunk, g * 8u + i / 4u);
+  return f32(bitcast<i32>(q << (24u - 8u * (i % 4u))) >> 24u) * s;
 }

@@ -19,30 +19,12 @@
 // w1; U, bound as u_q/u_s, is w3 of the same shape and chunking): each lane's first RPL / 2 row slots hold rows of
 // W and the others the same rows of U, so a workgroup writes RPL WG / 2 rows. Otherwise U is unused (bound to W).
 //
-// Params, combine(), scale_at() and the SWIGLU, NORM_IN and NORM_OUT overrides are in shaders/common/linear.wgsl
-// and scales.wgsl, the layout constants (WG, TOKENS, RPL), the sums (acc), each lane's rows and tokens
-// (lanes_start()) and the kernel's end (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
+// Params, combine() and the SWIGLU, NORM_IN and NORM_OUT overrides are in shaders/common/linear.wgsl, the bindings
+// and vec_at() in lanes_scaled.wgsl, SCALE_F16 and scale_at() in scales.wgsl, the layout constants (WG, TOKENS, RPL),
+// the sums (acc), each lane's rows and tokens (lanes_start()), dot32(), the entry point and the kernel's end
+// (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
-
-override SCALE_F16: bool = true;
-
-@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
-@group(0) @binding(2) var<storage, read> w_s: array<u32>;
-@group(0) @binding(3) var<storage, read> u_q: array<vec4u>;
-@group(0) @binding(4) var<storage, read> u_s: array<u32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read_write> xn: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-
-// Group i of W, or of U when `u`.
-fn group_at(i: u32, u: bool) -> vec4u {
-  if (u) {
-    return u_q[i];
-  }
-  return w_q[i];
-}
 
 // (nibble - 8) * s for the 8 nibbles of a word: elements 0..3 and 4..7.
 fn dequant_lo(q: u32, s: f32) -> vec4f {
@@ -55,44 +37,30 @@ fn dequant_hi(q: u32, s: f32) -> vec4f {
   return fma(n, vec4f(s), vec4f(-8.0 * s));
 }
 
-// The 32 dequantized values of one group of one row: word k holds elements 8k .. 8k + 7 (lo_k, hi_k).
-struct Group { lo0: vec4f, hi0: vec4f, lo1: vec4f, hi1: vec4f, lo2: vec4f, hi2: vec4f, lo3: vec4f, hi3: vec4f }
-
-fn dequant(q: vec4u, s: f32) -> Group {
-  return Group(dequant_lo(q.x, s), dequant_hi(q.x, s), dequant_lo(q.y, s), dequant_hi(q.y, s),
-              dequant_lo(q.z, s), dequant_hi(q.z, s), dequant_lo(q.w, s), dequant_hi(q.w, s));
+// The 32 dequantized values of one group of one row: word k holds elements 8k .. 8k + 7 (v<2k>, v<2k + 1>).
+fn dequant(q: vec4u, s: f32) -> Values32 {
+  return Values32(dequant_lo(q.x, s), dequant_hi(q.x, s), dequant_lo(q.y, s), dequant_hi(q.y, s),
+                  dequant_lo(q.z, s), dequant_hi(q.z, s), dequant_lo(q.w, s), dequant_hi(q.w, s));
 }
 
-// sum over one group of W * X, where lane i of the subgroup holds X's elements 4i .. 4i + 3 of the group in xv.
-fn group_dot(w: Group, xv: vec4f) -> f32 {
-  return dot(w.lo0, subgroupBroadcast(xv, 0u)) + dot(w.hi0, subgroupBroadcast(xv, 1u)) +
-    dot(w.lo1, subgroupBroadcast(xv, 2u)) + dot(w.hi1, subgroupBroadcast(xv, 3u)) +
-    dot(w.lo2, subgroupBroadcast(xv, 4u)) + dot(w.hi2, subgroupBroadcast(xv, 5u)) +
-    dot(w.lo3, subgroupBroadcast(xv, 6u)) + dot(w.hi3, subgroupBroadcast(xv, 7u));
+// Groups of 32 values.
+fn row_units() -> u32 {
+  return (params.cols + 31u) / 32u;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) li: u32) {
+fn add_unit(g: u32, li: u32) {
   let cols = params.cols;
-  let groups = (cols + 31u) / 32u;
-  if (!lanes_start(wg, nwg, lid, groups)) {
-    return;
+  // Lane li loads X[t, c .. c + 3] (zero past cols).
+  let c = 32u * g + 4u * li;
+  var xv: array<vec4f, MAX_TOKENS>;
+  for (var j = 0u; j < TOKENS; j++) {
+    xv[j] = select(vec4f(0.0), x4[x_row[j] + min(c, cols - 4u) / 4u], c < cols);
   }
-  for (var g = 0u; g < groups; g++) {
-    // Lane li loads X[t, c .. c + 3] (zero past cols).
-    let c = 32u * g + 4u * li;
-    var xv: array<vec4f, MAX_TOKENS>;
+  for (var r = 0u; r < RPL; r++) {
+    let u = SWIGLU && r >= OUT_RPL; // a row slot of U
+    let d = dequant(vec_at(w_row[r] + g, u), scale_at(w_row[r] + g, u));
     for (var j = 0u; j < TOKENS; j++) {
-      xv[j] = select(vec4f(0.0), x4[x_row[j] + min(c, cols - 4u) / 4u], c < cols);
-    }
-    for (var r = 0u; r < RPL; r++) {
-      let u = SWIGLU && r >= OUT_RPL; // a row slot of U
-      let d = dequant(group_at(w_row[r] + g, u), scale_at(w_row[r] + g, u));
-      for (var j = 0u; j < TOKENS; j++) {
-        acc[r][j] += group_dot(d, xv[j]);
-      }
+      acc[r][j] += dot32(d, xv[j]);
     }
   }
-  lanes_finish(wg.x, lid, li);
 }

@@ -15,8 +15,8 @@
 //
 // SWIGLU, NORM_IN and NORM_OUT as in matmul_lanes_q4.wgsl. Params, combine() and the overrides are in
 // shaders/common/linear.wgsl, the block arithmetic in kquants.wgsl, the layout constants (WG, TOKENS, RPL), the
-// sums (acc), each lane's rows and tokens (lanes_start()) and the kernel's end (lanes_finish()) in lanes.wgsl, which
-// src/gpu/shaders.ts appends to this file.
+// sums (acc), each lane's rows and tokens (lanes_start()), dot32(), the entry point and the kernel's end
+// (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
 
@@ -35,59 +35,45 @@ fn vec_at(i: u32, u: bool) -> vec4u {
   return w_q[i];
 }
 
-// The values d sc q - dmin m of one sub-block (nibble `high` of the qs vec4s qa, qb; sm = (d sc, dmin m)): values
-// 4w .. 4w + 3 in v<w>.
-struct Sub { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
-
 fn dequant4(q: u32, high: bool, sm: vec2f) -> vec4f {
   return fma(k_nibbles(q, high), vec4f(sm.x), vec4f(-sm.y));
 }
 
-fn dequant(qa: vec4u, qb: vec4u, high: bool, sm: vec2f) -> Sub {
-  return Sub(dequant4(qa.x, high, sm), dequant4(qa.y, high, sm), dequant4(qa.z, high, sm), dequant4(qa.w, high, sm),
-             dequant4(qb.x, high, sm), dequant4(qb.y, high, sm), dequant4(qb.z, high, sm), dequant4(qb.w, high, sm));
+// The values d sc q - dmin m of one sub-block (nibble `high` of the qs vec4s qa, qb; sm = (d sc, dmin m)): values
+// 4w .. 4w + 3 in v<w>.
+fn dequant(qa: vec4u, qb: vec4u, high: bool, sm: vec2f) -> Values32 {
+  return Values32(dequant4(qa.x, high, sm), dequant4(qa.y, high, sm), dequant4(qa.z, high, sm), dequant4(qa.w, high, sm),
+                  dequant4(qb.x, high, sm), dequant4(qb.y, high, sm), dequant4(qb.z, high, sm), dequant4(qb.w, high, sm));
 }
 
-// sum over one sub-block of W * X, where lane i of the subgroup holds X's values 4i .. 4i + 3 of the sub-block in xv.
-fn sub_dot(w: Sub, xv: vec4f) -> f32 {
-  return dot(w.v0, subgroupBroadcast(xv, 0u)) + dot(w.v1, subgroupBroadcast(xv, 1u)) +
-    dot(w.v2, subgroupBroadcast(xv, 2u)) + dot(w.v3, subgroupBroadcast(xv, 3u)) +
-    dot(w.v4, subgroupBroadcast(xv, 4u)) + dot(w.v5, subgroupBroadcast(xv, 5u)) +
-    dot(w.v6, subgroupBroadcast(xv, 6u)) + dot(w.v7, subgroupBroadcast(xv, 7u));
+// Blocks of 256 values.
+fn row_units() -> u32 {
+  return params.cols / 256u;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) li: u32) {
-  let blocks = params.cols / 256u;
-  if (!lanes_start(wg, nwg, lid, blocks)) {
-    return;
+fn add_unit(b: u32, li: u32) {
+  var head: array<vec4u, MAX_RPL>;
+  for (var r = 0u; r < RPL; r++) {
+    head[r] = vec_at(9u * (w_row[r] + b), SWIGLU && r >= OUT_RPL);
   }
-  for (var b = 0u; b < blocks; b++) {
-    var head: array<vec4u, MAX_RPL>;
+  for (var k = 0u; k < 4u; k++) {
+    // Lane li loads X[t, 256b + 64k + 4li ..] (sub-block 2k) and the same 32 values on (sub-block 2k + 1).
+    var xa: array<vec4f, MAX_TOKENS>;
+    var xb: array<vec4f, MAX_TOKENS>;
+    for (var j = 0u; j < TOKENS; j++) {
+      xa[j] = x4[x_row[j] + 64u * b + 16u * k + li];
+      xb[j] = x4[x_row[j] + 64u * b + 16u * k + 8u + li];
+    }
     for (var r = 0u; r < RPL; r++) {
-      head[r] = vec_at(9u * (w_row[r] + b), SWIGLU && r >= OUT_RPL);
-    }
-    for (var k = 0u; k < 4u; k++) {
-      // Lane li loads X[t, 256b + 64k + 4li ..] (sub-block 2k) and the same 32 values on (sub-block 2k + 1).
-      var xa: array<vec4f, MAX_TOKENS>;
-      var xb: array<vec4f, MAX_TOKENS>;
+      let u = SWIGLU && r >= OUT_RPL; // a row slot of U
+      let at = 9u * (w_row[r] + b) + 1u + 2u * k;
+      let qa = vec_at(at, u);
+      let qb = vec_at(at + 1u, u);
+      let da = dequant(qa, qb, false, k4_scale_min(head[r], 2u * k));
+      let db = dequant(qa, qb, true, k4_scale_min(head[r], 2u * k + 1u));
       for (var j = 0u; j < TOKENS; j++) {
-        xa[j] = x4[x_row[j] + 64u * b + 16u * k + li];
-        xb[j] = x4[x_row[j] + 64u * b + 16u * k + 8u + li];
-      }
-      for (var r = 0u; r < RPL; r++) {
-        let u = SWIGLU && r >= OUT_RPL; // a row slot of U
-        let at = 9u * (w_row[r] + b) + 1u + 2u * k;
-        let qa = vec_at(at, u);
-        let qb = vec_at(at + 1u, u);
-        let da = dequant(qa, qb, false, k4_scale_min(head[r], 2u * k));
-        let db = dequant(qa, qb, true, k4_scale_min(head[r], 2u * k + 1u));
-        for (var j = 0u; j < TOKENS; j++) {
-          acc[r][j] += sub_dot(da, xa[j]) + sub_dot(db, xb[j]);
-        }
+        acc[r][j] += dot32(da, xa[j]) + dot32(db, xb[j]);
       }
     }
   }
-  lanes_finish(wg.x, lid, li);
 }

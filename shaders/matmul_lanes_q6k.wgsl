@@ -14,30 +14,12 @@
 // token's X apiece and pass them to each other with subgroupBroadcast.
 //
 // SWIGLU, NORM_IN and NORM_OUT as in matmul_lanes_q4.wgsl. Params, combine() and the overrides are in
-// shaders/common/linear.wgsl, scale_at() in scales.wgsl, the block arithmetic in kquants.wgsl, the layout constants
-// (WG, TOKENS, RPL), the sums (acc), each lane's rows and tokens (lanes_start()) and the kernel's end
-// (lanes_finish()) in lanes.wgsl, which src/gpu/shaders.ts appends to this file.
+// shaders/common/linear.wgsl, the bindings and vec_at() in lanes_scaled.wgsl, SCALE_F16 and scale_at() in
+// scales.wgsl, the block arithmetic in kquants.wgsl, the layout constants (WG, TOKENS, RPL), the sums (acc), each
+// lane's rows and tokens (lanes_start()), the entry point and the kernel's end (lanes_finish()) in lanes.wgsl, which
+// src/gpu/shaders.ts appends to this file.
 
 enable subgroups;
-
-override SCALE_F16: bool = true;
-
-@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(1) var<storage, read> w_q: array<vec4u>;
-@group(0) @binding(2) var<storage, read> w_s: array<u32>;
-@group(0) @binding(3) var<storage, read> u_q: array<vec4u>;
-@group(0) @binding(4) var<storage, read> u_s: array<u32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read_write> xn: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-
-// Vec4 i of W, or of U when `u`.
-fn vec_at(i: u32, u: bool) -> vec4u {
-  if (u) {
-    return u_q[i];
-  }
-  return w_q[i];
-}
 
 // The values of one run of a part (d * sc * (q - 32) of the ql vec4 q and qh vec4 h, run r): values 4w .. 4w + 3
 // in v<w>.
@@ -59,44 +41,40 @@ fn run_dot_hi(w: Run, xv: vec4f) -> f32 {
     dot(w.v2, subgroupBroadcast(xv, 6u)) + dot(w.v3, subgroupBroadcast(xv, 7u));
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) li: u32) {
-  let blocks = params.cols / 256u;
-  if (!lanes_start(wg, nwg, lid, blocks)) {
-    return;
-  }
-  for (var b = 0u; b < blocks; b++) {
-    for (var p = 0u; p < 4u; p++) {
-      // Part p: half h, sixteen-value part i; its run r starts at value 256b + 128h + 32r + 16i (vec4 64b + 32h +
-      // 8r + 4i). Lane li loads vec4 li % 4 of runs li / 4 (xa: runs 0, 1) and 2 + li / 4 (xb: runs 2, 3).
-      let h = p / 2u;
-      let i = p % 2u;
-      var xa: array<vec4f, MAX_TOKENS>;
-      var xb: array<vec4f, MAX_TOKENS>;
+// Blocks of 256 values.
+fn row_units() -> u32 {
+  return params.cols / 256u;
+}
+
+fn add_unit(b: u32, li: u32) {
+  for (var p = 0u; p < 4u; p++) {
+    // Part p: half h, sixteen-value part i; its run r starts at value 256b + 128h + 32r + 16i (vec4 64b + 32h +
+    // 8r + 4i). Lane li loads vec4 li % 4 of runs li / 4 (xa: runs 0, 1) and 2 + li / 4 (xb: runs 2, 3).
+    let h = p / 2u;
+    let i = p % 2u;
+    var xa: array<vec4f, MAX_TOKENS>;
+    var xb: array<vec4f, MAX_TOKENS>;
+    for (var j = 0u; j < TOKENS; j++) {
+      let at = x_row[j] + 64u * b + 32u * h + 8u * (li / 4u) + 4u * i + li % 4u;
+      xa[j] = x4[at];
+      xb[j] = x4[at + 16u];
+    }
+    for (var r = 0u; r < RPL; r++) {
+      let u = SWIGLU && r >= OUT_RPL; // a row slot of U
+      let blk = w_row[r] + b;
+      let qa = vec_at(13u * blk + 4u * h + i, u);
+      let qb = vec_at(13u * blk + 4u * h + 2u + i, u);
+      let qh = vec_at(13u * blk + 8u + 2u * h + i, u);
+      let sw = vec_at(13u * blk + 12u, u);
+      let s = select(sw.xy, sw.zw, h == 1u);
+      let d = scale_at(blk, u);
+      let w0 = dequant(qa, qh, 0u, d * k6_scale(s, 0u, i));
+      let w1 = dequant(qb, qh, 1u, d * k6_scale(s, 1u, i));
+      let w2 = dequant(qa, qh, 2u, d * k6_scale(s, 2u, i));
+      let w3 = dequant(qb, qh, 3u, d * k6_scale(s, 3u, i));
       for (var j = 0u; j < TOKENS; j++) {
-        let at = x_row[j] + 64u * b + 32u * h + 8u * (li / 4u) + 4u * i + li % 4u;
-        xa[j] = x4[at];
-        xb[j] = x4[at + 16u];
-      }
-      for (var r = 0u; r < RPL; r++) {
-        let u = SWIGLU && r >= OUT_RPL; // a row slot of U
-        let blk = w_row[r] + b;
-        let qa = vec_at(13u * blk + 4u * h + i, u);
-        let qb = vec_at(13u * blk + 4u * h + 2u + i, u);
-        let qh = vec_at(13u * blk + 8u + 2u * h + i, u);
-        let sw = vec_at(13u * blk + 12u, u);
-        let s = select(sw.xy, sw.zw, h == 1u);
-        let d = scale_at(blk, u);
-        let w0 = dequant(qa, qh, 0u, d * k6_scale(s, 0u, i));
-        let w1 = dequant(qb, qh, 1u, d * k6_scale(s, 1u, i));
-        let w2 = dequant(qa, qh, 2u, d * k6_scale(s, 2u, i));
-        let w3 = dequant(qb, qh, 3u, d * k6_scale(s, 3u, i));
-        for (var j = 0u; j < TOKENS; j++) {
-          acc[r][j] += run_dot_lo(w0, xa[j]) + run_dot_hi(w1, xa[j]) + run_dot_lo(w2, xb[j]) + run_dot_hi(w3, xb[j]);
-        }
+        acc[r][j] += run_dot_lo(w0, xa[j]) + run_dot_hi(w1, xa[j]) + run_dot_lo(w2, xb[j]) + run_dot_hi(w3, xb[j]);
       }
     }
   }
-  lanes_finish(wg.x, lid, li);
 }

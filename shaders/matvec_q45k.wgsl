@@ -12,11 +12,10 @@
 // threads; a workgroup computes 4 rows. Thread t takes the 64-value pairs t, t + WG, ... of all 4 rows and loads
 // the pair's 16 vec4s of x once for the 4 rows. The WG partial sums of each row are added through workgroup memory.
 
-// SWIGLU, NORM_IN and NORM_OUT (the fused variants), Params, combine() and the kernel's end (finish()) are in
-// shaders/common/linear.wgsl and matvec_finish.wgsl, the block arithmetic in kquants.wgsl, which
-// src/gpu/shaders.ts appends to this file.
+// SWIGLU, NORM_IN and NORM_OUT (the fused variants), Params and combine() are in shaders/common/linear.wgsl, the
+// block arithmetic in kquants.wgsl, the loop over the pairs (sums()) in matvec_kparts.wgsl, the entry point and the
+// kernel's end in matvec.wgsl, which src/gpu/shaders.ts appends to this file.
 
-override WG: u32 = 64u;
 override Q5: bool = false;
 // Vec4s per block.
 override B: u32 = select(9u, 11u, Q5);
@@ -66,31 +65,19 @@ fn pair_dot(blk: u32, k: u32, xv: array<vec4f, 16>, xs: vec2f, u: bool) -> f32 {
   return a.x * da + b.x * db - (a.y * xs.x + b.y * xs.y);
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let first = (wg.y * nwg.x + wg.x) * OUT_ROWS;
-  let cols = params.cols;
-  let blocks = cols / 256u;
-  // Token wg.z: x row wg.z, y row wg.z.
-  let x4_base = wg.z * (cols / 4u);
-  // Rows past the chunk (the last workgroup) read the last row again and are not written.
-  // With SWIGLU, slots z and w are the same rows of U.
-  let r = min(vec4u(first) + select(vec4u(0u, 1u, 2u, 3u), vec4u(0u, 1u, 0u, 1u), SWIGLU), vec4u(params.rows - 1u)) * blocks;
-  var acc = vec4f(0.0);
-  for (var p = t; p < cols / 64u; p += WG) {
-    var xv: array<vec4f, 16>;
-    var s = vec4f(0.0);
-    var s2 = vec4f(0.0);
-    for (var i = 0u; i < 8u; i++) {
-      xv[i] = x4[x4_base + 16u * p + i];
-      xv[i + 8u] = x4[x4_base + 16u * p + 8u + i];
-      s += xv[i];
-      s2 += xv[i + 8u];
-    }
-    let xs = vec2f(dot(s, vec4f(1.0)), dot(s2, vec4f(1.0)));
-    let b = p / 4u;
-    let k = p % 4u;
-    acc += vec4f(pair_dot(r.x + b, k, xv, xs, false), pair_dot(r.y + b, k, xv, xs, false), pair_dot(r.z + b, k, xv, xs, SWIGLU), pair_dot(r.w + b, k, xv, xs, SWIGLU));
+// Pair p (sub-blocks 2k, 2k + 1 of block b) of the rows r (given as row * blocks) against the x row from x4_base.
+fn part_sums(r: vec4u, p: u32, x4_base: u32) -> vec4f {
+  var xv: array<vec4f, 16>;
+  var s = vec4f(0.0);
+  var s2 = vec4f(0.0);
+  for (var i = 0u; i < 8u; i++) {
+    xv[i] = x4[x4_base + 16u * p + i];
+    xv[i + 8u] = x4[x4_base + 16u * p + 8u + i];
+    s += xv[i];
+    s2 += xv[i + 8u];
   }
-  finish(t, first, wg.z, acc);
+  let xs = vec2f(dot(s, vec4f(1.0)), dot(s2, vec4f(1.0)));
+  let b = p / 4u;
+  let k = p % 4u;
+  return vec4f(pair_dot(r.x + b, k, xv, xs, false), pair_dot(r.y + b, k, xv, xs, false), pair_dot(r.z + b, k, xv, xs, SWIGLU), pair_dot(r.w + b, k, xv, xs, SWIGLU));
 }

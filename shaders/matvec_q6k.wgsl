@@ -12,30 +12,10 @@
 // loads the part's 16 vec4s of x once for the 4 rows. The WG partial sums of each row are added through workgroup
 // memory.
 
-// SWIGLU, NORM_IN and NORM_OUT (the fused variants), Params, combine() and the kernel's end (finish()) are in
-// shaders/common/linear.wgsl and matvec_finish.wgsl, scale_at() in scales.wgsl, the block arithmetic in
-// kquants.wgsl, which src/gpu/shaders.ts appends to this file.
-
-override WG: u32 = 64u;
-override SCALE_F16: bool = true;
-
-@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w_q: array<vec4u>;
-@group(0) @binding(3) var<storage, read> w_s: array<u32>;
-@group(0) @binding(4) var<storage, read> u_q: array<vec4u>;
-@group(0) @binding(5) var<storage, read> u_s: array<u32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
-@group(0) @binding(7) var<storage, read_write> xn: array<f32>;
-@group(0) @binding(8) var<uniform> params: Params;
-
-// Vec4 i of W, or of U when `u`.
-fn vec_at(i: u32, u: bool) -> vec4u {
-  if (u) {
-    return u_q[i];
-  }
-  return w_q[i];
-}
+// SWIGLU, NORM_IN and NORM_OUT (the fused variants), Params and combine() are in shaders/common/linear.wgsl, the
+// bindings and vec_at() in matvec_scaled.wgsl, SCALE_F16 and scale_at() in scales.wgsl, the block arithmetic in
+// kquants.wgsl, the loop over the parts (sums()) in matvec_kparts.wgsl, the entry point and the kernel's end in
+// matvec.wgsl, which src/gpu/shaders.ts appends to this file.
 
 // Part (h, i) of block `blk` (a row's block index) against its x: xv[4r + w] holds values 4w .. 4w + 3 of run r.
 fn part_dot(blk: u32, h: u32, i: u32, xv: array<vec4f, 16>, u: bool) -> f32 {
@@ -54,27 +34,16 @@ fn part_dot(blk: u32, h: u32, i: u32, xv: array<vec4f, 16>, u: bool) -> f32 {
   return scale_at(blk, u) * sum;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let first = (wg.y * nwg.x + wg.x) * OUT_ROWS;
-  let cols = params.cols;
-  let blocks = cols / 256u;
-  // Token wg.z: x row wg.z, y row wg.z.
-  let x4_base = wg.z * (cols / 4u);
-  // Rows past the chunk (the last workgroup) read the last row again and are not written.
-  // With SWIGLU, slots z and w are the same rows of U.
-  let r = min(vec4u(first) + select(vec4u(0u, 1u, 2u, 3u), vec4u(0u, 1u, 0u, 1u), SWIGLU), vec4u(params.rows - 1u)) * blocks;
-  var acc = vec4f(0.0);
-  for (var p = t; p < cols / 64u; p += WG) {
-    let b = p / 4u;
-    let h = (p / 2u) % 2u;
-    let i = p % 2u;
-    // Runs r of the part start at value 256b + 128h + 32r + 16i: vec4 64b + 32h + 8r + 4i.
-    var xv: array<vec4f, 16>;
-    for (var j = 0u; j < 16u; j++) {
-      xv[j] = x4[x4_base + 64u * b + 32u * h + 8u * (j / 4u) + 4u * i + j % 4u];
-    }
-    acc += vec4f(part_dot(r.x + b, h, i, xv, false), part_dot(r.y + b, h, i, xv, false), part_dot(r.z + b, h, i, xv, SWIGLU), part_dot(r.w + b, h, i, xv, SWIGLU));
+// Part p (half h, sixteen-value part i of block b) of the rows r (given as row * blocks) against the x row from
+// x4_base.
+fn part_sums(r: vec4u, p: u32, x4_base: u32) -> vec4f {
+  let b = p / 4u;
+  let h = (p / 2u) % 2u;
+  let i = p % 2u;
+  // Runs r of the part start at value 256b + 128h + 32r + 16i: vec4 64b + 32h + 8r + 4i.
+  var xv: array<vec4f, 16>;
+  for (var j = 0u; j < 16u; j++) {
+    xv[j] = x4[x4_base + 64u * b + 32u * h + 8u * (j / 4u) + 4u * i + j % 4u];
   }
-  finish(t, first, wg.z, acc);
+  return vec4f(part_dot(r.x + b, h, i, xv, false), part_dot(r.y + b, h, i, xv, false), part_dot(r.z + b, h, i, xv, SWIGLU), part_dot(r.w + b, h, i, xv, SWIGLU));
 }

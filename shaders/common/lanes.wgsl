@@ -1,6 +1,8 @@
 // Shared by the lanes kernels (shaders/matmul_lanes_<dtype>.wgsl), appended by src/gpu/shaders.ts after
-// common/linear.wgsl: their layout constants, each lane's sums and the kernel's end. It reads the kernel's own
-// x4, y, xn and params bindings.
+// common/linear.wgsl: their layout constants, each lane's sums, the entry point and the kernel's end. It reads the
+// kernel's own x4, y, xn and params bindings, and calls the kernel's row_units() (the units of a row of W: groups,
+// blocks) and add_unit(g, li) (adds unit g of each of this lane's rows times each token's X to acc; li is the
+// subgroup lane).
 //
 // Invocation `lid` of workgroup w computes rows RPL WG w + k WG + lid (k < RPL) for TOKENS tokens. SWIGLU: each
 // lane's first RPL / 2 row slots hold rows of W and the others the same rows of U, so a workgroup writes
@@ -25,6 +27,30 @@ var<private> x_row: array<u32, MAX_TOKENS>;
 // The step's token count n and this workgroup's first token.
 var<private> n: u32;
 var<private> tok0: u32;
+
+// 32 dequantized values of a row (a q4 group, a q4k sub-block): values 4w .. 4w + 3 in v<w>.
+struct Values32 { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
+
+// sum over 32 values of W * X, where lane i of the subgroup holds X's values 4i .. 4i + 3 of them in xv.
+fn dot32(w: Values32, xv: vec4f) -> f32 {
+  return dot(w.v0, subgroupBroadcast(xv, 0u)) + dot(w.v1, subgroupBroadcast(xv, 1u)) +
+    dot(w.v2, subgroupBroadcast(xv, 2u)) + dot(w.v3, subgroupBroadcast(xv, 3u)) +
+    dot(w.v4, subgroupBroadcast(xv, 4u)) + dot(w.v5, subgroupBroadcast(xv, 5u)) +
+    dot(w.v6, subgroupBroadcast(xv, 6u)) + dot(w.v7, subgroupBroadcast(xv, 7u));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) li: u32) {
+  let units = row_units();
+  if (!lanes_start(wg, nwg, lid, units)) {
+    return;
+  }
+  for (var g = 0u; g < units; g++) {
+    add_unit(g, li);
+  }
+  lanes_finish(wg.x, lid, li);
+}
 
 // Sets n, tok0, w_row and x_row for workgroup wg of a dispatch of nwg workgroups, whose rows hold `per_row` units of
 // the kernel's (groups, blocks); false for the (n - 1) % TOKENS workgroups past the row groups, which only tell the

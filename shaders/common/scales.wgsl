@@ -1,5 +1,7 @@
-// The q8/q4 scales of W (w_s) and U (u_s), f16 pairs when SCALE_F16 else f32; appended by src/gpu/shaders.ts to the
-// quantized matrix-vector kernels, which declare w_s, u_s and SCALE_F16.
+// The q8/q4/q6k scales of W (w_s) and U (u_s), f16 pairs when SCALE_F16 else f32; appended by src/gpu/shaders.ts to the
+// matrix-vector kernels of weights with scales, which declare w_s and u_s.
+
+override SCALE_F16: bool = true;
 
 // Word i of W's scales, or of U's when `u`.
 fn scale_word(i: u32, u: bool) -> u32 {

@@ -1,7 +1,8 @@
 /**
  * The one place that imports WGSL. Every file in shaders/ is bundled as a string keyed by its base name
  * ("rmsnorm" for shaders/rmsnorm.wgsl). A few ops share whole files from shaders/common/, appended to the op's own
- * file in the order PRELUDES lists them: no conditionals, no placeholders, variants go through `override`.
+ * file in the order PRELUDES lists them: no conditionals, no placeholders, variants go through `override`. A prelude
+ * may call a function the op's file defines (the matvec, lanes and embedding kernels' entry points are preludes).
  */
 const files = import.meta.glob('../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
 const common = import.meta.glob('../../shaders/common/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
@@ -12,17 +13,18 @@ const shared = new Map(Object.entries(common).map(([path, code]) => [baseName(pa
 
 /** The shaders/common/ files each op's shader is completed with. */
 const PRELUDES: Record<string, string[]> = {
-  matvec_f32: ['linear', 'matvec_finish'],
-  matvec_f16: ['linear', 'matvec_finish'],
-  matvec_q8: ['linear', 'scales', 'matvec_finish'],
-  matvec_q4: ['linear', 'scales', 'matvec_finish'],
-  matvec_q45k: ['linear', 'kquants', 'matvec_finish'],
-  matvec_q6k: ['linear', 'scales', 'kquants', 'matvec_finish'],
-  matmul_lanes_q4: ['linear', 'scales', 'lanes'],
+  matvec_f32: ['linear', 'matvec_floats', 'matvec'],
+  matvec_f16: ['linear', 'matvec_floats', 'matvec'],
+  matvec_q8: ['linear', 'matvec_scaled', 'scales', 'matvec_groups', 'matvec'],
+  matvec_q4: ['linear', 'matvec_scaled', 'scales', 'matvec_groups', 'matvec'],
+  matvec_q45k: ['linear', 'kquants', 'matvec_kparts', 'matvec'],
+  matvec_q6k: ['linear', 'matvec_scaled', 'scales', 'kquants', 'matvec_kparts', 'matvec'],
+  matmul_lanes_q4: ['linear', 'lanes_scaled', 'scales', 'lanes'],
   matmul_lanes_q4k: ['linear', 'kquants', 'lanes'],
-  matmul_lanes_q6k: ['linear', 'scales', 'kquants', 'lanes'],
+  matmul_lanes_q6k: ['linear', 'lanes_scaled', 'scales', 'kquants', 'lanes'],
   matmul: ['kquants'],
-  embedding_q: ['kquants'],
+  embedding: ['gather'],
+  embedding_q: ['kquants', 'gather'],
   attention: ['step'],
   attention_merge: ['step'],
   rope: ['step'],
