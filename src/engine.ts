@@ -8,10 +8,9 @@
 import { DeviceLostError, EngineUnloadedError, GpuOutOfMemoryError, ModelDoesNotFitError, ModelNotInstalledError, WebGpuUnavailableError } from './errors.ts';
 import { Gpu } from './gpu/device.ts';
 import { llama2ChatPromptIds, type ChatMessage } from './generate/chat-template.ts';
-import { generateIds, type FinishReason, type GenerateIdsOptions, type GenerateResult } from './generate/generate.ts';
+import { generateIds, type FinishReason, type GenerateResult } from './generate/generate.ts';
 import { StopMatcher } from './generate/stop.ts';
 import { jsonConstraint } from './generate/json-mask.ts';
-import type { JsonSchema } from './generate/json-schema.ts';
 import { checkFit } from './loader/fit.ts';
 import { checkSha256, loadWeights, type LoadProgress } from './loader/load.ts';
 import type { Manifest } from './formats/manifest.ts';
@@ -19,18 +18,12 @@ import { LlamaModel } from './model/llama.ts';
 import type { ModelStore } from './storage/store.ts';
 import { Tokenizer } from './tokenizer/tokenizer.ts';
 import { createChatApi, type ChatApi } from './generate/openai.ts';
+import type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, RunOptions, TextDelta } from './engine-types.ts';
+import type { LlamaEngine } from './llama-engine.ts';
 import { validateGenerateOptions, validateLoadOptions, validatePrompt } from './generate/validate.ts';
 import { idleStats } from './generate/stats.ts';
 
-export interface EngineProgress {
-  phase: 'tokenizer' | 'weights' | 'compile' | 'ready';
-  loadedBytes: number;
-  totalBytes: number;
-  /** 0..1 over the whole load. */
-  fraction: number;
-  /** Largest number of shard bytes the loader held in JavaScript memory at once so far. */
-  peakHeldBytes: number;
-}
+export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from './engine-types.ts';
 
 export interface EngineOptions {
   /** The installed model's id in `store`. */
@@ -53,61 +46,8 @@ export interface EngineOptions {
   verify?: 'first-load' | 'always' | 'never';
 }
 
-export interface GenerateOptions extends GenerateIdsOptions {
-  /** Generation ends before this string, or any of these strings; they are not part of the output. */
-  stop?: string | string[];
-  /** Prepend BOS to a text prompt (default true). */
-  addBos?: boolean;
-  /**
-   * The output continues the prompt's text, so a leading space of the first token is kept ("Once" + " upon").
-   * Default: true when the prompt has any token besides BOS. Chat replies set it false.
-   */
-  continuation?: boolean;
-  /**
-   * Structured output: the reply is compact JSON matching this JSON schema (json-schema.ts lists the keywords),
-   * complete within maxTokens, and generation ends when the value does. `{ type: 'object' }` asks for any object.
-   */
-  jsonSchema?: JsonSchema;
-}
-
-export interface TextDelta {
-  text: string;
-  tokenIds: number[];
-}
-
-export interface EngineStats {
-  loadMs: number;
-  promptTokens: number;
-  /** Leading prompt tokens whose keys and values were already in the KV cache (GenerateOptions.cache). */
-  cachedPromptTokens: number;
-  /** Prompt tokens run through the model: promptTokens - cachedPromptTokens. */
-  prefilledTokens: number;
-  generatedTokens: number;
-  /** From the start of the prefill to the first generated token, in milliseconds. */
-  timeToFirstTokenMs: number;
-  /** Tokens of prompt and reply together (at most contextLength), against the KV cache's length: how full the context is. */
-  contextTokens: number;
-  contextLength: number;
-  /** Messages of a chat request left out to fit the context (its oldest turns); 0 for generate(). */
-  droppedMessages: number;
-  /** prefilledTokens per second of prefill. */
-  prefillTokensPerSecond: number;
-  decodeTokensPerSecond: number;
-  finishReason: FinishReason | null;
-  /** Per-request counters of the decode loop: submits, token readbacks, readbacks that stalled, JS encode time. */
-  submits: number;
-  readbacks: number;
-  stalls: number;
-  encodeMs: number;
-  /** With jsonSchema: JavaScript time computing and uploading token masks. */
-  maskMs?: number;
-  /** Set when the output is incomplete because jsonSchema's shortest value does not fit in maxTokens. */
-  warning?: string;
-  /** Compute dispatches one decode step encodes (a property of the loaded model and GPU). */
-  dispatchesPerToken: number;
-}
-
-export class Engine {
+/** An engine on the calling thread (createEngine); WorkerEngine is the same API in a Web Worker. */
+export class Engine implements LlamaEngine {
   readonly chat: ChatApi;
   private queue: Promise<unknown> = Promise.resolve();
   private unloaded = false;
@@ -127,7 +67,21 @@ export class Engine {
     loadMs: number,
   ) {
     this.last = idleStats(loadMs, model.forward.dispatchesPerDecode, model.contextLength);
-    this.chat = createChatApi(this);
+    const self = this;
+    this.chat = createChatApi({
+      modelId,
+      get vocabSize() {
+        return self.config.vocabSize;
+      },
+      get contextLength() {
+        return self.model.contextLength;
+      },
+      get cachedIds() {
+        return self.model.cachedIds;
+      },
+      encodeChat: (messages) => this.encodeChat(messages),
+      run: (promptIds, options) => this.run(promptIds, options),
+    });
   }
 
   get config() {
@@ -153,7 +107,7 @@ export class Engine {
    * Leaving the iteration early (break, return()) cancels the request like an abort: `result` then settles with
    * finishReason 'abort'.
    */
-  generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+  generate(prompt: string | number[], options: GenerateOptions = {}): GenerateStream {
     if (this.unloaded) throw new EngineUnloadedError();
     validatePrompt(prompt, this.config.vocabSize);
     const opts = validateGenerateOptions(options, this.config.vocabSize);
@@ -161,11 +115,8 @@ export class Engine {
     return this.run(ids, opts);
   }
 
-  /** @internal Runs a request with checked options; it joins the queue when first iterated. */
-  run(
-    promptIds: number[],
-    options: Omit<GenerateOptions, 'stop'> & { stop?: string[]; droppedMessages?: number },
-  ): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+  /** Runs a request with checked options (generate's, or the chat API's); it joins the queue when first iterated. */
+  private run(promptIds: number[], options: RunOptions): GenerateStream {
     if (this.unloaded) throw new EngineUnloadedError();
     let resolveResult!: (s: EngineStats) => void;
     let rejectResult!: (e: unknown) => void;

@@ -4,7 +4,9 @@
 export { createEngine, Engine } from './engine.ts';
 export { createWorkerEngine, WorkerEngine, StoreWorkerClient } from './worker/index.ts';
 export type { WorkerEngineOptions, StoreTaskOptions, TaskProgress } from './worker/index.ts';
-export type { EngineOptions, EngineProgress, EngineStats, GenerateOptions, TextDelta } from './engine.ts';
+export type { LlamaEngine } from './llama-engine.ts';
+export type { EngineOptions } from './engine.ts';
+export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from './engine-types.ts';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatContentPart, ChatRequestMessage, Usage } from './generate/openai.ts';
 export type { ResponseFormat } from './generate/openai.ts';
 export type { JsonSchema } from './generate/json-schema.ts';

@@ -75,7 +75,7 @@ interface TurnOptions {
 /** One turn: the history plus `user` through the chat path; the reply joins the history. */
 async function turn(engine: Engine, history: ChatMessage[], user: string, o: TurnOptions, onText: (t: string) => void): Promise<TurnReport> {
   history.push({ role: 'user', content: user });
-  const { run } = startChatRun(engine, {
+  const { run } = startChatRun(engine.chat, {
     messages: history,
     max_tokens: o.maxTokens,
     temperature: o.temperature,

@@ -79,7 +79,21 @@ function ring(model: LlamaModel): GPUBuffer[] {
   ));
 }
 
-export interface GenerateResult {
+/** Counters of one request's decode loop, in GenerateResult and in the engine's stats. */
+export interface DecodeCounters {
+  /** Command-buffer submits, token readbacks, and readbacks the CPU waited on with no other step queued. */
+  submits: number;
+  readbacks: number;
+  stalls: number;
+  /** JavaScript time spent recording and submitting decode steps. */
+  encodeMs: number;
+  /** With a constraint (jsonSchema): JavaScript time spent computing and uploading token masks. */
+  maskMs?: number;
+  /** Why the output is incomplete, when a constraint (jsonSchema's shortest value) could not be met within maxTokens. */
+  warning?: string;
+}
+
+export interface GenerateResult extends DecodeCounters {
   finishReason: FinishReason;
   promptTokens: number;
   /** Leading prompt tokens whose keys and values were reused from the cache; the other promptTokens - cachedTokens were prefilled. */
@@ -87,16 +101,6 @@ export interface GenerateResult {
   generatedTokens: number;
   prefillMs: number;
   decodeMs: number;
-  /** Command-buffer submits, token readbacks, and readbacks the CPU waited on with no other step queued. */
-  submits: number;
-  readbacks: number;
-  stalls: number;
-  /** JavaScript time spent recording and submitting decode steps. */
-  encodeMs: number;
-  /** With a constraint: JavaScript time spent computing and uploading token masks. */
-  maskMs?: number;
-  /** Why the output is incomplete, when a constraint could not be met within maxTokens. */
-  warning?: string;
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
  * `engine.chat.completions.create(...)` in the shape of OpenAI's chat completions API: a streamed sequence of
- * chunks (`stream: true`) ending with one that carries usage, or a single completion object.
+ * chunks (`stream: true`) ending with one that carries usage, or a single completion object. It runs on a ChatHost
+ * (what an engine on this thread lends it), not on the Engine class.
  */
-import type { Engine, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
+import type { EngineStats, GenerateOptions, GenerateStream, RunOptions } from '../engine-types.ts';
+import type { ChatMessage } from './chat-template.ts';
 import { fitConversation, replyRoom, type ContextOverflowPolicy } from './context.ts';
 import type { FinishReason } from './generate.ts';
 import type { JsonSchema } from './json-schema.ts';
@@ -134,26 +136,45 @@ export function chatGenerateOptions(req: ChatCompletionRequest): GenerateOptions
   };
 }
 
+/** What the chat API needs of an engine on this thread: its model's sizes, KV cache, chat tokenizer and queue. */
+export interface ChatHost {
+  readonly modelId: string;
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  /** Token ids whose keys and values the KV cache holds. */
+  readonly cachedIds: readonly number[];
+  encodeChat(messages: ChatMessage[]): number[];
+  /** Queues a request with checked options, as generate() does. */
+  run(promptIds: number[], options: RunOptions): GenerateStream;
+}
+
 /** The prompt, the count of messages dropped to fit it, and the engine run that answers a chat request. */
 export interface ChatRun {
   promptIds: number[];
   droppedMessages: number;
-  run: AsyncIterable<TextDelta> & { result: Promise<EngineStats> };
+  run: GenerateStream;
 }
 
-/** Messages each engine's last chat request dropped (fitConversation drops them again while that reuses the cache). */
-const lastDropped = new WeakMap<Engine, number>();
+/** The host of each ChatApi that createChatApi made, for startChatRun. */
+const hosts = new WeakMap<ChatApi, ChatHost>();
+/** Messages each host's last chat request dropped (fitConversation drops them again while that reuses the cache). */
+const lastDropped = new WeakMap<ChatHost, number>();
 
-/** Checks a chat request, fits its conversation to the context and starts (when iterated) the run that replies. */
-export function startChatRun(engine: Engine, req: ChatCompletionRequest): ChatRun {
+/**
+ * Checks a chat request, fits its conversation to the context and starts (when iterated) the run that replies.
+ * `chat` is an Engine's (createEngine); the CLI uses this for the token ids that create() does not report.
+ */
+export function startChatRun(chat: ChatApi, req: ChatCompletionRequest): ChatRun {
+  const host = hosts.get(chat);
+  if (!host) throw new InvalidOptionsError('chat', 'startChatRun takes the chat API of an engine from createEngine(), on this thread.');
   const { messages, contextOverflow } = validateChatRequest(req);
-  const options = validateGenerateOptions(chatGenerateOptions(req), engine.config.vocabSize, CHAT_OPTION_NAMES);
-  const contextLength = engine.model.contextLength;
+  const options = validateGenerateOptions(chatGenerateOptions(req), host.vocabSize, CHAT_OPTION_NAMES);
+  const contextLength = host.contextLength;
   const reply = replyRoom(contextLength, options.maxTokens);
-  const previous = { cachedIds: engine.model.cachedIds, droppedMessages: lastDropped.get(engine) ?? 0 };
-  const { ids, droppedMessages } = fitConversation(messages, (m) => engine.encodeChat(m), contextLength, reply, contextOverflow, previous);
-  lastDropped.set(engine, droppedMessages);
-  return { promptIds: ids, droppedMessages, run: engine.run(ids, { ...options, droppedMessages }) };
+  const previous = { cachedIds: host.cachedIds, droppedMessages: lastDropped.get(host) ?? 0 };
+  const { ids, droppedMessages } = fitConversation(messages, (m) => host.encodeChat(m), contextLength, reply, contextOverflow, previous);
+  lastDropped.set(host, droppedMessages);
+  return { promptIds: ids, droppedMessages, run: host.run(ids, { ...options, droppedMessages }) };
 }
 
 /** A finished request's stats as OpenAI-shaped usage. */
@@ -175,12 +196,12 @@ export function usageOf(s: EngineStats): Usage {
   };
 }
 
-export function createChatApi(engine: Engine): ChatApi {
+export function createChatApi(host: ChatHost): ChatApi {
   const create = async (req: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> => {
-    const { run } = startChatRun(engine, req);
+    const { run } = startChatRun(chat, req);
     const id = `chatcmpl-${Date.now().toString(36)}-${counter++}`;
     const created = Math.floor(Date.now() / 1000);
-    const model = engine.modelId;
+    const model = host.modelId;
     const usage = async (): Promise<Usage> => usageOf(await run.result);
     const finish = async (): Promise<OpenAiFinish> => ((await run.result).finishReason ?? 'stop') as FinishReason;
     if (req.stream) {
@@ -196,5 +217,7 @@ export function createChatApi(engine: Engine): ChatApi {
     for await (const d of run) content += d.text;
     return { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: await finish() }], usage: await usage() };
   };
-  return { completions: { create: create as ChatApi['completions']['create'] } };
+  const chat: ChatApi = { completions: { create: create as ChatApi['completions']['create'] } };
+  hosts.set(chat, host);
+  return chat;
 }

@@ -1,5 +1,5 @@
 /** The stats of an engine before its first request, or of a request cancelled before it ran. */
-import type { EngineStats } from '../engine.ts';
+import type { EngineStats } from '../engine-types.ts';
 
 export function idleStats(loadMs: number, dispatchesPerToken: number, contextLength: number, finishReason: EngineStats['finishReason'] = null): EngineStats {
   return {

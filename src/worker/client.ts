@@ -6,7 +6,8 @@
  *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
  *   const stream = await engine.chat.completions.create({ messages, stream: true, signal });
  */
-import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
+import type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from '../engine-types.ts';
+import type { LlamaEngine } from '../llama-engine.ts';
 import { LlamaWebGpuError, WorkerEngineTerminatedError } from '../errors.ts';
 import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
 import { idleStats } from '../generate/stats.ts';
@@ -85,7 +86,8 @@ class Channel<T> implements AsyncIterable<T> {
   }
 }
 
-export class WorkerEngine {
+/** The engine in a Web Worker (createWorkerEngine): Engine's API, with the model loaded and run off the page's thread. */
+export class WorkerEngine implements LlamaEngine {
   readonly chat: ChatApi;
   private nextId = 1;
   private pending = new Map<number, Pending>();
@@ -167,7 +169,7 @@ export class WorkerEngine {
    * stream is first iterated, and leaving the iteration early cancels it (finishReason 'abort'), as does an
    * aborted `signal`.
    */
-  generate(prompt: string | number[], options: GenerateOptions = {}): AsyncIterable<TextDelta> & { result: Promise<EngineStats> } {
+  generate(prompt: string | number[], options: GenerateOptions = {}): GenerateStream {
     this.assertUsable();
     validatePrompt(prompt);
     const { signal, ...wire } = validateGenerateOptions(options);

@@ -2,7 +2,7 @@
  * Messages between a page and the engine worker (engine-worker.ts). Every request carries an id; the worker
  * answers with events for that id and ends each request with exactly one `done` or `error`.
  */
-import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine.ts';
+import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine-types.ts';
 import { errorDetails, errorFromCode, LlamaWebGpuError, type ErrorDetails } from '../errors.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../generate/openai.ts';
 

@@ -33,7 +33,7 @@ async function converse(engine: Engine, users: string[], request: Omit<ChatCompl
   const turns = [];
   for (const content of users) {
     history.push({ role: 'user', content });
-    const { run, droppedMessages } = startChatRun(engine, { ...request, messages: history });
+    const { run, droppedMessages } = startChatRun(engine.chat, { ...request, messages: history });
     const t = await collect(run);
     history.push({ role: 'assistant', content: t.text });
     turns.push({ ...t, droppedMessages });
@@ -179,7 +179,7 @@ describe.skipIf(!have).each(gpus)('conversations on $name', ({ gpu }) => {
       const history: ChatMessage[] = [{ role: 'system', content: 'Be kind.' }];
       for (const u of USERS) history.push({ role: 'user', content: u }, { role: 'assistant', content: 'They played all day in the sun.' });
       history.push({ role: 'user', content: 'The end?' });
-      const { promptIds, droppedMessages } = startChatRun(small, { messages: history, max_tokens: 8 });
+      const { promptIds, droppedMessages } = startChatRun(small.chat, { messages: history, max_tokens: 8 });
       expect(droppedMessages).toBeGreaterThan(0);
       expect(promptIds).toEqual(small.encodeChat([history[0], ...history.slice(1 + droppedMessages)]));
     });
