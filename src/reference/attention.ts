@@ -35,6 +35,23 @@ export function ropeRef(
   return out;
 }
 
+/**
+ * RoPE of q and of keys into an f32 cache, for inputs in [-1, 1]: the angle is reduced modulo one turn in exact
+ * integer arithmetic, so the error is that of one f32 cos/sin in [-pi, pi) and a 2x2 rotation, independent of the
+ * position. An f16 cache adds the half rounding (F16_RTOL relative) to keys and values.
+ */
+export const ROPE_TOL = { atol: 2e-6, rtol: 2e-6 };
+
+/** Relative rounding of a value stored as f16 (the KV cache on adapters with shader-f16). */
+export const F16_RTOL = 2 ** -10;
+
+/**
+ * Attention against the reference computed from the values actually in the cache (f16-rounded K/V on the f16
+ * path): f32 dot products of 128 terms, online softmax over up to 4096 keys, outputs convex combinations of V in
+ * [-1, 1].
+ */
+export const ATTENTION_TOL = { atol: 3e-5, rtol: 1e-4 };
+
 export interface AttentionShape {
   nHeads: number;
   nKvHeads: number;

@@ -14,3 +14,6 @@ export function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, rows: num
   }
   return out;
 }
+
+/** RMSNorm: a sum of squares over dim f32 terms and one rsqrt; inputs of magnitude about 1. */
+export const RMSNORM_TOL = { atol: 1e-5, rtol: 1e-5 };

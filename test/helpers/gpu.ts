@@ -7,6 +7,7 @@
  */
 import { Gpu } from '../../src/gpu/device.ts';
 import { nodeAdapter, type NodeAdapterName } from '../../src/gpu/node.ts';
+import { closeTo, describeMismatch, worstMismatch } from '../../src/reference/compare.ts';
 
 export const ALL_TEST_ADAPTERS: NodeAdapterName[] = ['llvmpipe', 'swiftshader'];
 
@@ -72,22 +73,6 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { max: n
  */
 export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol = 0, what = 'values'): void {
   if (got.length !== want.length) throw new Error(`${what}: length ${got.length}, expected ${want.length}`);
-  let worst = -1;
-  let worstExcess = 0;
-  for (let i = 0; i < got.length; i++) {
-    const tol = atol + rtol * Math.abs(want[i]);
-    const d = Math.abs(got[i] - want[i]);
-    if (!(d <= tol)) {
-      const excess = Number.isNaN(d) ? Infinity : d - tol;
-      if (worst < 0 || excess > worstExcess) {
-        worst = i;
-        worstExcess = excess;
-      }
-    }
-  }
-  if (worst >= 0) {
-    throw new Error(
-      `${what}: element ${worst} is ${got[worst]}, expected ${want[worst]} (tolerance ${atol} + ${rtol}*|x|)`,
-    );
-  }
+  const m = worstMismatch(got, want, closeTo({ atol, rtol }, want));
+  if (m) throw new Error(`${describeMismatch(what, m)}; tolerance ${atol} + ${rtol}*|x|`);
 }

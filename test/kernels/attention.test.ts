@@ -5,8 +5,7 @@
 // with it (a context of at most one chunk of keys then runs as one dispatch, without the merge pass).
 // Tolerances:
 // - attention, compared with the reference computed from the values actually in the cache (f16-rounded K/V on the
-//   f16 path): 3e-5 absolute + 1e-4 relative (f32 dot products of 128 terms, online softmax over up to 4096 keys,
-//   outputs are convex combinations of V in [-1, 1]).
+//   f16 path): ATTENTION_TOL (src/reference/attention.ts).
 // - f16 path, compared with the reference from the unrounded f32 K/V: 4e-3 absolute (half rounding of K moves a
 //   score by ~|q| |k| 2^-11, of V moves an output by <= 2^-11 of |v| <= 1).
 import { describe, expect, it } from 'vitest';
@@ -15,7 +14,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { Attention } from '../../src/gpu/ops/attention.ts';
 import { createKvCache, type KvCache } from '../../src/gpu/ops/kv-cache.ts';
 import { StepUniform } from '../../src/gpu/ops/step.ts';
-import { attentionRef } from '../../src/reference/attention.ts';
+import { ATTENTION_TOL, attentionRef } from '../../src/reference/attention.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
 import { writeRows } from '../../src/reference/kv-rows.ts';
 
@@ -108,7 +107,7 @@ describe.each(gpus)('attention on $name', ({ name, gpu }) => {
       await gpu.checked('attention', () => gpu.run('attention', (pass) => attention.encode(pass, n, knownPos)));
       const got = await gpu.readF32(out);
       const what = knownPos === undefined ? 'position unknown' : 'position known';
-      expectClose(got, attentionRef(q, storedK, storedV, n, pos, m), 3e-5, 1e-4, `attention vs cached K/V (${what})`);
+      expectClose(got, attentionRef(q, storedK, storedV, n, pos, m), ATTENTION_TOL.atol, ATTENTION_TOL.rtol, `attention vs cached K/V (${what})`);
       if (cache.f16) {
         expectClose(got, attentionRef(q, keys, values, n, pos, m), 4e-3, 0, `attention vs unrounded K/V (${what})`);
       }

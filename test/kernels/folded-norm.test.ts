@@ -16,7 +16,7 @@ import { FoldedNorm } from '../../src/gpu/ops/rmsnorm.ts';
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
 import { swigluRef } from '../../src/reference/elementwise.ts';
-import { absDotBound, matvecRef, WEIGHT_VARIANTS } from '../../src/reference/linear.ts';
+import { absDotBound, LINEAR_ABS_TOL, MATVEC_REL_TOL, matvecRef, WEIGHT_VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 const EPS = 1e-5;
@@ -89,7 +89,7 @@ describe.each(gpus)('folded RMSNorm on $name', ({ name: adapter, gpu }) => {
         const x = await gpu.readF32(xBuf);
         const woD = dequantized(wo, dim, hidden, c);
         const bound = absDotBound(woD, xin, dim, hidden);
-        expectWithin(x, matvecRef(woD, xin, dim, hidden, x0), (i) => 256 * 2 ** -24 * (bound[i] + Math.abs(x0[i])) * (c.dtype === 'q4' ? 4 : 1) + 1e-6, 'x');
+        expectWithin(x, matvecRef(woD, xin, dim, hidden, x0), (i) => MATVEC_REL_TOL * (bound[i] + Math.abs(x0[i])) * (c.dtype === 'q4' ? 4 : 1) + LINEAR_ABS_TOL, 'x');
         const xn = await gpu.readF32(norm.buffer);
         expect(xn.subarray(0, dim)).toEqual(g);
         expectWithin(xn.subarray(dim, 2 * dim), Array.from(x, (v, i) => v * g[i]), (i) => 2 ** -23 * Math.abs(x[i] * g[i]), 'x * g');

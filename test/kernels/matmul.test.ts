@@ -2,9 +2,8 @@
 // weights, so the comparison isolates kernel error from quantization error (checked in matvec.test.ts).
 // Three kernels run: the tiled one (the default), the per-token matvec path (cols a multiple of 4) and the lanes
 // kernel (q4 on CPU adapters with 8-lane subgroups, lavapipe's default for q4; shaders/matmul_lanes_q4.wgsl).
-// Tolerance per output Y[t, r]: |got - want| <= 2^-24 * (cols + 2) * S + 1e-6, S = sum_c |W[r, c] X[t, c]| (plus
-// |y| when accumulating; for q4 through matvec also sum_c 2 * gmax_c |X[t, c]|, see matvec.test.ts): the tiled
-// kernel sums cols products in sequence, the matvec path fewer (the worst-case bound of recursive summation).
+// Tolerance per output Y[t, r]: matmulRelTol(cols) * S + LINEAR_ABS_TOL (src/reference/linear.ts), S = sum_c
+// |W[r, c] X[t, c]| (plus |y| when accumulating; for q4/q4k/q5k also sum_c 2 * gmax_c |X[t, c]|: linearBound).
 // SwiftShader (about 10x slower) runs one Llama 2 7B shape; lavapipe runs three.
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
@@ -15,7 +14,7 @@ import { lanesKernelFits, lanesKernelRuns } from '../../src/gpu/ops/matmul-lanes
 import { destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
 import { swigluRef } from '../../src/reference/elementwise.ts';
-import { matmulRef, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
+import { LINEAR_ABS_TOL, linearBound, matmulRef, matmulRelTol, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 
@@ -125,32 +124,21 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
     await gpu.run('matmul', (pass) => op.encode(pass, c.n));
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
-    // q4: 2 * the largest |W| of each element's group (the matvec path subtracts 8 * scale * sum x per group).
-    const gmax2 = new Float32Array(c.rows * c.cols);
-    if (c.dtype === 'q4' || c.dtype === 'q4k' || c.dtype === 'q5k') {
-      // q4k/q5k: the kernels subtract dmin * m * sum x per sub-block of 32, at most a step past its largest |W|.
-      for (let r = 0; r < c.rows; r++) {
-        for (let g = 0; g < c.cols; g += 32) {
-          let m = 0;
-          for (let k = g; k < Math.min(g + 32, c.cols); k++) m = Math.max(m, Math.abs(w[r * c.cols + k]));
-          gmax2.fill(2 * m, r * c.cols + g, r * c.cols + Math.min(g + 32, c.cols));
-        }
-      }
-    }
     const plain = matmulRef(w, x, c.n, c.rows, c.cols, c.accumulate ? y0 : undefined);
     const gain = c.gate ? swigluRef(y0, new Float64Array(y0.length).fill(1)) : undefined; // silu(G)
     const want = gain ? plain.map((v, i) => gain[i] * v) : plain;
     let worst = 0;
     let worstAt = -1;
+    const rel = matmulRelTol(c.cols);
     for (let t = 0; t < c.n; t++) {
+      const xt = x.subarray(t * c.cols, (t + 1) * c.cols);
+      const bound = linearBound(w, xt, c.rows, c.cols, c.dtype, c.accumulate ? y0.subarray(t * c.rows, (t + 1) * c.rows) : undefined);
       for (let r = 0; r < c.rows; r++) {
-        let s = 0;
-        for (let k = 0; k < c.cols; k++) s += (Math.abs(w[r * c.cols + k]) + gmax2[r * c.cols + k]) * Math.abs(x[t * c.cols + k]);
+        const s = bound[r];
         const i = t * c.rows + r;
-        if (c.accumulate) s += Math.abs(y0[i]);
         // The gate: silu(G) scales the product's error; f32 exp adds a few ulps relative (2^-16 |want| covers them).
-        const tol = gain ? Math.abs(gain[i]) * 2 ** -24 * (c.cols + 2) * s + 2 ** -16 * Math.abs(want[i]) : 2 ** -24 * (c.cols + 2) * s;
-        const ratio = Math.abs(got[i] - want[i]) / (tol + 1e-6);
+        const tol = gain ? Math.abs(gain[i]) * rel * s + 2 ** -16 * Math.abs(want[i]) : rel * s;
+        const ratio = Math.abs(got[i] - want[i]) / (tol + LINEAR_ABS_TOL);
         if (!(ratio <= worst)) {
           worst = Number.isNaN(ratio) ? Infinity : ratio;
           worstAt = i;
@@ -234,7 +222,7 @@ describe.each(gpus)('matmul on $name', ({ name: adapter, gpu }) => {
           }
           const i = t * c.rows + r;
           const q4 = c.dtype === 'q4' ? 8 : 1;
-          const tol = 2 ** -24 * (c.cols + 2) * q4 * (1.1 * Math.abs(b[i]) * s1 + Math.abs(swigluRef([a[i]], [1])[0]) * s3) + 2 ** -16 * Math.abs(want[i]) + 1e-6;
+          const tol = matmulRelTol(c.cols) * q4 * (1.1 * Math.abs(b[i]) * s1 + Math.abs(swigluRef([a[i]], [1])[0]) * s3) + 2 ** -16 * Math.abs(want[i]) + LINEAR_ABS_TOL;
           if (!(Math.abs(got[i] - want[i]) <= tol)) throw new Error(`swiglu Y[${t}, ${r}] is ${got[i]}, expected ${want[i]} (tolerance ${tol})`);
         }
       }

@@ -1,9 +1,8 @@
 // Matrix x vector kernels (shaders/matvec_{f32,f16,q8,q4}.wgsl) against the float64 reference.
 // The reference uses the DEQUANTIZED weights (decodeWeights), so the comparison isolates kernel error.
-// Tolerance per output row r: |got - want| <= 256 * 2^-24 * S_r + 1e-6, S_r = sum_c |W[r, c] x[c]|: every product
-// passes through at most 256 f32 additions (per thread cols / (4 WG) blocks for f32/f16 or cols / (32 WG) groups of
-// 32 for q8/q4, then WG partial sums; WG >= 16, cols <= 11008), the worst-case bound of recursive summation. q4 sums nibble * x and subtracts 8 * sum x per group, so its S_r adds
-// sum_c 2 * gmax_c * |x[c]| (gmax_c: the largest |W| in c's group, which is 8 * |scale|).
+// Tolerance per output row r: MATVEC_REL_TOL * S_r + LINEAR_ABS_TOL (src/reference/linear.ts, where it is argued),
+// S_r = sum_c |W[r, c] x[c]|; q4 sums nibble * x and subtracts 8 * sum x per group (q4k/q5k dmin * m * sum x), so
+// its S_r adds sum_c 2 * gmax_c * |x[c]| (gmax_c: the largest |W| in c's group, which is 8 * |scale|).
 // Quantization error vs the original floats is checked separately: per element at most scale/2 for q8 (plus the
 // f16 rounding of the scale) and one scale step for q4 (the largest value of the opposite sign to m clamps).
 // SwiftShader (about 10x slower) runs two of the Llama 2 7B shapes; lavapipe runs all four, in several dtypes.
@@ -16,7 +15,8 @@ import { MatVec } from '../../src/gpu/ops/matvec.ts';
 import { concatRows, destroyWeight, uploadWeight } from '../../src/gpu/weights.ts';
 import { randomArray, testGpus } from '../helpers/gpu.ts';
 import { swigluRef } from '../../src/reference/elementwise.ts';
-import { absDotBound, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
+import { describeMismatch, worstMismatch } from '../../src/reference/compare.ts';
+import { LINEAR_ABS_TOL, linearBound, MATVEC_REL_TOL, matvecRef, WEIGHT_VARIANTS as VARIANTS } from '../../src/reference/linear.ts';
 
 const gpus = await testGpus();
 
@@ -121,41 +121,9 @@ function dequantized(values: Float32Array, c: Case): Float32Array {
   return decodeWeights(encodeWeights(values, c.rows, c.cols, c.dtype, c.scaleDtype), c.rows, c.cols, c.dtype, c.scaleDtype);
 }
 
-/** The encodings whose kernels subtract a term times sum x per group: q4 (8 * scale), q4k and q5k (dmin * m). */
-const subtractsSum = (dtype: WeightDtype) => dtype === 'q4' || dtype === 'q4k' || dtype === 'q5k';
-
-/**
- * bound[r] += sum_c 2 * max_{c' in group(c)} |W[r, c']| * |x[c]|: the q4 kernel's subtracted 8 * scale * sum x, and
- * q4k/q5k's dmin * m * sum x (at most the largest |W| of the sub-block of 32 plus a step, which the factor 2 covers).
- */
-function addGroupMaxBound(bound: Float64Array, w: Float32Array, x: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    for (let g = 0; g < cols; g += 32) {
-      let gmax = 0;
-      let xs = 0;
-      for (let c = g; c < Math.min(g + 32, cols); c++) {
-        gmax = Math.max(gmax, Math.abs(w[r * cols + c]));
-        xs += Math.abs(x[c]);
-      }
-      bound[r] += 2 * gmax * xs;
-    }
-  }
-}
-
-function expectWithinBound(got: Float32Array, want: Float64Array, bound: Float64Array, rel: number, what: string): void {
-  let worst = -1;
-  let worstRatio = 1;
-  for (let i = 0; i < want.length; i++) {
-    const tol = rel * bound[i] + 1e-6;
-    const ratio = Math.abs(got[i] - want[i]) / tol;
-    if (!(ratio <= worstRatio)) {
-      worst = i;
-      worstRatio = Number.isNaN(ratio) ? Infinity : ratio;
-    }
-  }
-  if (worst >= 0) {
-    throw new Error(`${what}: row ${worst} is ${got[worst]}, expected ${want[worst]} (error ${worstRatio.toFixed(2)}x the tolerance)`);
-  }
+function expectWithinBound(got: Float32Array, want: Float64Array, bound: Float64Array, what: string): void {
+  const m = worstMismatch(got, want, (i) => MATVEC_REL_TOL * bound[i] + LINEAR_ABS_TOL);
+  if (m) throw new Error(describeMismatch(`${what}: row`, m));
 }
 
 async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
@@ -174,15 +142,12 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
     const got = await gpu.readF32(yb);
     const w = dequantized(values, c);
     let want = matvecRef(w, x, c.rows, c.cols, c.accumulate ? y0 : undefined);
-    const bound = absDotBound(w, x, c.rows, c.cols);
-    if (subtractsSum(c.dtype)) addGroupMaxBound(bound, w, x, c.rows, c.cols);
-    if (c.accumulate) for (let r = 0; r < c.rows; r++) bound[r] += Math.abs(y0[r]);
+    const bound = linearBound(w, x, c.rows, c.cols, c.dtype, c.accumulate ? y0 : undefined);
     if (upValues) {
       // silu(a) * b: each factor's error scaled by the other (silu' is within [-0.1, 1.1]), plus f32 exp's few ulps.
       const u = dequantized(upValues, c);
       const b = matvecRef(u, x, c.rows, c.cols);
-      const upBound = absDotBound(u, x, c.rows, c.cols);
-      if (subtractsSum(c.dtype)) addGroupMaxBound(upBound, u, x, c.rows, c.cols);
+      const upBound = linearBound(u, x, c.rows, c.cols, c.dtype);
       const a = want;
       want = swigluRef(a, b);
       for (let r = 0; r < c.rows; r++) bound[r] = 1.1 * Math.abs(b[r]) * bound[r] + Math.abs(swigluRef([a[r]], [1])[0]) * upBound[r] + Math.abs(want[r]);
@@ -192,7 +157,7 @@ async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
       want = swigluRef(y0, want);
       for (let r = 0; r < c.rows; r++) bound[r] = bound[r] * Math.abs(swigluRef([y0[r]], [1])[0]) + Math.abs(want[r]);
     }
-    expectWithinBound(got, want, bound, 256 * 2 ** -24, `matvec ${c.dtype} [${c.rows}, ${c.cols}]`);
+    expectWithinBound(got, want, bound, `matvec ${c.dtype} [${c.rows}, ${c.cols}]`);
   } finally {
     destroyWeight(weight);
     if (up) destroyWeight(up);
@@ -262,9 +227,8 @@ describe.each(gpus)('matvec on $name', ({ name: adapter, gpu }) => {
         w.set(dequantized(values[i], { rows: r, cols, dtype, scaleDtype }), at);
         at += r * cols;
       });
-      const bound = absDotBound(w, x, total, cols);
-      if (subtractsSum(dtype)) addGroupMaxBound(bound, w, x, total, cols);
-      expectWithinBound(got.subarray(offset, offset + total), matvecRef(w, x, total, cols), bound, 256 * 2 ** -24, `concatRows ${dtype}`);
+      const bound = linearBound(w, x, total, cols, dtype);
+      expectWithinBound(got.subarray(offset, offset + total), matvecRef(w, x, total, cols), bound, `concatRows ${dtype}`);
       expect([...got.subarray(0, offset), ...got.subarray(offset + total)].every((v) => v === 7)).toBe(true);
       expect(() => new MatVec(gpu, joined).bind('concat.narrow', xb, yb, { rowOffset: 13, yStride: stride })).toThrow(KernelShapeError);
     } finally {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
 import { RmsNorm } from '../../src/gpu/ops/rmsnorm.ts';
-import { rmsnormRef } from '../../src/reference/norm.ts';
+import { RMSNORM_TOL, rmsnormRef } from '../../src/reference/norm.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
 
 const gpus = await testGpus();
@@ -24,7 +24,7 @@ describe.each(gpus)('rmsnorm on $name', ({ gpu }) => {
     const out = gpu.storage('out', rows * dim * 4);
     const bound = op.bind('rmsnorm.test', xb, wb, out);
     await gpu.run('rmsnorm', (pass) => bound.encode(pass, rows));
-    expectClose(await gpu.readF32(out), rmsnormRef(x, w, rows, dim, eps), 1e-5, 1e-5, 'rmsnorm');
+    expectClose(await gpu.readF32(out), rmsnormRef(x, w, rows, dim, eps), RMSNORM_TOL.atol, RMSNORM_TOL.rtol, 'rmsnorm');
   });
 
   it('rejects a bad dim when built', () => {

@@ -1,16 +1,15 @@
 // RoPE kernel (shaders/rope.wgsl) against the float64 reference, interleaved pairs, on each token's qkv row (q, k
 // and v side by side): q rotated in place, the step's keys rotated into the KV cache and its values copied there
 // (k and v themselves are left as they were).
-// Tolerances: q and f32-cache keys 2e-6 absolute + 2e-6 relative for inputs in [-1, 1] (the angle is reduced
-// modulo one turn in exact integer arithmetic, so the error is that of one f32 cos/sin in [-pi, pi) and a 2x2
-// rotation, independent of the position: checked up to 4095 and at a far position 100000 with linear scaling).
-// f32-cache values are bit-exact. An f16 cache (lavapipe) adds the half rounding: 2^-10 relative.
+// Tolerances: ROPE_TOL for q and f32-cache keys (src/reference/attention.ts; independent of the position: checked up
+// to 4095 and at a far position 100000 with linear scaling). f32-cache values are bit-exact. An f16 cache (lavapipe)
+// adds the half rounding: F16_RTOL relative.
 import { describe, expect, it } from 'vitest';
 import { KernelShapeError } from '../../src/errors.ts';
 import { createKvCache } from '../../src/gpu/ops/kv-cache.ts';
 import { Rope } from '../../src/gpu/ops/rope.ts';
 import { StepUniform } from '../../src/gpu/ops/step.ts';
-import { ropeRef } from '../../src/reference/attention.ts';
+import { F16_RTOL, ROPE_TOL, ropeRef } from '../../src/reference/attention.ts';
 import { expectClose, randomArray, testGpus } from '../helpers/gpu.ts';
 import { readRows } from '../../src/reference/kv-rows.ts';
 
@@ -67,12 +66,12 @@ describe.each(gpus)('rope on $name', ({ gpu }) => {
     step.write(pos, n);
     const bound = op.bind('rope.test', qkv, cache, step.buffer);
     await gpu.checked('rope', () => gpu.run('rope', (pass) => bound.encode(pass, n)));
-    const rel = cache.f16 ? 2 ** -10 : 2e-6;
+    const rel = cache.f16 ? F16_RTOL : ROPE_TOL.rtol;
     const [q, k, v] = unpackQkv(n, await gpu.readF32(qkv), [nHeads * headDim, kvDim, kvDim]);
-    expectClose(q, ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale, rotaryDims), 2e-6, 2e-6, 'rope q');
-    expectClose(await readRows(gpu, cache, cache.keyCache, pos, n), ropeRef(k0, n, kvDim, headDim, pos, theta, scale, rotaryDims), 2e-6, rel, 'cached keys');
+    expectClose(q, ropeRef(q0, n, nHeads * headDim, headDim, pos, theta, scale, rotaryDims), ROPE_TOL.atol, ROPE_TOL.rtol, 'rope q');
+    expectClose(await readRows(gpu, cache, cache.keyCache, pos, n), ropeRef(k0, n, kvDim, headDim, pos, theta, scale, rotaryDims), ROPE_TOL.atol, rel, 'cached keys');
     const values = await readRows(gpu, cache, cache.valueCache, pos, n);
-    if (cache.f16) expectClose(values, v0, 2 ** -24, 2 ** -10, 'cached values (f16)');
+    if (cache.f16) expectClose(values, v0, 2 ** -24, F16_RTOL, 'cached values (f16)');
     else expect(values).toEqual(v0);
     expect(k).toEqual(k0);
     expect(v).toEqual(v0);
