@@ -1,94 +1,68 @@
 /**
- * llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]
+ * llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--shape NAME] [--only SUBSTRING] [--seconds S] [--json]
  *
- * Time per dispatch of every kernel at Llama 2 7B decode shapes, and the effective GB/s of weight bytes it reads.
+ * Checks, then times, every kernel at a model's decode and prefill shapes (--shape, a synth shape: default
+ * llama2-7b). As in llm.c's dev/cuda benchmarks, each kernel first runs once on inputs the CPU knows and its output
+ * is compared with the float64 reference (src/reference/) at the tolerance the kernel tests use; a kernel whose
+ * output is wrong is not timed: its worst element (index, got, expected, tolerance) is printed and the command
+ * exits 1. The larger linear outputs are checked on an even spread of rows (CHECK_MACS multiply-adds at most).
+ * Each time comes with its arithmetic: the bytes one call reads and writes, as a formula, and GB/s; FLOPs and
+ * GFLOP/s for the matrix and attention kernels.
  * Each kernel is recorded many times in one compute pass and submitted once (after a warm-up submit), timed with
- * performance.now around queue.onSubmittedWorkDone, so per-submit overhead is spread over the repetitions. The
- * CPU columns give the process's CPU time per dispatch (the work itself, on software adapters).
- * Weights hold random bytes in the right encoding (finite, normal values): speed does not depend on the values.
+ * performance.now around queue.onSubmittedWorkDone, so per-submit overhead is spread over the repetitions. The CPU
+ * figure is the process's CPU time per dispatch (the work itself, on software adapters).
  * The adapter is chosen as for `bench` (--adapter, else LLAMA_WEBGPU_ADAPTER, else the best installed). --json prints
- * the rows as one JSON object on stdout and the table on stderr.
+ * the rows as one JSON object on stdout and the text on stderr.
  */
 import { parseArgs, UsageError } from './args.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { openNodeGpu, resolveAdapterRequest } from '../gpu/node.ts';
 import { Attention } from '../gpu/ops/attention.ts';
 import { Embedding } from '../gpu/ops/embedding.ts';
-import { createKvCache, type KvCache } from '../gpu/ops/kv-cache.ts';
+import { createKvCache } from '../gpu/ops/kv-cache.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import { MatVec } from '../gpu/ops/matvec.ts';
 import type { BoundOp } from '../gpu/ops/op.ts';
 import { RmsNorm } from '../gpu/ops/rmsnorm.ts';
 import { Rope } from '../gpu/ops/rope.ts';
 import { Sampler } from '../gpu/ops/sampler.ts';
-import { encodeK, isKDtype, type KDtype } from '../formats/kquant.ts';
-import { encodedByteLengths, isQuantized, type WeightDtype } from '../formats/quant.ts';
-import { SYNTH_SHAPES } from '../model/synthetic.ts';
-import { destroyWeight, planChunks, weightBytes, type GpuWeight } from '../gpu/weights.ts';
+import type { WeightDtype } from '../formats/quant.ts';
+import { SYNTH_SHAPES, type SynthShape } from '../model/synthetic.ts';
+import { ATTENTION_TOL, attentionRef, F16_RTOL, ROPE_TOL, ropeRef } from '../reference/attention.ts';
+import { closeTo, describeMismatch, formatNumber, worstElement, type CloseTolerance, type Mismatch } from '../reference/compare.ts';
+import { readRows, writeRows } from '../reference/kv-rows.ts';
+import { EMBEDDING_TOL, embeddingRef, LINEAR_ABS_TOL, linearBound, MATVEC_REL_TOL, matmulRef, matmulRelTol } from '../reference/linear.ts';
+import { RMSNORM_TOL, rmsnormRef } from '../reference/norm.ts';
+import { argmaxRef } from '../reference/sampling.ts';
+import { flopsLine, ms, randomWeight, trafficBytes, trafficLine, uniform, type Term } from './kernel-inputs.ts';
 
-export const USAGE = 'usage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--only SUBSTRING] [--seconds S] [--json]';
+export const USAGE =
+  'usage: llama-webgpu bench-kernels [--adapter llvmpipe|swiftshader|default] [--shape NAME] [--only SUBSTRING] [--seconds S] [--json]';
 
-const { dim: DIM, hiddenDim: HIDDEN, vocabSize: VOCAB } = SYNTH_SHAPES['llama2-7b'];
 const PREFILL = 128;
+const CONTEXT = 1024;
+/** Most multiply-adds a linear kernel's check spends on the CPU (the reference and the tolerance each). */
+const CHECK_MACS = 2 ** 26;
 
-/** One benchmark row: a bound op, how many rows/tokens to encode it with, and the weight bytes one dispatch reads. */
+/** The outcome of running a kernel once and comparing its output with the reference. */
+interface Check {
+  /** What was compared, e.g. "y: 4096 of 4096 rows". */
+  what: string;
+  /** The tolerance, e.g. "256·2^-24·S + 1e-6". */
+  tolerance: string;
+  /** The worst element (ratio > 1: outside the tolerance); `where` names it, e.g. "y[token 3, row 17]". */
+  worst?: Mismatch & { where: string };
+}
+
+/** One benchmark: a bound op, how many rows/tokens to encode it with, what a call moves and computes, its check. */
 interface Bench {
   op: BoundOp;
   n?: number;
-  bytes: number;
+  traffic: Term[];
+  /** Factors whose product is the FLOPs of one call, where a FLOP rate means something. */
+  flops?: number[];
+  check: () => Promise<Check>;
   cleanup?: () => void;
-}
-
-/** A weight of random bytes in `dtype`, chunked like uploadWeight (no CPU encoding: fast for 7B shapes). */
-function randomWeight(gpu: Gpu, name: string, rows: number, cols: number, dtype: WeightDtype): GpuWeight {
-  const chunks = planChunks(name, dtype, rows, cols, 'f16', gpu.limits.maxStorageBufferBindingSize).map(({ rowStart, rows: n }) => {
-    const sizes = encodedByteLengths(dtype, n, cols, 'f16');
-    const data = gpu.storage(`${name}.rows${rowStart}.w_q`, sizes.data);
-    if (isKDtype(dtype)) fillPattern(gpu, data, kBlocks(dtype, cols));
-    else fillRandom(gpu, data, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'bytes');
-    const chunk = { rowStart, rows: n, data, scales: undefined as GPUBuffer | undefined };
-    if (isQuantized(dtype)) {
-      chunk.scales = gpu.storage(`${name}.rows${rowStart}.w_s`, sizes.scales);
-      fillRandom(gpu, chunk.scales, 'f16');
-    }
-    return chunk;
-  });
-  return { name, dtype, rows, cols, scaleDtype: 'f16', chunks };
-}
-
-/** 64 rows of `cols` random values quantized into k-quant blocks (random bytes would make NaN and denormal d). */
-function kBlocks(dtype: KDtype, cols: number): Uint8Array {
-  const values = new Float32Array(64 * cols);
-  let seed = 12345;
-  for (let i = 0; i < values.length; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    values[i] = seed / 2 ** 32 - 0.5;
-  }
-  return encodeK(values, dtype).data;
-}
-
-/** Fills a buffer with copies of `pattern` (a multiple of 4 bytes). */
-function fillPattern(gpu: Gpu, buffer: GPUBuffer, pattern: Uint8Array): void {
-  for (let off = 0; off < buffer.size; off += pattern.byteLength) {
-    gpu.device.queue.writeBuffer(buffer, off, pattern, 0, Math.min(pattern.byteLength, buffer.size - off));
-  }
-}
-
-/** Fills a buffer with random finite normal f32, f16 pairs, or bytes, 16 MiB at a time. */
-function fillRandom(gpu: Gpu, buffer: GPUBuffer, kind: 'f32' | 'f16' | 'bytes'): void {
-  const block = new Uint32Array(4 << 20);
-  let seed = 0x9e3779b9;
-  for (let i = 0; i < block.length; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    if (kind === 'bytes') block[i] = seed;
-    // f32 with exponent 120..127, or two f16 with exponent 10..13: magnitudes around 0.01..1.
-    else if (kind === 'f32') block[i] = (seed & 0x807fffff) | ((120 + (seed >>> 28) / 2) << 23);
-    else block[i] = (seed & 0x83ff83ff) | ((10 + ((seed >>> 12) & 3)) << 10) | ((10 + ((seed >>> 28) & 3)) << 26);
-  }
-  for (let off = 0; off < buffer.size; off += block.byteLength) {
-    const n = Math.min(block.byteLength, buffer.size - off);
-    gpu.device.queue.writeBuffer(buffer, off, block, 0, n / 4);
-  }
 }
 
 /** A named bench, built (weights uploaded) only when it runs. */
@@ -97,16 +71,104 @@ interface Maker {
   make: () => Bench;
 }
 
-function allBenches(gpu: Gpu): Maker[] {
+/** Test hooks: `tamper` may alter a kernel's output after it is read back, before it is compared. */
+export interface BenchHooks {
+  tamper?: (kernel: string, got: Float32Array) => void;
+}
+
+/** Context shared by the makers: the GPU, the shape, shared buffers and the hooks. */
+interface Ctx {
+  gpu: Gpu;
+  hooks: BenchHooks;
+  dim: number;
+  hidden: number;
+  vocab: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** f32 [PREFILL, max(dim, hidden)] uniform in [-1, 1), in `xBuf`. */
+  x: Float32Array;
+  xBuf: GPUBuffer;
+  /** f32 [PREFILL, max(vocab, hidden)] outputs. */
+  y: GPUBuffer;
+  step: GPUBuffer;
+}
+
+/** Runs `b.op` once and reads back `buffer` as f32 (through the tamper hook). */
+async function runOnce(c: Ctx, name: string, op: BoundOp, n: number | undefined, buffer: GPUBuffer, offset = 0, bytes?: number): Promise<Float32Array> {
+  await c.gpu.run('bench.check', (pass) => op.encode(pass, n));
+  const got = new Float32Array(await c.gpu.read(buffer, offset, bytes));
+  c.hooks.tamper?.(name, got);
+  return got;
+}
+
+/** A Check of `got` against `want` with per-element tolerance `tol`; `where(i)` names element i ("y[row 5]"). */
+function compared(what: string, tolerance: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: (i: number) => number, where: (i: number) => string): Check {
+  const worst = worstElement(got, want, tol);
+  return { what, tolerance, worst: worst && { ...worst, where: where(worst.index) } };
+}
+
+const closeText = (t: CloseTolerance) => `${formatNumber(t.atol)} + ${formatNumber(t.rtol)}·|want|`;
+
+/** Rows of `rows` to check when each costs `perRow` multiply-adds: all, or an even spread at varying offsets. */
+function checkedRows(rows: number, perRow: number): number[] {
+  const m = Math.min(rows, Math.max(1, Math.floor(CHECK_MACS / perRow)));
+  const step = Math.floor(rows / m);
+  return Array.from({ length: m }, (_, i) => i * step + ((i * 7) % step));
+}
+
+/**
+ * Matrix x vector (n = 1) or matrix x matrix: Y[t, r] = sum_c W[r, c] X[t, c] (+ Y0 when accumulating) against
+ * matmulRef on the decoded rows, at the kernel tests' tolerance.
+ */
+function linearBench(c: Ctx, name: string, w: ReturnType<typeof randomWeight>, op: BoundOp, n: number, accumulate: boolean): Bench {
+  const { rows, cols, dtype } = w.weight;
+  const y0 = accumulate ? uniform(n * rows, 3) : undefined;
+  const rel = n === 1 ? MATVEC_REL_TOL : matmulRelTol(cols);
+  const check = async (): Promise<Check> => {
+    c.gpu.write(c.y, y0 ?? new Float32Array(n * rows).fill(Number.NaN));
+    const all = await runOnce(c, name, op, n === 1 ? undefined : n, c.y, 0, n * rows * 4);
+    const picked = checkedRows(rows, n * cols);
+    const got = new Float64Array(picked.length * n);
+    const want = new Float64Array(picked.length * n);
+    const tol = new Float64Array(picked.length * n);
+    picked.forEach((r, k) => {
+      const wr = w.row(r);
+      const y0r = y0 && Float64Array.from({ length: n }, (_, t) => y0[t * rows + r]);
+      const ref = matmulRef(wr, c.x, n, 1, cols, y0r);
+      for (let t = 0; t < n; t++) {
+        const i = k * n + t;
+        got[i] = all[t * rows + r];
+        want[i] = ref[t];
+        tol[i] = rel * linearBound(wr, c.x.subarray(t * cols, (t + 1) * cols), 1, cols, dtype, y0r && [y0r[t]])[0] + LINEAR_ABS_TOL;
+      }
+    });
+    const where = (i: number) => `y[${n > 1 ? `token ${i % n}, ` : ''}row ${picked[Math.floor(i / n)]}]`;
+    const what = `y: ${picked.length} of ${rows} rows${n > 1 ? ` x ${n} tokens` : ''}`;
+    const tolerance = `${n === 1 ? '256' : `(${cols}+2)`}·2^-24·S + ${formatNumber(LINEAR_ABS_TOL)}, S = sum |W x|${accumulate ? ' + |y0|' : ''}`;
+    return compared(what, tolerance, got, want, (i) => tol[i], where);
+  };
+  const y = accumulate ? { what: 'y read+written', dims: [2, rows], size: 4 } : { what: 'y', dims: [n, rows], size: 4 };
+  return {
+    op,
+    n: n === 1 ? undefined : n,
+    traffic: [{ what: 'weights', dims: [rows, cols], size: w.bytesPerElement }, { what: 'x', dims: [n, cols], size: 4 }, y].map((t) =>
+      t.dims[0] === 1 ? { ...t, dims: t.dims.slice(1) } : t,
+    ),
+    flops: n === 1 ? [2, rows, cols] : [2, n, rows, cols],
+    check,
+    cleanup: w.destroy,
+  };
+}
+
+function linearOps(c: Ctx): Maker[] {
+  const { gpu, dim, hidden, vocab } = c;
   const makers: Maker[] = [];
-  const x = gpu.storage('bench.x', PREFILL * HIDDEN * 4);
-  fillRandom(gpu, x, 'f32');
-  const y = gpu.storage('bench.y', PREFILL * Math.max(VOCAB, HIDDEN) * 4);
   const shapes = [
-    [DIM, DIM, 'wq'],
-    [HIDDEN, DIM, 'w1'],
-    [DIM, HIDDEN, 'w2'],
-    [VOCAB, DIM, 'wcls'],
+    [dim, dim, 'wq'],
+    [hidden, dim, 'w1'],
+    [dim, hidden, 'w2'],
+    [vocab, dim, 'wcls'],
   ] as const;
   // q4 runs the lanes kernel by default on CPU adapters with 8-lane subgroups; 'matvec' forces the other one.
   const decode: [WeightDtype, 'matvec' | undefined][] = [
@@ -115,99 +177,149 @@ function allBenches(gpu: Gpu): Maker[] {
   ];
   for (const [dtype, kernel] of decode) {
     for (const [rows, cols, what] of shapes) {
+      const name = `matvec ${dtype} ${rows}x${cols} (${what})${kernel ? ` ${kernel}` : ''}`;
       makers.push({
-        name: `matvec ${dtype} ${rows}x${cols} (${what})${kernel ? ` ${kernel}` : ''}`,
+        name,
         make: () => {
           const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
-          const op = new MatVec(gpu, w, { kernel }).bind(`bench.matvec.${what}`, x, y, { accumulate: what === 'w2' });
-          return { op, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
+          const op = new MatVec(gpu, w.weight, { kernel }).bind(`bench.matvec.${what}`, c.xBuf, c.y, { accumulate: what === 'w2' });
+          return linearBench(c, name, w, op, 1, what === 'w2');
         },
       });
     }
   }
   type Prefill = [WeightDtype, number, number, string, 'tiled' | 'matvec' | undefined];
   const prefill: Prefill[] = [
-    ...(['q4', 'q4k', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, c, what]): Prefill => [dtype, r, c, what, undefined])),
-    ['q5k', DIM, DIM, 'wq', undefined],
-    ['q6k', DIM, DIM, 'wq', undefined],
-    ['q4', DIM, DIM, 'wq', 'matvec'],
-    ['q4', DIM, DIM, 'wq', 'tiled'],
+    ...(['q4', 'q4k', 'f16'] as WeightDtype[]).flatMap((dtype) => shapes.slice(0, 3).map(([r, cols, what]): Prefill => [dtype, r, cols, what, undefined])),
+    ['q5k', dim, dim, 'wq', undefined],
+    ['q6k', dim, dim, 'wq', undefined],
+    ['q4', dim, dim, 'wq', 'matvec'],
+    ['q4', dim, dim, 'wq', 'tiled'],
   ];
   for (const [dtype, rows, cols, what, kernel] of prefill) {
+    const name = `matmul ${dtype} ${rows}x${cols} n=${PREFILL}${kernel ? ` ${kernel}` : ''}`;
     makers.push({
-      name: `matmul ${dtype} ${rows}x${cols} n=${PREFILL}${kernel ? ` ${kernel}` : ''}`,
+      name,
       make: () => {
         const w = randomWeight(gpu, `bench.${what}`, rows, cols, dtype);
-        const op = new MatMul(gpu, w, PREFILL, { kernel }).bind(`bench.matmul.${what}`, x, y);
-        return { op, n: PREFILL, bytes: weightBytes(w), cleanup: () => destroyWeight(w) };
+        const op = new MatMul(gpu, w.weight, PREFILL, { kernel }).bind(`bench.matmul.${what}`, c.xBuf, c.y);
+        return linearBench(c, name, w, op, PREFILL, false);
       },
     });
   }
   for (const dtype of ['q4', 'f16', 'f32'] as WeightDtype[]) {
+    const name = `embedding ${dtype} ${vocab}x${dim}`;
     makers.push({
-      name: `embedding ${dtype} ${VOCAB}x${DIM}`,
+      name,
       make: () => {
-        const w = randomWeight(gpu, 'bench.tokenEmbedding', VOCAB, DIM, dtype);
-        const tokens = gpu.storage('bench.tokens', new Uint32Array([VOCAB - 1]));
-        const op = new Embedding(gpu, w).bind('bench.embedding', tokens, y);
-        const row = encodedByteLengths(dtype, 1, DIM);
-        return { op, n: 1, bytes: row.data + (isQuantized(dtype) ? row.scales : 0), cleanup: () => destroyWeight(w) };
+        const w = randomWeight(gpu, 'bench.tokenEmbedding', vocab, dim, dtype);
+        const tokens = gpu.storage('bench.tokens', new Uint32Array([vocab - 1]));
+        const op = new Embedding(gpu, w.weight).bind('bench.embedding', tokens, c.y);
+        const check = async () => {
+          const got = await runOnce(c, name, op, 1, c.y, 0, dim * 4);
+          const want = embeddingRef(w.row(vocab - 1), [0], dim);
+          return compared(`out: row ${vocab - 1}, ${dim} values`, closeText(EMBEDDING_TOL), got, want, closeTo(EMBEDDING_TOL, want), (i) => `out[${i}]`);
+        };
+        const traffic = [{ what: 'token', dims: [1], size: 4 }, { what: 'row', dims: [dim], size: w.bytesPerElement }, { what: 'out', dims: [dim], size: 4 }];
+        return { op, n: 1, traffic, check, cleanup: () => (w.destroy(), tokens.destroy()) };
       },
     });
   }
-  makers.push({
-    name: `rmsnorm ${DIM}`,
-    make: () => {
-      const weight = gpu.storage('bench.rmsAtt', DIM * 4);
-      fillRandom(gpu, weight, 'f32');
-      const op = new RmsNorm(gpu, DIM, 1e-5).bind('bench.rmsnorm', x, weight, y);
-      return { op, n: 1, bytes: DIM * 4 * 3, cleanup: () => weight.destroy() };
-    },
-  });
   return makers;
 }
 
-const CONTEXT = 1024;
-const N_HEADS = 32;
-const HEAD_DIM = DIM / N_HEADS;
-
-/**
- * The other ops of a decode step. `bytes` counts the activations or cache the op reads and writes. The per-step
- * uniform sits at the last position of the context: decode attention reads the whole cache.
- */
-function otherOps(gpu: Gpu): Maker[] {
-  const step = gpu.device.createBuffer({ label: 'bench.step', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  gpu.device.queue.writeBuffer(step, 0, new Uint32Array([CONTEXT - 1, 1, 0, 0]));
-  const cacheBytes = (cache: KvCache) => CONTEXT * DIM * (cache.f16 ? 2 : 4);
+/** The other ops of a decode step. The per-step uniform sits at the last position of the context. */
+function otherOps(c: Ctx): Maker[] {
+  const { gpu, dim, vocab, nHeads, nKvHeads, headDim } = c;
+  const kvDim = nKvHeads * headDim;
+  const pos = CONTEXT - 1;
+  const heads = { nHeads, nKvHeads, headDim };
   return [
     {
-      name: `rope ${N_HEADS}x${HEAD_DIM} q+k, k+v into the cache`,
+      name: `rmsnorm ${dim}`,
       make: () => {
-        const cache = createKvCache(gpu, 'bench', CONTEXT, DIM);
-        const qkv = gpu.storage('bench.qkv', 3 * DIM * 4);
-        const op = new Rope(gpu, { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', qkv, cache, step);
-        // Reads q, k, v; writes q and one cache row of k and of v.
-        return { op, n: 1, bytes: 4 * DIM * 4 + (2 * cacheBytes(cache)) / CONTEXT, cleanup: () => [qkv, cache.keyCache, cache.valueCache].forEach((b) => b.destroy()) };
+        const w = uniform(dim, 4);
+        const weight = gpu.storage('bench.rmsAtt', w);
+        const op = new RmsNorm(gpu, dim, 1e-5).bind('bench.rmsnorm', c.xBuf, weight, c.y);
+        const check = async () => {
+          const got = await runOnce(c, `rmsnorm ${dim}`, op, 1, c.y, 0, dim * 4);
+          const want = rmsnormRef(c.x.subarray(0, dim), w, 1, dim, 1e-5);
+          return compared(`out: ${dim} values`, closeText(RMSNORM_TOL), got, want, closeTo(RMSNORM_TOL, want), (i) => `out[${i}]`);
+        };
+        const traffic = [{ what: 'x', dims: [dim], size: 4 }, { what: 'weight', dims: [dim], size: 4 }, { what: 'out', dims: [dim], size: 4 }];
+        return { op, n: 1, traffic, check, cleanup: () => weight.destroy() };
       },
     },
     {
-      name: `attention ${N_HEADS}x${HEAD_DIM} pos ${CONTEXT - 1}`,
+      name: `rope ${nHeads}x${headDim} q+k, k+v into the cache`,
       make: () => {
-        const cache = createKvCache(gpu, 'bench', CONTEXT, DIM);
-        const q = gpu.storage('bench.q', DIM * 4);
-        const out = gpu.storage('bench.att', DIM * 4);
-        const options = { nHeads: N_HEADS, nKvHeads: N_HEADS, headDim: HEAD_DIM, maxSeqLen: CONTEXT, maxTokens: 1 };
-        const op = new Attention(gpu, options, cache).bind('bench.attention', q, out, step);
-        return { op, n: 1, bytes: 2 * cacheBytes(cache), cleanup: () => [q, out, cache.keyCache, cache.valueCache].forEach((b) => b.destroy()) };
+        const name = `rope ${nHeads}x${headDim} q+k, k+v into the cache`;
+        const cache = createKvCache(gpu, 'bench', CONTEXT, kvDim);
+        const qkv0 = uniform(dim + 2 * kvDim, 5);
+        const qkv = gpu.storage('bench.qkv', qkv0.byteLength);
+        const op = new Rope(gpu, { ...heads, theta: 10000, scale: 1, maxTokens: 1 }).bind('bench.rope', qkv, cache, c.step);
+        const check = async () => {
+          gpu.write(qkv, qkv0);
+          const q = await runOnce(c, name, op, 1, qkv, 0, dim * 4);
+          const k = await readRows(gpu, cache, cache.keyCache, pos, 1);
+          const v = await readRows(gpu, cache, cache.valueCache, pos, 1);
+          const got = Float32Array.of(...q, ...k, ...v);
+          const [q0, k0, v0] = [qkv0.subarray(0, dim), qkv0.subarray(dim, dim + kvDim), qkv0.subarray(dim + kvDim)];
+          const want = Float64Array.of(...ropeRef(q0, 1, dim, headDim, pos, 10000, 1), ...ropeRef(k0, 1, kvDim, headDim, pos, 10000, 1), ...v0);
+          // Keys and values in an f16 cache carry the half rounding; f32-cache values are copied exactly.
+          const rtol = (i: number) => (i < dim ? ROPE_TOL.rtol : cache.f16 ? F16_RTOL : i < dim + kvDim ? ROPE_TOL.rtol : 0);
+          const atol = (i: number) => (i < dim + kvDim ? ROPE_TOL.atol : cache.f16 ? 2 ** -24 : 0);
+          const tolerance = `${closeText(ROPE_TOL)}${cache.f16 ? `, cached k and v ${formatNumber(F16_RTOL)}·|want| (f16)` : ', v exact'}`;
+          const where = (i: number) => (i < dim ? `q[${i}]` : i < dim + kvDim ? `cached k[${i - dim}]` : `cached v[${i - dim - kvDim}]`);
+          return compared(`q, cached k and v at position ${pos}`, tolerance, got, want, (i) => atol(i) + rtol(i) * Math.abs(want[i]), where);
+        };
+        const cacheSize = cache.f16 ? 2 : 4;
+        const traffic = [
+          { what: 'qkv', dims: [dim + 2 * kvDim], size: 4 },
+          { what: 'q written', dims: [dim], size: 4 },
+          { what: 'k, v rows', dims: [2, kvDim], size: cacheSize },
+        ];
+        return { op, n: 1, traffic, check, cleanup: () => [qkv, cache.keyCache, cache.valueCache].forEach((b) => b.destroy()) };
       },
     },
     {
-      name: `sample ${VOCAB} greedy`,
+      name: `attention ${nHeads}x${headDim} pos ${pos}`,
       make: () => {
-        const logits = gpu.storage('bench.logits', VOCAB * 4);
-        fillRandom(gpu, logits, 'f32');
+        const cache = createKvCache(gpu, 'bench', CONTEXT, kvDim);
+        const q0 = uniform(dim, 6);
+        const q = gpu.storage('bench.q', q0);
+        const out = gpu.storage('bench.att', dim * 4);
+        const op = new Attention(gpu, { ...heads, maxSeqLen: CONTEXT, maxTokens: 1 }, cache).bind('bench.attention', q, out, c.step);
+        const check = async () => {
+          const keys = writeRows(gpu, cache, cache.keyCache, uniform(CONTEXT * kvDim, 7), 0);
+          const values = writeRows(gpu, cache, cache.valueCache, uniform(CONTEXT * kvDim, 8), 0);
+          const got = await runOnce(c, `attention ${nHeads}x${headDim} pos ${pos}`, op, 1, out);
+          const want = attentionRef(q0, keys, values, 1, pos, heads);
+          return compared(`out: ${dim} values over ${CONTEXT} positions`, closeText(ATTENTION_TOL), got, want, closeTo(ATTENTION_TOL, want), (i) => `out[${i}]`);
+        };
+        const traffic = [
+          { what: 'q', dims: [dim], size: 4 },
+          { what: 'K, V', dims: [2, CONTEXT, kvDim], size: cache.f16 ? 2 : 4 },
+          { what: 'out', dims: [dim], size: 4 },
+        ];
+        // q.K and att.V: 2 multiply-adds per head element per position.
+        return { op, n: 1, traffic, flops: [4, CONTEXT, nHeads, headDim], check, cleanup: () => [q, out, cache.keyCache, cache.valueCache].forEach((b) => b.destroy()) };
+      },
+    },
+    {
+      name: `sample ${vocab} greedy`,
+      make: () => {
+        const values = uniform(vocab, 9);
+        const logits = gpu.storage('bench.logits', values);
         const tokens = gpu.storage('bench.tokens', 16);
-        return { op: new Sampler(gpu, VOCAB).bind('bench.sample', logits, tokens, 0, step), n: 1, bytes: VOCAB * 4, cleanup: () => [logits, tokens].forEach((b) => b.destroy()) };
+        const op = new Sampler(gpu, vocab).bind('bench.sample', logits, tokens, 0, c.step);
+        const check = async () => {
+          await gpu.run('bench.check', (pass) => op.encode(pass));
+          const got = Float32Array.of(new Uint32Array(await gpu.read(tokens, 0, 4))[0]);
+          c.hooks.tamper?.(`sample ${vocab} greedy`, got);
+          return compared(`the token for ${vocab} logits`, '0 (the argmax, ties to the lowest id)', got, [argmaxRef(values)], () => 0, () => 'token');
+        };
+        return { op, n: 1, traffic: [{ what: 'logits', dims: [vocab], size: 4 }, { what: 'token', dims: [1], size: 4 }], check, cleanup: () => [logits, tokens].forEach((b) => b.destroy()) };
       },
     },
   ];
@@ -244,16 +356,41 @@ async function time(gpu: Gpu, b: Bench, seconds: number): Promise<{ wall: number
 export interface KernelTiming {
   name: string;
   msPerDispatch: number;
-  /** Weight (or activation, for the small ops) bytes one dispatch reads. */
+  /** Bytes one dispatch reads and writes (weights, activations, cache), as `traffic` spells out. */
   bytes: number;
+  traffic: string;
   gbps: number;
+  /** FLOPs of one dispatch and the rate, for the matrix and attention kernels. */
+  flops?: number;
+  gflops?: number;
   cpuMsPerDispatch: number;
+  /** The check that ran before the timing: what was compared, and the worst error as a fraction of its tolerance. */
+  check: { what: string; tolerance: string; worstRatio: number };
 }
 
-export async function run(args: string[]): Promise<number> {
+/** A kernel whose output was wrong: the worst element, where it is, and its tolerance. */
+export interface KernelFailure {
+  name: string;
+  what: string;
+  where: string;
+  got: number;
+  want: number;
+  tolerance: number;
+}
+
+function say(json: boolean): (line: string) => void {
+  // With --json the text goes to stderr as progress and stdout holds only the JSON.
+  return json ? (line) => console.error(line) : (line) => console.log(line);
+}
+
+export async function run(args: string[], hooks: BenchHooks = {}): Promise<number> {
   let p;
+  let shape: SynthShape;
   try {
-    p = parseArgs(args, { values: ['adapter', 'only', 'seconds'], flags: ['json'] });
+    p = parseArgs(args, { values: ['adapter', 'only', 'seconds', 'shape'], flags: ['json'] });
+    const name = p.options.get('shape') ?? 'llama2-7b';
+    if (typeof name !== 'string' || !(name in SYNTH_SHAPES)) throw new UsageError(`--shape must be one of ${Object.keys(SYNTH_SHAPES).join(', ')}`);
+    shape = name as SynthShape;
   } catch (e) {
     console.error(`${(e as Error).message}\n${USAGE}`);
     if (e instanceof UsageError) return 2;
@@ -267,41 +404,84 @@ export async function run(args: string[]): Promise<number> {
   const only = text('only');
   const seconds = Number(text('seconds') ?? 1);
   const json = p.options.has('json');
-  // With --json the table goes to stderr as progress and stdout holds only the JSON.
-  const say = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+  const out = say(json);
   const { gpu, choice, errors } = await openNodeGpu(request.name, { source: request.source });
   const s = gpu.summary;
-  say(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}; ${choice.kind}: ${choice.reason}`);
-  say(`${'kernel'.padEnd(40)} ${'ms/dispatch'.padStart(12)} ${'GB/s'.padStart(8)} ${'CPU ms'.padStart(10)} ${'GB/CPU-s'.padStart(9)}`);
+  out(`adapter: ${s.description || s.device} (${s.vendor} / ${s.architecture}), shader-f16=${s.f16}, subgroups=${s.subgroups}; ${choice.kind}: ${choice.reason}`);
+  const m = SYNTH_SHAPES[shape];
+  out(`shape: ${shape} (dim ${m.dim}, hidden ${m.hiddenDim}, vocab ${m.vocabSize}, ${m.nHeads} heads, ${m.nKvHeads} kv heads); prefill ${PREFILL} tokens; context ${CONTEXT}`);
+  const x = uniform(PREFILL * Math.max(m.dim, m.hiddenDim), 1);
+  const step = gpu.device.createBuffer({ label: 'bench.step', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  gpu.write(step, new Uint32Array([CONTEXT - 1, 1, 0, 0]));
+  const c: Ctx = {
+    gpu,
+    hooks,
+    dim: m.dim,
+    hidden: m.hiddenDim,
+    vocab: m.vocabSize,
+    nHeads: m.nHeads,
+    nKvHeads: m.nKvHeads,
+    headDim: m.dim / m.nHeads,
+    x,
+    xBuf: gpu.storage('bench.x', x),
+    y: gpu.storage('bench.y', PREFILL * Math.max(m.vocabSize, m.hiddenDim) * 4),
+    step,
+  };
   const rows: KernelTiming[] = [];
   const skipped: { name: string; reason: string }[] = [];
-  for (const { name, make } of [...allBenches(gpu), ...otherOps(gpu)]) {
+  const failed: KernelFailure[] = [];
+  for (const { name, make } of [...linearOps(c), ...otherOps(c)]) {
     if (only && !name.includes(only)) continue;
     let b: Bench;
     try {
       b = make();
     } catch (e) {
-      say(`${name.padEnd(40)} skipped: ${(e as Error).message}`);
+      out(`${name}: skipped: ${(e as Error).message}`);
       skipped.push({ name, reason: (e as Error).message });
       continue;
     }
+    out(name);
+    const check = await b.check();
+    const w = check.worst;
+    if (!w || w.ratio > 1) {
+      const detail = w ? `${describeMismatch('', w, w.where)} (${check.tolerance}; checked ${check.what})` : `${check.what}: nothing compared`;
+      out(`  WRONG  ${detail}. Not timed.`);
+      if (w) failed.push({ name, what: check.what, where: w.where, got: w.got, want: w.want, tolerance: w.tolerance });
+      b.cleanup?.();
+      continue;
+    }
+    out(`  check  ${check.what} within ${check.tolerance}: worst error ${formatNumber(w.ratio)}x the tolerance`);
     const t = await time(gpu, b, seconds);
-    const gbps = (s: number) => (b.bytes / s / 1e9).toFixed(2);
-    say(
-      `${name.padEnd(40)} ${(t.wall * 1000).toFixed(3).padStart(12)} ${gbps(t.wall).padStart(8)} ${(t.cpu * 1000).toFixed(1).padStart(10)} ${gbps(t.cpu).padStart(9)}`,
-    );
-    rows.push({ name, msPerDispatch: t.wall * 1000, bytes: b.bytes, gbps: b.bytes / t.wall / 1e9, cpuMsPerDispatch: t.cpu * 1000 });
+    const bytes = trafficBytes(b.traffic);
+    out(`  time   ${ms(t.wall)} per dispatch (CPU ${ms(t.cpu)})`);
+    out(`  bytes  ${trafficLine(b.traffic, t.wall)}`);
+    if (b.flops) out(`  flops  ${flopsLine(b.flops, t.wall)}`);
+    const flops = b.flops?.reduce((a, f) => a * f, 1);
+    rows.push({
+      name,
+      msPerDispatch: t.wall * 1000,
+      bytes,
+      traffic: trafficLine(b.traffic, t.wall),
+      gbps: bytes / t.wall / 1e9,
+      ...(flops ? { flops, gflops: flops / t.wall / 1e9 } : {}),
+      cpuMsPerDispatch: t.cpu * 1000,
+      check: { what: check.what, tolerance: check.tolerance, worstRatio: w.ratio },
+    });
     b.cleanup?.();
   }
+  let code = 0;
   if (errors.count > 0) {
     console.error(`bench-kernels: ${errors.count} WebGPU errors (first: ${errors.first}); the timings are not valid.`);
-    gpu.destroy();
-    return 1;
+    code = 1;
+  }
+  if (failed.length > 0) {
+    console.error(`bench-kernels: ${failed.length} kernel(s) gave wrong results and were not timed: ${failed.map((f) => f.name).join('; ')}`);
+    code = 1;
   }
   if (json) {
     const adapter = { vendor: s.vendor, architecture: s.architecture, device: s.device, description: s.description, f16: s.f16, subgroups: s.subgroups };
-    console.log(JSON.stringify({ adapter, adapterKind: choice.kind, adapterReason: choice.reason, kernels: rows, skipped }, null, 2));
+    console.log(JSON.stringify({ adapter, adapterKind: choice.kind, adapterReason: choice.reason, shape, kernels: rows, skipped, failed }, null, 2));
   }
   gpu.destroy();
-  return 0;
+  return code;
 }
