@@ -61,19 +61,31 @@ export class LlamaWebGpuError extends Error {
   }
 }
 
-/** No WebGPU adapter could be obtained (browser without WebGPU, or no Vulkan driver in Node). */
-export class WebGpuUnavailableError extends LlamaWebGpuError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('WEBGPU_UNAVAILABLE', message, options);
-  }
+/** The base of a class whose errors carry a message only. */
+function messageError(code: ErrorCode): new (message: string, options?: { cause?: unknown }) => LlamaWebGpuError {
+  return class extends LlamaWebGpuError {
+    constructor(message: string, options?: { cause?: unknown }) {
+      super(code, message, options);
+    }
+  };
 }
 
-/** The adapter lacks a limit or feature that a model or kernel needs. */
-export class GpuLimitError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('GPU_LIMIT', message);
-  }
+/** The base of a class whose errors name a file (`file`), prefixed to the message. */
+function fileError(code: ErrorCode): new (file: string, message: string) => LlamaWebGpuError & { readonly file: string } {
+  return class extends LlamaWebGpuError {
+    readonly file: string;
+    constructor(file: string, message: string) {
+      super(code, `${file}: ${message}`);
+      this.file = file;
+    }
+  };
 }
+
+/** No WebGPU adapter could be obtained (browser without WebGPU, or no Vulkan driver in Node). */
+export class WebGpuUnavailableError extends messageError('WEBGPU_UNAVAILABLE') {}
+
+/** The adapter lacks a limit or feature that a model or kernel needs. */
+export class GpuLimitError extends messageError('GPU_LIMIT') {}
 
 /** A model's weights, activations or KV cache exceed what the GPU allows (see checkFit's reasons). */
 export class ModelDoesNotFitError extends LlamaWebGpuError {
@@ -139,13 +151,7 @@ export class StorageQuotaError extends LlamaWebGpuError {
 }
 
 /** A model package was written by a newer llama-webgpu (formatVersion) or is not a llama-webgpu package at all. */
-export class PackageVersionError extends LlamaWebGpuError {
-  readonly file: string;
-  constructor(file: string, message: string) {
-    super('PACKAGE_VERSION', `${file}: ${message}`);
-    this.file = file;
-  }
-}
+export class PackageVersionError extends fileError('PACKAGE_VERSION') {}
 
 /** A file of a model package could not be downloaded (HTTP status, the connection failed, or it stalled). */
 export class DownloadError extends LlamaWebGpuError {
@@ -160,13 +166,7 @@ export class DownloadError extends LlamaWebGpuError {
 }
 
 /** A downloaded shard's sha256 or size did not match the manifest, even after fetching it again. */
-export class ShardIntegrityError extends LlamaWebGpuError {
-  readonly file: string;
-  constructor(file: string, message: string) {
-    super('SHARD_INTEGRITY', `${file}: ${message}`);
-    this.file = file;
-  }
-}
+export class ShardIntegrityError extends fileError('SHARD_INTEGRITY') {}
 
 /**
  * A stored file of an installed (or about to be committed) model does not hash to its manifest's sha256: the disk
@@ -202,25 +202,13 @@ export class DeviceLostError extends LlamaWebGpuError {
 }
 
 /** The GPU could not allocate a buffer (weights, KV cache or activations). */
-export class GpuOutOfMemoryError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('GPU_OUT_OF_MEMORY', message);
-  }
-}
+export class GpuOutOfMemoryError extends messageError('GPU_OUT_OF_MEMORY') {}
 
 /** A conversion was asked for something impossible (e.g. a shard size smaller than one row of a tensor). */
-export class ConvertOptionsError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('CONVERT_OPTIONS', message);
-  }
-}
+export class ConvertOptionsError extends messageError('CONVERT_OPTIONS') {}
 
 /** Sampling options out of range (a negative temperature, top-p outside (0, 1], a bias for a token id not in the vocabulary...). */
-export class SamplingParamsError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('SAMPLING_PARAMS', message);
-  }
-}
+export class SamplingParamsError extends messageError('SAMPLING_PARAMS') {}
 
 /**
  * An argument of the public API (createEngine options, generate options, a chat completion request) has the wrong
@@ -279,11 +267,7 @@ export class ContextOverflowError extends LlamaWebGpuError {
 }
 
 /** Chat messages that the Llama 2 chat format cannot express (roles out of order, no final user message). */
-export class ChatFormatError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('CHAT_FORMAT', message);
-  }
-}
+export class ChatFormatError extends messageError('CHAT_FORMAT') {}
 
 /** The engine was unloaded (ENGINE_UNLOADED); WorkerEngineTerminatedError is one too. */
 export class EngineUnloadedError extends LlamaWebGpuError {
@@ -308,11 +292,7 @@ export class WorkerEngineTerminatedError extends EngineUnloadedError {
 }
 
 /** The CLI's Chromium, or its lavapipe build, is not installed where the launcher looks. */
-export class BrowserSetupError extends LlamaWebGpuError {
-  constructor(message: string) {
-    super('BROWSER_SETUP', message);
-  }
-}
+export class BrowserSetupError extends messageError('BROWSER_SETUP') {}
 
 /** The fields of the classes above, as plain data that survives postMessage (errorDetails, errorFromCode). */
 export interface ErrorDetails {
