@@ -1,4 +1,9 @@
 /** A small, strict option parser for the CLI: `--name value` and `--flag`; unknown options are errors. */
+
+// UsageError and CliError are the command line's own, never thrown by the library, so they stay out of the error
+// catalogue (src/errors.ts) and its codes.
+
+/** Arguments the command does not take: reported with the command's usage. */
 export class UsageError extends Error {}
 
 /** A failure the command line reports as one line on stderr with exit status 1 (e.g. a missing package folder). */
