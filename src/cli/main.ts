@@ -21,7 +21,7 @@ const commands: Record<string, Command> = {
   eval: { summary: 'perplexity of a text under a package, and top-1 agreement with a reference package', load: () => import('./eval.ts') },
   tokenize: { summary: 'print the token ids of a text (no BOS) as JSON', load: () => import('./tokenize.ts'), verbatim: true },
   synth: { summary: 'write a random-weight package in a real Llama 2 shape (tiny ... llama2-70b)', load: () => import('./synth.ts') },
-  'bench-kernels': { summary: 'time every kernel at Llama 2 7B decode shapes', load: () => import('./bench-kernels.ts') },
+  'bench-kernels': { summary: 'check every kernel against its float64 reference, then time it (Llama 2 7B shapes)', load: () => import('./bench-kernels.ts') },
   'bench-summary': { summary: 'Markdown summary of bench/bench-kernels JSON with roofline shares', load: () => import('./bench-summary.ts') },
   'bench-encode': { summary: 'JS cost per call of setPipeline, setBindGroup, dispatchWorkgroups (Node, --browser)', load: () => import('./bench-encode.ts') },
 };

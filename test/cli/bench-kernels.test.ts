@@ -15,6 +15,11 @@ const gpus = await testGpus();
 /** The JSON bench-kernels printed on stdout. */
 const report = () => JSON.parse(out.stdout.join('\n')) as { kernels: KernelTiming[]; skipped: { name: string }[]; failed: { name: string; where: string }[] };
 
+it('an unknown --shape is a usage error (exit 2) that lists the shapes', async () => {
+  expect(await run(['--shape', 'llama3'])).toBe(2);
+  expect(out.stderr.join('\n')).toContain('--shape must be one of tiny, tinyllama, llama2-7b, llama2-13b, llama2-70b');
+});
+
 describe.each(gpus)('bench-kernels on $name', ({ name }) => {
   it('checks every kernel of the tiny shape, then prints its time with the bytes and FLOPs arithmetic', async () => {
     expect(await run(['--adapter', name, '--shape', 'tiny', '--seconds', '0.002', '--json'])).toBe(0);
