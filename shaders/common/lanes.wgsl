@@ -28,7 +28,7 @@ var<private> x_row: array<u32, MAX_TOKENS>;
 var<private> n: u32;
 var<private> tok0: u32;
 
-// 32 dequantized values of a row (a q4 group, a q4k sub-block): values 4w .. 4w + 3 in v<w>.
+// 32 dequantized values of a row (a q4 group, a q4k/q5k sub-block): values 4w .. 4w + 3 in v<w>.
 struct Values32 { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
 
 // sum over 32 values of W * X, where lane i of the subgroup holds X's values 4i .. 4i + 3 of them in xv.

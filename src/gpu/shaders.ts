@@ -20,7 +20,7 @@ const PRELUDES: Record<string, string[]> = {
   matvec_q45k: ['linear', 'kquants', 'matvec_kparts', 'matvec'],
   matvec_q6k: ['linear', 'matvec_scaled', 'scales', 'kquants', 'matvec_kparts', 'matvec'],
   matmul_lanes_q4: ['linear', 'lanes_scaled', 'scales', 'lanes'],
-  matmul_lanes_q4k: ['linear', 'kquants', 'lanes'],
+  matmul_lanes_q45k: ['linear', 'kquants', 'lanes'],
   matmul_lanes_q6k: ['linear', 'lanes_scaled', 'scales', 'kquants', 'lanes'],
   matmul: ['kquants'],
   embedding: ['gather'],

@@ -1,5 +1,5 @@
 // RMSNorm folded into the matrix-vector ops around it (FoldedNorm; the NORM_OUT and NORM_IN variants of
-// shaders/matvec_*.wgsl and matmul_lanes_q4.wgsl) against the float64 reference.
+// shaders/matvec_*.wgsl and matmul_lanes_*.wgsl) against the float64 reference.
 // A producer adds W_o xin into the residual x (accumulate) and writes x * g and partial sums of x^2; consumers read
 // them and compute W (x * g) / rms(x), alone or as the SwiGLU pair silu(W1 xn) * (W3 xn).
 // Tolerances:
@@ -39,6 +39,7 @@ const CASES: Case[] = [
   { dtype: 'q4k', dim: 256, hidden: 512 },
   { dtype: 'q4k', dim: 512, hidden: 256, kernel: 'matvec' },
   { dtype: 'q5k', dim: 256, hidden: 512 },
+  { dtype: 'q5k', dim: 512, hidden: 256, kernel: 'matvec' },
   { dtype: 'q6k', dim: 512, hidden: 256 },
   { dtype: 'q6k', dim: 256, hidden: 512, kernel: 'matvec' },
 ];

@@ -67,10 +67,10 @@ const LANES: Case[] = (['f16', 'f32'] as const).flatMap((scaleDtype, i) =>
   ].map((s, j) => ({ ...s, dtype: 'q4' as const, scaleDtype, kernel: 'lanes' as const, accumulate: (i + j) % 2 === 1 })),
 );
 
-// ggml's k-quants (cols a multiple of 256) through the tiled and per-token matvec kernels, and q4k and q6k through
-// the lanes kernels where they run: token counts around the tiles and the lanes kernel's 16 tokens, split weights, the gate.
+// ggml's k-quants (cols a multiple of 256) through the tiled, per-token matvec and (where they run) lanes kernels:
+// token counts around the tiles and the lanes kernel's 16 tokens, split weights, the gate.
 const KQUANT: Case[] = (['q4k', 'q5k', 'q6k'] as const).flatMap((dtype, i) =>
-  (['tiled', 'matvec', 'lanes'] as const).filter((kernel) => kernel !== 'lanes' || dtype !== 'q5k').flatMap((kernel, j): Case[] => [
+  (['tiled', 'matvec', 'lanes'] as const).flatMap((kernel, j): Case[] => [
     { rows: 64, cols: 256, n: 1, dtype, kernel },
     { rows: 100, cols: 512, n: 33, maxTokens: 40, dtype, kernel, accumulate: (i + j) % 2 === 0 },
     { rows: 1000, cols: 1024, n: 17, dtype, kernel, accumulate: (i + j) % 2 === 1, maxChunkBytes: 96 * 1024 },

@@ -88,8 +88,8 @@ const KQUANT: Case[] = (['q4k', 'q5k', 'q6k'] as const).flatMap((dtype, i): Case
   { rows: 1000, cols: 1024, dtype, accumulate: i % 2 === 0, maxChunkBytes: 96 * 1024 },
 ]).concat([
   { rows: 64, cols: 256, dtype: 'q6k', scaleDtype: 'f32', accumulate: true },
-  // q4k and q6k through matvec_q45k and matvec_q6k where the lanes kernels are the default (lavapipe).
-  ...(['q4k', 'q6k'] as const).flatMap((dtype): Case[] => [
+  // q4k, q5k and q6k through matvec_q45k and matvec_q6k where the lanes kernels are the default (lavapipe).
+  ...(['q4k', 'q5k', 'q6k'] as const).flatMap((dtype): Case[] => [
     { rows: 37, cols: 768, dtype, accumulate: true, kernel: 'matvec' },
     { rows: 100, cols: 512, dtype, up: true, kernel: 'matvec' },
     { rows: 172, cols: 512, dtype, gate: true, kernel: 'matvec' },

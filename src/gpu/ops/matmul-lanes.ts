@@ -27,10 +27,10 @@ export function lanesKernelFits(gpu: Gpu, weight: GpuWeight): boolean {
 
 /**
  * True when the lanes kernel can run `weight` at all (tests force it on any adapter with 8-lane subgroups): a q4
- * weight with cols a multiple of 4, or q4k or q6k with whole 256-value blocks, on a GPU with Tuning.lanesRun.
+ * weight with cols a multiple of 4, or q4k, q5k or q6k with whole 256-value blocks, on a GPU with Tuning.lanesRun.
  */
 export function lanesKernelRuns(gpu: Gpu, weight: GpuWeight): boolean {
-  const dtypeFits = (weight.dtype === 'q4' && weight.cols % 4 === 0) || ((weight.dtype === 'q4k' || weight.dtype === 'q6k') && weight.cols % 256 === 0);
+  const dtypeFits = (weight.dtype === 'q4' && weight.cols % 4 === 0) || ((weight.dtype === 'q4k' || weight.dtype === 'q5k' || weight.dtype === 'q6k') && weight.cols % 256 === 0);
   return gpu.tuning.lanesRun && dtypeFits;
 }
 
@@ -44,6 +44,7 @@ export class LanesMatMul {
   /** Rows of y a workgroup writes (without `up`). */
   readonly rowsPerWorkgroup: number;
   private readonly constants: Record<string, number>;
+  private readonly shader: string;
 
   constructor(
     private readonly gpu: Gpu,
@@ -54,7 +55,7 @@ export class LanesMatMul {
     if (!lanesKernelRuns(gpu, weight)) {
       throw new KernelShapeError(
         'matmul',
-        `weight ${weight.name} (${weight.dtype} [${weight.rows}, ${weight.cols}]): the lanes kernel needs a q4 weight with cols a multiple of 4 (or q4k, q6k) and a GPU with 8-lane subgroups`,
+        `weight ${weight.name} (${weight.dtype} [${weight.rows}, ${weight.cols}]): the lanes kernel needs a q4 weight with cols a multiple of 4 (or q4k, q5k, q6k) and a GPU with 8-lane subgroups`,
       );
     }
     if (!Number.isInteger(tokens) || tokens < 1 || tokens > LANES_PREFILL_TOKENS) {
@@ -62,8 +63,12 @@ export class LanesMatMul {
     }
     this.rowsPerWorkgroup = rowsPerLane(tokens) * WG;
     this.constants = { WG, RPL: rowsPerLane(tokens), TOKENS: tokens, SWIGLU: 0, NORM_IN: 0, NORM_OUT: 0 };
-    if (weight.dtype !== 'q4k') this.constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
-    this.pipeline = gpu.pipeline(`matmul_lanes_${weight.dtype}`, this.constants);
+    // q4k and q5k share shaders/matmul_lanes_q45k.wgsl (Q5); q4 and q6k have scales.
+    const k45 = weight.dtype === 'q4k' || weight.dtype === 'q5k';
+    if (k45) this.constants.Q5 = weight.dtype === 'q5k' ? 1 : 0;
+    else this.constants.SCALE_F16 = weight.scaleDtype === 'f16' ? 1 : 0;
+    this.shader = k45 ? 'matmul_lanes_q45k' : `matmul_lanes_${weight.dtype}`;
+    this.pipeline = gpu.pipeline(this.shader, this.constants);
   }
 
   /**
@@ -77,7 +82,7 @@ export class LanesMatMul {
     if ((normIn || options.normOut) && tokens !== 1) throw new KernelShapeError('matmul', `${label}: folded norms run in decode (one token) only`);
     const fused = options.up || normIn || options.normOut;
     const pipeline = fused
-      ? this.gpu.pipeline(`matmul_lanes_${w.dtype}`, { ...this.constants, SWIGLU: options.up ? 1 : 0, NORM_IN: normIn ? 1 : 0, NORM_OUT: options.normOut ? 1 : 0 })
+      ? this.gpu.pipeline(this.shader, { ...this.constants, SWIGLU: options.up ? 1 : 0, NORM_IN: normIn ? 1 : 0, NORM_OUT: options.normOut ? 1 : 0 })
       : this.pipeline;
     // With `up`, half of each lane's row slots hold rows of W3: a workgroup writes half as many rows.
     const rowsPerWorkgroup = options.up ? this.rowsPerWorkgroup / 2 : this.rowsPerWorkgroup;
