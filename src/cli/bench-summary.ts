@@ -52,6 +52,10 @@ export interface BenchRun {
 export interface KernelsRun {
   adapter: { description: string; device: string; f16?: boolean };
   kernels: { name: string; msPerDispatch: number; bytes: number; gbps: number }[];
+  /** The synth shape the kernels ran at (absent in output from before `--shape`: Llama 2 7B). */
+  shape?: string;
+  /** Kernels whose output failed the check against the float64 reference, so they have no time. */
+  failed?: { name: string; what: string; where: string; got: number; want: number; tolerance: number }[];
 }
 
 /** Least-squares a + b * x through the points; undefined with fewer than two distinct x. */
@@ -140,11 +144,14 @@ export function summarize(
     lines.push('');
   }
   if (kernels) {
-    lines.push('## Kernels at Llama 2 7B shapes (bench-kernels)', '');
+    lines.push(`## Kernels at ${kernels.shape ?? 'llama2-7b'} shapes (bench-kernels)`, '');
     lines.push('| kernel | ms/dispatch | GB/s | % of bandwidth |');
     lines.push('|---|---|---|---|');
     for (const k of kernels.kernels) {
       lines.push(`| ${k.name} | ${k.msPerDispatch.toFixed(4)} | ${k.gbps.toFixed(1)} | ${bandwidth ? pct((k.gbps * 1e9) / bandwidth) : 'n/a'} |`);
+    }
+    for (const f of kernels.failed ?? []) {
+      lines.push(`| ${f.name} | wrong output, not timed: ${f.what} at ${f.where} = ${f.got}, expected ${f.want} (tolerance ${f.tolerance}) | | |`);
     }
     lines.push('');
   }

@@ -51,6 +51,18 @@ describe('bench-summary', () => {
     const nvidia = { ...run(4, 2), adapter: 'NVIDIA: 580.159.03', adapterInfo: { vendor: 'nvidia', architecture: 'hopper', device: 'nvidia-h100-pcie', description: 'NVIDIA: 580.159.03' } };
     expect(summarize([nvidia], undefined)).toContain('memory bandwidth: 2.00 TB/s (NVIDIA H100 PCIe, vendor datasheet)');
   });
+
+  it('lists the kernels that failed their check beside the timed ones', () => {
+    const text = summarize([], {
+      adapter: { description: 'd', device: 'x' },
+      shape: 'llama2-13b',
+      kernels: [{ name: 'rmsnorm 5120', msPerDispatch: 0.01, bytes: 1e5, gbps: 10 }],
+      failed: [{ name: 'matvec q4 5120x5120 (wq)', what: 'y', where: 'row 3', got: 1, want: 2, tolerance: 0.001 }],
+    });
+    expect(text).toContain('## Kernels at llama2-13b shapes (bench-kernels)');
+    expect(text).toMatch(/\| rmsnorm 5120 \| 0\.0100 \| 10\.0 \|/);
+    expect(text).toContain('| matvec q4 5120x5120 (wq) | wrong output, not timed: y at row 3 = 1, expected 2 (tolerance 0.001) | | |');
+  });
 });
 
 const haveSwiftShader = (await testGpus()).some((g) => g.name === 'swiftshader');
@@ -106,7 +118,9 @@ describe('scripts/device-bench.sh', () => {
     expect(summary).toMatch(/\| synthetic tiny \(2 layers\) q4 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+% \|/);
     expect(summary).toMatch(/\| synthetic tiny \(5 layers\) q4 \| 5 \|/);
     expect(summary).toMatch(/Fit over 2, 5 layers: .* at 5 layers [\d.]+ ms\/token \([\d.]+ tok\/s; measured [\d.]+\)/);
-    expect(summary).toMatch(/\| rmsnorm 4096 \| [\d.]+ \| [\d.]+ \| [\d.]+% \|/);
+    // bench-kernels runs at the benched shape (tiny: dim 64).
+    expect(summary).toContain('## Kernels at tiny shapes (bench-kernels)');
+    expect(summary).toMatch(/\| rmsnorm 64 \| [\d.]+ \| [\d.]+ \| [\d.]+% \|/);
     expect(summary).toContain('dry run');
     if (haveSharedModel('stories260K/stories260K.bin')) {
       expect(summary).toContain('stories260K greedy (Dawn defaults): matches llama2.c [adapter SwiftShader');
