@@ -9,7 +9,7 @@
  *   Q6_K (256 values, 210 B): ql[128] (low 4 bits), qh[64] (high 2 bits), int8 scales[16], d
  * K-quants: each 256-value super-block is sub-blocks of 32 (Q4_K, Q5_K: x = d*sc*q - dmin*m) or 16 (Q6_K: x = d*sc*(q-32)).
  */
-import { f16BitsToF32 } from './quant.ts';
+import { f16BitsToF32 } from './f16.ts';
 import { decodeDense } from './tensor-views.ts';
 
 export const DEQUANT_TYPES: Record<number, string> = { 0: 'F32', 1: 'F16', 30: 'BF16', 8: 'Q8_0', 2: 'Q4_0', 3: 'Q4_1', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K' };

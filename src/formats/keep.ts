@@ -9,7 +9,8 @@
 import { ConvertOptionsError, ModelFormatError } from '../errors.ts';
 import type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
 import { K_BLOCK_BYTES, packageKBlocks, repackGgml32 } from './kquant.ts';
-import { encodeWeights, f16BitsToF32, type EncodedWeights, type WeightDtype } from './quant.ts';
+import { f16BitsToF32 } from './f16.ts';
+import { encodeWeights, type EncodedWeights, type WeightDtype } from './quant.ts';
 
 /** ggml type id -> the package encoding that keeps its values. */
 const KEPT: Record<number, WeightDtype> = { 0: 'f32', 1: 'f16', 30: 'f32', 8: 'q8', 2: 'q4', 12: 'q4k', 13: 'q5k', 14: 'q6k' };

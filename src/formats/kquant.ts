@@ -12,7 +12,7 @@
  * k-quant files come from llama.cpp, whose search for the scales is better); `dequantizeGgml` reads them back.
  */
 import { dequantizeGgml } from './ggml-dequant.ts';
-import { f16BitsToF32, f32ToF16Bits } from './quant.ts';
+import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
 
 export type KDtype = 'q4k' | 'q5k' | 'q6k';
 export const K_BLOCK = 256;

@@ -5,7 +5,7 @@
  */
 import { ModelFormatError } from '../errors.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
-import { f16BitsToF32 } from './quant.ts';
+import { f16BitsToF32 } from './f16.ts';
 import type { ByteSource } from './source.ts';
 
 export type DenseDtype = 'F32' | 'F16' | 'BF16';

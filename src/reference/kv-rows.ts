@@ -1,6 +1,6 @@
 // Reading and writing KV-cache rows from the CPU (kernel tests, bench-kernels' checks), in the cache's element type
 // (f16 or f32).
-import { f16BitsToF32, f32ToF16Bits } from '../formats/quant.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../formats/f16.ts';
 import type { Gpu } from '../gpu/device.ts';
 import type { KvCache } from '../gpu/ops/kv-cache.ts';
 

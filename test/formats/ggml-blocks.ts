@@ -3,7 +3,7 @@
  * packs them the way llama.cpp's ggml-quants lays the block out, and computes the values they stand for in float64
  * from the chosen numbers (never by reading the bytes back).
  */
-import { f32ToF16Bits, f16BitsToF32 } from '../../src/formats/quant.ts';
+import { f32ToF16Bits, f16BitsToF32 } from '../../src/formats/f16.ts';
 
 export { rng } from '../helpers/random.ts';
 

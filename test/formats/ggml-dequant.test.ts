@@ -12,7 +12,7 @@ import { openCheckpoint } from '../../src/formats/detect.ts';
 import { dequantizeGgml } from '../../src/formats/ggml-dequant.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
-import { f32ToF16Bits } from '../../src/formats/quant.ts';
+import { f32ToF16Bits } from '../../src/formats/f16.ts';
 import { validateManifest } from '../../src/formats/validate.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
 import { ggufBytes, llamaGgufMetadata, readPackageTensor, type GgufTensorSpec } from '../helpers/fixtures.ts';

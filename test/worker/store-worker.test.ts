@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { ConvertOptionsError } from '../../src/errors.ts';
-import { f32ToF16Bits } from '../../src/formats/quant.ts';
+import { f32ToF16Bits } from '../../src/formats/f16.ts';
 import { CONVERT_QUANTS, type ConvertQuant } from '../../src/formats/quant-plan.ts';
 import { createIdbStore } from '../../src/storage/idb-store.ts';
 import type { ToStoreWorker } from '../../src/worker/store-protocol.ts';
