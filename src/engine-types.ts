@@ -69,3 +69,39 @@ export interface EngineStats extends DecodeCounters {
  * when the consumer left early or its signal aborted).
  */
 export type GenerateStream = AsyncIterable<TextDelta> & { result: Promise<EngineStats> };
+
+/** tokenize() options. */
+export interface TokenizeOptions {
+  /** Put BOS first (default true), as generate() does with a text prompt. */
+  addBos?: boolean;
+}
+
+/** score() progress: text tokens scored so far, of `total`. */
+export interface ScoreProgress {
+  done: number;
+  total: number;
+}
+
+export interface ScoreOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: ScoreProgress) => void;
+}
+
+/**
+ * A text's teacher-forced scores: each of its tokens predicted from BOS and the tokens before it (in windows of the
+ * context for a text longer than it), as `llama-webgpu eval` and llama.cpp's llama-perplexity measure it.
+ */
+export interface ScoreResult {
+  /** The text's tokens (without BOS): the tokens scored. */
+  tokenIds: number[];
+  /** tokenIds.length. */
+  tokens: number;
+  /** Mean negative log-likelihood per token, in nats. */
+  nll: number;
+  /** exp(nll). */
+  perplexity: number;
+  /** -ln p of each token given the ones before it. */
+  tokenNll: number[];
+  /** The model's most likely token at each of those positions. */
+  top1: number[];
+}

@@ -18,9 +18,10 @@ import { LlamaModel } from './model/llama.ts';
 import type { ModelStore } from './storage/store.ts';
 import { Tokenizer } from './tokenizer/tokenizer.ts';
 import { createChatApi, type ChatApi } from './generate/openai.ts';
-import type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, RunOptions, TextDelta } from './engine-types.ts';
+import type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, RunOptions, ScoreOptions, ScoreResult, TextDelta, TokenizeOptions } from './engine-types.ts';
 import type { LlamaEngine } from './llama-engine.ts';
-import { validateGenerateOptions, validateLoadOptions, validatePrompt } from './generate/validate.ts';
+import { validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt, validateScoreOptions, validateText, validateTokenIds, validateTokenizeOptions } from './generate/validate.ts';
+import { Scorer, scoreResult } from './model/score.ts';
 import { idleStats } from './generate/stats.ts';
 
 export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from './engine-types.ts';
@@ -101,6 +102,58 @@ export class Engine implements LlamaEngine {
     return llama2ChatPromptIds(messages, (t) => this.tokenizer.encode(t), this.model.config.bosId, this.model.config.eosId);
   }
 
+  async tokenize(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    validateText(text);
+    validateTokenizeOptions(options);
+    return this.encode(text, options.addBos ?? true);
+  }
+
+  async detokenize(ids: number[]): Promise<string> {
+    if (this.unloaded) throw new EngineUnloadedError();
+    validateTokenIds(ids, this.config.vocabSize);
+    return this.tokenizer.decode(ids);
+  }
+
+  async tokenizeChat(messages: ChatMessage[]): Promise<number[]> {
+    return this.encodeChat(validateChatRequest({ messages }).messages);
+  }
+
+  /**
+   * Perplexity of `text`: its tokens teacher-forced from BOS, in windows of the context, through the request queue.
+   * It overwrites the KV cache from position 0, so the next request prefills its whole prompt.
+   */
+  async score(text: string, options: ScoreOptions = {}): Promise<ScoreResult> {
+    if (this.unloaded) throw new EngineUnloadedError();
+    validateText(text);
+    validateScoreOptions(options);
+    const ids = this.encode(text, false);
+    const place = this.enqueue();
+    try {
+      await place.turn;
+      if (this.unloaded) throw new EngineUnloadedError();
+      await this.recover();
+      const scorer = new Scorer(this.model);
+      try {
+        return scoreResult(ids, await scorer.score(ids, options));
+      } finally {
+        scorer.destroy();
+      }
+    } catch (e) {
+      throw await this.lostError(e);
+    } finally {
+      place.done();
+    }
+  }
+
+  /** A place at the end of the queue: `turn` settles when the requests before it have finished; call `done` after. */
+  private enqueue(): { turn: Promise<unknown>; done: () => void } {
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const turn = this.queue;
+    this.queue = turn.then(() => finished);
+    return { turn, done };
+  }
+
   /**
    * Streams the continuation of `prompt` (text, or token ids including BOS) as text deltas with their token ids.
    * Requests queue in the order they are first iterated: a stream that is never iterated never holds the engine.
@@ -156,10 +209,7 @@ export class Engine implements LlamaEngine {
     };
 
     async function* stream(): AsyncGenerator<TextDelta> {
-      let release!: () => void;
-      const turn = new Promise<void>((r) => (release = r));
-      const waitFor = self.queue;
-      self.queue = waitFor.then(() => turn);
+      const place = self.enqueue();
       // Ends the id generator early (a stop string, or the consumer left): it stops before the next step and
       // drains what is in flight, and still reports its counts.
       const cancel = new AbortController();
@@ -172,7 +222,7 @@ export class Engine implements LlamaEngine {
         g = r.value;
       };
       try {
-        await waitFor;
+        await place.turn;
         if (self.unloaded) throw new EngineUnloadedError();
         await self.recover();
         const bos = self.model.config.bosId;
@@ -220,7 +270,7 @@ export class Engine implements LlamaEngine {
             }
           }
         } finally {
-          release();
+          place.done();
         }
       }
     }

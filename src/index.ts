@@ -6,7 +6,7 @@ export { createWorkerEngine, WorkerEngine, StoreWorkerClient } from './worker/in
 export type { WorkerEngineOptions, StoreTaskOptions, TaskProgress } from './worker/index.ts';
 export type { LlamaEngine } from './llama-engine.ts';
 export type { EngineOptions } from './engine.ts';
-export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from './engine-types.ts';
+export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta, TokenizeOptions, ScoreOptions, ScoreProgress, ScoreResult } from './engine-types.ts';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatContentPart, ChatRequestMessage, Usage } from './generate/openai.ts';
 export type { ResponseFormat } from './generate/openai.ts';
 export type { JsonSchema } from './generate/json-schema.ts';

@@ -2,7 +2,7 @@
  * llama-webgpu eval <package-dir> --text FILE [--reference <package-dir>] [--context N] [--prefill-chunk N]
  *   [--adapter NAME] [--json]
  *
- * Teacher-forced perplexity of a text under a model package (src/model/score.ts): BOS plus the text's tokens, in
+ * Teacher-forced perplexity of a text under a model package (engine.score(), src/model/score.ts): BOS plus the text's tokens, in
  * windows of the context, every position's logits from batched prefill. With --reference, also the share of
  * positions where the package's most likely next token equals the reference package's (top-1 agreement): the
  * measure of what a quantization loses. --json prints { perplexity, tokens, top1Agreement, referencePerplexity }
@@ -10,7 +10,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { LlamaWebGpuError } from '../errors.ts';
-import { perplexity, Scorer, top1Agreement, type TokenScores } from '../model/score.ts';
+import type { ScoreResult } from '../engine-types.ts';
+import { top1Agreement } from '../model/score.ts';
 import { CliError, integerOption, parseArgs, UsageError } from './args.ts';
 import { checkPackageDir, describeAdapter, openPackageDir } from './open-model.ts';
 import { Progress } from './progress.ts';
@@ -18,9 +19,7 @@ import { Progress } from './progress.ts';
 export const USAGE =
   'usage: llama-webgpu eval <package-dir> --text FILE [--reference <package-dir>] [--context N] [--prefill-chunk N] [--adapter NAME] [--json]';
 
-interface Scored {
-  ids: number[];
-  scores: TokenScores;
+interface Scored extends ScoreResult {
   seconds: number;
 }
 
@@ -50,19 +49,16 @@ export async function run(args: string[]): Promise<number> {
   const score = async (dir: string): Promise<Scored> => {
     progress.update(`loading ${dir}`, true);
     const { engine, adapter } = await openPackageDir(dir, options);
-    const scorer = new Scorer(engine.model);
     try {
       progress.update(`adapter ${describeAdapter(adapter)}`, true);
-      const ids = engine.encode(text, false);
-      if (ids.length < 1) {
+      if (engine.encode(text, false).length < 1) {
         throw new CliError(`--text ${file} tokenizes to BOS alone (1 token); eval needs at least 2 (BOS and one token of text to predict)`);
       }
       const started = performance.now();
-      const scores = await scorer.score(ids, { onProgress: ({ done, total }) => progress.update(`${dir}: scored ${done}/${total} tokens`) });
+      const scores = await engine.score(text, { onProgress: ({ done, total }) => progress.update(`${dir}: scored ${done}/${total} tokens`) });
       progress.done();
-      return { ids, scores, seconds: (performance.now() - started) / 1000 };
+      return { ...scores, seconds: (performance.now() - started) / 1000 };
     } finally {
-      scorer.destroy();
       await engine.unload();
       engine.gpu.destroy();
     }
@@ -71,19 +67,19 @@ export async function run(args: string[]): Promise<number> {
   try {
     const own = await score(p.positional[0]);
     const ref = typeof reference === 'string' ? await score(reference) : undefined;
-    if (ref && (ref.ids.length !== own.ids.length || ref.ids.some((id, i) => id !== own.ids[i]))) {
+    if (ref && (ref.tokens !== own.tokens || ref.tokenIds.some((id, i) => id !== own.tokenIds[i]))) {
       throw new CliError(`${reference} tokenizes the text differently from ${p.positional[0]}; the reference must be a package of the same model (the same tokenizer)`);
     }
     const result = {
-      perplexity: perplexity(own.scores.nll),
-      tokens: own.ids.length,
-      top1Agreement: ref ? top1Agreement(own.scores.top1, ref.scores.top1) : null,
-      referencePerplexity: ref ? perplexity(ref.scores.nll) : null,
+      perplexity: own.perplexity,
+      tokens: own.tokens,
+      top1Agreement: ref ? top1Agreement(own.top1, ref.top1) : null,
+      referencePerplexity: ref ? ref.perplexity : null,
     };
     if (p.options.has('json')) {
       console.log(JSON.stringify(result));
     } else {
-      console.log(`perplexity ${result.perplexity.toFixed(4)} over ${result.tokens} tokens (${(own.ids.length / own.seconds).toFixed(1)} tokens/s)`);
+      console.log(`perplexity ${result.perplexity.toFixed(4)} over ${result.tokens} tokens (${(own.tokens / own.seconds).toFixed(1)} tokens/s)`);
       if (ref) {
         const same = Math.round(result.top1Agreement! * result.tokens);
         console.log(`reference perplexity ${result.referencePerplexity!.toFixed(4)} (${((result.perplexity / result.referencePerplexity! - 1) * 100).toFixed(2)}%)`);

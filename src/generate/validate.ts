@@ -158,3 +158,29 @@ export function validateChatRequest(req: unknown): { messages: ChatMessage[]; st
   });
   return { messages, stream: req.stream === true, contextOverflow };
 }
+
+/** tokenize() and score() text. */
+export function validateText(text: unknown): asserts text is string {
+  if (typeof text !== 'string') fail('text', 'a string', text);
+}
+
+/** tokenize() options: { addBos }. */
+export function validateTokenizeOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (!isObject(options)) fail('options', 'an object { addBos }', options);
+  if (options.addBos !== undefined && typeof options.addBos !== 'boolean') fail('addBos', 'true or false', options.addBos);
+}
+
+/** detokenize() ids: token ids within the vocabulary when its size is known. */
+export function validateTokenIds(ids: unknown, vocabSize?: number): asserts ids is number[] {
+  if (!Array.isArray(ids)) fail('ids', 'an array of token ids', ids);
+  ids.forEach((id, i) => tokenId(`ids[${i}]`, id, vocabSize));
+}
+
+/** score() options: { signal, onProgress }. */
+export function validateScoreOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (!isObject(options)) fail('options', 'an object { signal, onProgress }', options);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') fail('onProgress', 'a function', options.onProgress);
+  if (options.signal !== undefined && !(isObject(options.signal) && typeof options.signal.aborted === 'boolean')) fail('signal', 'an AbortSignal', options.signal);
+}

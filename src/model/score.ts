@@ -9,6 +9,7 @@
  * classifier run over all of its rows (one MatMul), and the [n, vocab] logits are copied to one of two staging
  * buffers, so the GPU computes chunk k + 1 while the CPU reduces chunk k.
  */
+import type { ScoreOptions, ScoreResult } from '../engine-types.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { MatMul } from '../gpu/ops/matmul.ts';
 import type { BoundOp } from '../gpu/ops/op.ts';
@@ -23,17 +24,21 @@ export interface TokenScores {
   top1: Uint32Array;
 }
 
-export interface ScoreProgress {
-  /** Text tokens scored so far, of `total`. */
-  done: number;
-  total: number;
-}
+export type { ScoreProgress } from '../engine-types.ts';
 
 /** exp(mean negative log-likelihood). */
 export function perplexity(nll: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < nll.length; i++) sum += nll[i];
   return Math.exp(sum / nll.length);
+}
+
+/** A ScoreResult of `ids` from their scores. */
+export function scoreResult(ids: number[], scores: TokenScores): ScoreResult {
+  let sum = 0;
+  for (const v of scores.nll) sum += v;
+  const nll = sum / ids.length;
+  return { tokenIds: ids, tokens: ids.length, nll, perplexity: Math.exp(nll), tokenNll: [...scores.nll], top1: [...scores.top1] };
 }
 
 /** Share of positions where two runs predict the same most likely token. */
@@ -85,7 +90,7 @@ export class Scorer {
    * Scores `textIds` (the text's tokens without BOS): one entry per token. Throws InvalidOptionsError for an empty
    * text or an id outside the vocabulary.
    */
-  async score(textIds: number[], options: { signal?: AbortSignal; onProgress?: (p: ScoreProgress) => void } = {}): Promise<TokenScores> {
+  async score(textIds: number[], options: ScoreOptions = {}): Promise<TokenScores> {
     const { config: c, contextLength, prefillChunk } = this.model;
     if (textIds.length < 1) throw new InvalidOptionsError('text', 'tokenizes to no tokens; give a text of at least one token to score');
     const bad = textIds.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= c.vocabSize);

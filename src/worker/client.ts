@@ -6,12 +6,16 @@
  *   for await (const d of engine.generate('Once upon a time', { maxTokens: 50 })) out += d.text;
  *   const stream = await engine.chat.completions.create({ messages, stream: true, signal });
  */
-import type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from '../engine-types.ts';
+import type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, ScoreOptions, ScoreResult, TextDelta, TokenizeOptions } from '../engine-types.ts';
+import type { ChatMessage } from '../generate/chat-template.ts';
 import type { LlamaEngine } from '../llama-engine.ts';
 import { LlamaWebGpuError, WorkerEngineTerminatedError } from '../errors.ts';
 import { chatGenerateOptions, type ChatApi, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest } from '../generate/openai.ts';
 import { idleStats } from '../generate/stats.ts';
-import { CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt } from '../generate/validate.ts';
+import {
+  CHAT_OPTION_NAMES, validateChatRequest, validateGenerateOptions, validateLoadOptions, validatePrompt, validateScoreOptions, validateText,
+  validateTokenIds, validateTokenizeOptions,
+} from '../generate/validate.ts';
 import { fromWireError, type FromWorker, type ToWorker, type WireLoadOptions } from './protocol.ts';
 
 export interface WorkerEngineOptions extends WireLoadOptions {
@@ -237,6 +241,39 @@ export class WorkerEngine implements LlamaEngine {
       cancel: (started) => (started ? cancel.abort() : chunks.close()),
     });
     return chunks;
+  }
+
+  async tokenize(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    validateText(text);
+    validateTokenizeOptions(options);
+    const done = await this.request((id) => ({ type: 'tokenize', id, text, options: { addBos: options.addBos } }), () => {});
+    return done.tokenIds!;
+  }
+
+  /** Ids are checked against the vocabulary in the worker. */
+  async detokenize(ids: number[]): Promise<string> {
+    validateTokenIds(ids);
+    const done = await this.request((id) => ({ type: 'detokenize', id, ids: [...ids] }), () => {});
+    return done.text!;
+  }
+
+  async tokenizeChat(messages: ChatMessage[]): Promise<number[]> {
+    const checked = validateChatRequest({ messages }).messages;
+    const done = await this.request((id) => ({ type: 'tokenizeChat', id, messages: checked }), () => {});
+    return done.tokenIds!;
+  }
+
+  /** Engine.score() in the worker: progress events come back to `onProgress`, `signal` aborts it there. */
+  async score(text: string, options: ScoreOptions = {}): Promise<ScoreResult> {
+    validateText(text);
+    validateScoreOptions(options);
+    const { onProgress, signal } = options;
+    const done = await this.request(
+      (id) => ({ type: 'score', id, text, progress: onProgress !== undefined }),
+      (m) => m.type === 'scoreProgress' && onProgress?.(m.progress),
+      signal,
+    );
+    return done.score!;
   }
 
   /** Counters of the last finished request (as Engine.stats()). */

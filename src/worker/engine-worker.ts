@@ -4,6 +4,7 @@
  */
 /// <reference lib="webworker" />
 import { createEngine, type Engine } from '../engine.ts';
+import type { ScoreProgress } from '../engine-types.ts';
 import { LlamaWebGpuError } from '../errors.ts';
 import { idleStats } from '../generate/stats.ts';
 import { createIdbStore } from '../storage/idb-store.ts';
@@ -63,6 +64,28 @@ async function handle(msg: ToWorker): Promise<void> {
           const completion = await e.chat.completions.create({ ...msg.request, stream: false, signal: controller.signal });
           post({ type: 'done', id, stats: e.stats(), completion });
         }
+        break;
+      }
+      case 'tokenize': {
+        const e = requireEngine();
+        post({ type: 'done', id, stats: e.stats(), tokenIds: await e.tokenize(msg.text, msg.options) });
+        break;
+      }
+      case 'detokenize': {
+        const e = requireEngine();
+        post({ type: 'done', id, stats: e.stats(), text: await e.detokenize(msg.ids) });
+        break;
+      }
+      case 'tokenizeChat': {
+        const e = requireEngine();
+        post({ type: 'done', id, stats: e.stats(), tokenIds: await e.tokenizeChat(msg.messages) });
+        break;
+      }
+      case 'score': {
+        const e = requireEngine();
+        const onProgress = msg.progress ? (progress: ScoreProgress) => post({ type: 'scoreProgress', id, progress }) : undefined;
+        const score = await e.score(msg.text, { signal: controller.signal, onProgress });
+        post({ type: 'done', id, stats: e.stats(), score });
         break;
       }
       case 'unload': {

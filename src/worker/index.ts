@@ -5,7 +5,8 @@
 export { createWorkerEngine, WorkerEngine } from './client.ts';
 export type { WorkerEngineOptions } from './client.ts';
 export type { LlamaEngine } from '../llama-engine.ts';
-export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta } from '../engine-types.ts';
+export type { EngineProgress, EngineStats, GenerateOptions, GenerateStream, TextDelta, TokenizeOptions, ScoreOptions, ScoreProgress, ScoreResult } from '../engine-types.ts';
+export type { ChatMessage } from '../generate/chat-template.ts';
 export { StoreWorkerClient } from './store-client.ts';
 export type { StoreTaskOptions, TaskProgress } from './store-client.ts';
 // The errors the worker clients rethrow (as the class thrown in the worker, with its fields).

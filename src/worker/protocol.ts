@@ -2,7 +2,8 @@
  * Messages between a page and the engine worker (engine-worker.ts). Every request carries an id; the worker
  * answers with events for that id and ends each request with exactly one `done` or `error`.
  */
-import type { EngineProgress, EngineStats, GenerateOptions, TextDelta } from '../engine-types.ts';
+import type { EngineProgress, EngineStats, GenerateOptions, ScoreProgress, ScoreResult, TextDelta, TokenizeOptions } from '../engine-types.ts';
+import type { ChatMessage } from '../generate/chat-template.ts';
 import { errorDetails, errorFromCode, LlamaWebGpuError, type ErrorDetails } from '../errors.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../generate/openai.ts';
 
@@ -24,6 +25,11 @@ export type ToWorker =
   | { type: 'load'; id: number; options: WireLoadOptions }
   | { type: 'generate'; id: number; prompt: string | number[]; options: WireGenerateOptions }
   | { type: 'chat'; id: number; request: WireChatRequest }
+  | { type: 'tokenize'; id: number; text: string; options: TokenizeOptions }
+  | { type: 'detokenize'; id: number; ids: number[] }
+  | { type: 'tokenizeChat'; id: number; messages: ChatMessage[] }
+  /** `progress`: the page passed onProgress, so the worker sends scoreProgress events. */
+  | { type: 'score'; id: number; text: string; progress: boolean }
   | { type: 'abort'; id: number }
   | { type: 'unload'; id: number };
 
@@ -46,7 +52,9 @@ export type FromWorker =
   | { type: 'progress'; id: number; progress: EngineProgress }
   | { type: 'delta'; id: number; delta: TextDelta }
   | { type: 'chunk'; id: number; chunk: ChatCompletionChunk }
-  | { type: 'done'; id: number; stats: EngineStats; completion?: ChatCompletion; load?: LoadInfo }
+  | { type: 'scoreProgress'; id: number; progress: ScoreProgress }
+  /** stats: the engine's last request's; the rest is what the request returns (tokenize: tokenIds, detokenize: text). */
+  | { type: 'done'; id: number; stats: EngineStats; completion?: ChatCompletion; load?: LoadInfo; tokenIds?: number[]; text?: string; score?: ScoreResult }
   | { type: 'error'; id: number; error: WireError };
 
 export function toWireError(e: unknown): WireError {

@@ -127,6 +127,35 @@ describe.skipIf(!have).each(gpus)('engine on $name', ({ name, gpu }) => {
     expect(() => other.encode('Once')).toThrow(EngineUnloadedError);
     expect(() => other.encodeChat([{ role: 'user', content: 'Hi' }])).toThrow(EngineUnloadedError);
     expect(() => other.tokenizer.encode('Once')).toThrow(TokenizerDisposedError);
+    for (const call of [other.tokenize('Once'), other.detokenize([1]), other.tokenizeChat([{ role: 'user', content: 'Hi' }]), other.score('Once')]) {
+      await expect(call).rejects.toThrow(EngineUnloadedError);
+    }
+  });
+
+  it('tokenize, detokenize and tokenizeChat: the ids generate and chat prompt with, and text back', async () => {
+    const text = 'Once upon a time, Lily saw a big dog. "Hi!" she said. Café 🐶';
+    const ids = await engine.tokenize(text);
+    expect(ids).toEqual(engine.encode(text));
+    expect(ids[0]).toBe(engine.config.bosId);
+    expect(await engine.tokenize(text, { addBos: false })).toEqual(ids.slice(1));
+    expect(await engine.detokenize(ids)).toBe(text);
+    expect(await engine.detokenize(ids.slice(1))).toBe(text);
+    expect(await engine.detokenize([])).toBe('');
+    const messages = [{ role: 'user' as const, content: 'Tell a story.' }];
+    const chatIds = await engine.tokenizeChat(messages);
+    expect(chatIds).toEqual(engine.encodeChat(messages));
+    const reply = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 2 });
+    expect(reply.usage.prompt_tokens).toBe(chatIds.length);
+    // A text prompt generates from the ids tokenize() gives.
+    const run = engine.generate(text, { maxTokens: 1 });
+    for await (const _ of run) void _;
+    expect((await run.result).promptTokens).toBe(ids.length);
+
+    await expect(engine.tokenize(5 as unknown as string)).rejects.toThrow(/^text: must be a string, got 5/);
+    await expect(engine.tokenize('x', { addBos: 'yes' as unknown as boolean })).rejects.toThrow(/^addBos: must be true or false/);
+    await expect(engine.detokenize([1, 512])).rejects.toThrow(/^ids\[1\]: must be a token id, an integer in 0\.\.511, got 512/);
+    await expect(engine.detokenize('1' as unknown as number[])).rejects.toThrow(InvalidOptionsError);
+    await expect(engine.tokenizeChat([{ role: 'bot' as 'user', content: 'x' }])).rejects.toThrow(/^messages\[0\]\.role:/);
   });
 
   it('queues a second request behind the first and runs both in order', async () => {

@@ -5,15 +5,15 @@
 // per-token decode path's, and what the q4 mix does to the fused decode (dispatches, joined weights).
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine.ts';
-import { InvalidOptionsError } from '../../src/errors.ts';
+import { EngineUnloadedError, InvalidOptionsError } from '../../src/errors.ts';
 import { Scorer, perplexity, top1Agreement } from '../../src/model/score.ts';
 import { createFsStore } from '../../src/storage/fs-store.ts';
 import { convertedPackage, packagesRoot, removePackagesRoot } from '../helpers/convert.ts';
-import { ggufBytes, llamaGgufMetadata, readManifest, readPackageTensor, TINY_CONFIG, tinyGgufTensors } from '../helpers/fixtures.ts';
+import { ggufBytes, llamaGgufMetadata, TINY_CONFIG, tinyGgufTensors } from '../helpers/fixtures.ts';
 import { randomArray } from '../helpers/random.ts';
 import { testGpus } from '../helpers/gpu.ts';
-import { haveSharedModel, sharedModel } from '../helpers/models.ts';
-import { argmax, ReferenceModel } from '../reference/forward.ts';
+import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS } from '../helpers/models.ts';
+import { referenceScores } from '../reference/score.ts';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -26,29 +26,6 @@ const TEXT =
   'Once upon a time, there was a big dog named Max. Max liked to run in the park with his ball. One day, he saw a ' +
   'little bird on a tree. The bird was stuck and could not fly. Max barked and a girl came to help. She got the ' +
   'bird down and it flew away. Max was happy.';
-
-/** -log p(next) and argmax at every text position from the float64 reference, in windows of `context` tokens. */
-function referenceScores(id: string, ids: number[], context: number): { nll: number[]; top1: number[] } {
-  const dir = path.join(packagesRoot(), id);
-  const m = readManifest(dir);
-  const weights = new Map(m.tensors.map((t) => [t.name, readPackageTensor(dir, m, t.name)]));
-  const nll: number[] = [];
-  const top1: number[] = [];
-  for (let w0 = 0; w0 < ids.length; w0 += context - 1) {
-    const ref = new ReferenceModel(m.config, weights, context);
-    const inputs = [m.config.bosId, ...ids.slice(w0, Math.min(ids.length, w0 + context - 1) - 1)];
-    inputs.forEach((token, pos) => {
-      const logits = ref.forward(token, pos);
-      let max = -Infinity;
-      for (const v of logits) max = Math.max(max, v);
-      let sum = 0;
-      for (const v of logits) sum += Math.exp(v - max);
-      nll.push(Math.log(sum) + max - logits[ids[w0 + pos]]);
-      top1.push(argmax(logits));
-    });
-  }
-  return { nll, top1 };
-}
 
 /** Teacher-forced -log p(next) by one decode step per position (the generation path), read back each step. */
 async function decodeScores(engine: Engine, ids: number[]): Promise<number[]> {
@@ -95,7 +72,7 @@ describe.skipIf(!have).each(gpus)('teacher-forced scoring on $name', ({ name, gp
       const ids = engine.encode(TEXT, false);
       expect(ids.length).toBeGreaterThan(100);
       const got = await scorer.score(ids);
-      const want = referenceScores(id, ids, engine.model.contextLength);
+      const want = referenceScores(path.join(packagesRoot(), id), ids, engine.model.contextLength);
       expect(got.nll.length).toBe(ids.length);
       let worst = 0;
       for (let i = 0; i < ids.length; i++) worst = Math.max(worst, Math.abs(got.nll[i] - want.nll[i]));
@@ -155,7 +132,7 @@ describe.skipIf(!have).each(gpus)('teacher-forced scoring on $name', ({ name, gp
       expect([t.get('layers.0.wqk')?.dtype, t.get('layers.0.wv')?.dtype, t.get('layers.0.w2')?.dtype, t.get('tokenEmbedding')?.dtype]).toEqual(['q4', 'q6k', 'q6k', 'q6k']);
       const ids = Array.from({ length: 30 }, (_, i) => (i * 7 + 3) % 5);
       const got = await scorer.score(ids);
-      const want = referenceScores(id, ids, engine.model.contextLength);
+      const want = referenceScores(path.join(packagesRoot(), id), ids, engine.model.contextLength);
       let worst = 0;
       for (let i = 0; i < ids.length; i++) worst = Math.max(worst, Math.abs(got.nll[i] - want.nll[i]));
       console.log(`scores of the q6k mix on ${name}: largest -log p difference from float64 ${worst.toExponential(2)}`);
@@ -165,6 +142,50 @@ describe.skipIf(!have).each(gpus)('teacher-forced scoring on $name', ({ name, gp
       scorer.destroy();
       await engine.unload();
     }
+  });
+
+  it('engine.score: the Scorer\'s figures through the request queue, never between a generate\'s steps', async () => {
+    const { engine } = await open('f32', { prefillChunk: 16 });
+    const greedy = async () => {
+      const ids: number[] = [];
+      for await (const d of engine.generate([engine.config.bosId], { temperature: 0, maxTokens: 40 })) ids.push(...d.tokenIds);
+      return ids;
+    };
+    try {
+      const scorer = new Scorer(engine.model);
+      const want = await scorer.score(engine.encode(TEXT, false));
+      scorer.destroy();
+      // A generate queued first runs whole before the score, and one queued after it still decodes llama2.c's text.
+      const progress: number[] = [];
+      const [before, got, after] = await Promise.all([greedy(), engine.score(TEXT, { onProgress: (p) => progress.push(p.done) }), greedy()]);
+      expect(before.slice(0, STORIES260K_GREEDY_IDS.length)).toEqual(STORIES260K_GREEDY_IDS);
+      expect(after).toEqual(before);
+      expect(got.tokenIds).toEqual(engine.encode(TEXT, false));
+      expect(got.tokens).toBe(got.tokenIds.length);
+      expect(got.tokenNll).toEqual([...want.nll]);
+      expect(got.top1).toEqual([...want.top1]);
+      expect(got.perplexity).toBe(perplexity(want.nll));
+      expect(got.nll).toBeCloseTo(Math.log(got.perplexity), 12);
+      console.log(`engine.score on ${name}: perplexity ${got.perplexity.toFixed(4)} over ${got.tokens} tokens`);
+      expect(progress.at(-1)).toBe(got.tokens);
+      expect(progress.length).toBe(Math.ceil((got.tokens) / 16));
+      // The score overwrote the KV cache: the next prompt is prefilled whole.
+      await engine.score('The cat sat.');
+      expect(engine.model.cachedIds).toEqual([]);
+      const run = engine.generate('Once upon a time', { maxTokens: 1, cache: true });
+      for await (const _ of run) void _;
+      expect((await run.result).cachedPromptTokens).toBe(0);
+
+      const aborted = new AbortController();
+      aborted.abort();
+      await expect(engine.score(TEXT, { signal: aborted.signal })).rejects.toMatchObject({ name: 'AbortError' });
+      await expect(engine.score('')).rejects.toThrow(InvalidOptionsError);
+      await expect(engine.score(5 as unknown as string)).rejects.toThrow(/^text: must be a string, got 5/);
+      await expect(engine.score(TEXT, { onProgress: 1 as unknown as () => void })).rejects.toThrow(/^onProgress: must be a function/);
+    } finally {
+      await engine.unload();
+    }
+    await expect(engine.score(TEXT)).rejects.toThrow(EngineUnloadedError);
   });
 
   it('refuses an empty text and ids outside the vocabulary; leaves no cached prompt behind', async () => {
