@@ -126,6 +126,7 @@ export class Engine implements LlamaEngine {
     if (this.unloaded) throw new EngineUnloadedError();
     validateText(text);
     validateScoreOptions(options);
+    options.signal?.throwIfAborted();
     const ids = this.encode(text, false);
     const place = this.enqueue();
     try {

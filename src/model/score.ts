@@ -88,7 +88,8 @@ export class Scorer {
 
   /**
    * Scores `textIds` (the text's tokens without BOS): one entry per token. Throws InvalidOptionsError for an empty
-   * text or an id outside the vocabulary.
+   * text or an id outside the vocabulary. An aborted `signal` stops it between chunks and after the last (its reason
+   * is thrown).
    */
   async score(textIds: number[], options: ScoreOptions = {}): Promise<TokenScores> {
     const { config: c, contextLength, prefillChunk } = this.model;
@@ -124,6 +125,7 @@ export class Scorer {
       if (k > 0) await reduce(k - 1);
     }
     await reduce(chunks.length - 1);
+    options.signal?.throwIfAborted();
     return { nll, top1 };
   }
 

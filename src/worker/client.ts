@@ -268,6 +268,7 @@ export class WorkerEngine implements LlamaEngine {
     validateText(text);
     validateScoreOptions(options);
     const { onProgress, signal } = options;
+    signal?.throwIfAborted();
     const done = await this.request(
       (id) => ({ type: 'score', id, text, progress: onProgress !== undefined }),
       (m) => m.type === 'scoreProgress' && onProgress?.(m.progress),

@@ -15,7 +15,12 @@ import { build } from 'vite';
 import { openCheckpoint } from '../../src/formats/detect.ts';
 import { directorySink } from '../../src/formats/node-sink.ts';
 import { convertCheckpoint } from '../../src/formats/package-writer.ts';
+import { llama2ChatPromptIds } from '../../src/generate/chat-template.ts';
+import { perplexity } from '../../src/model/score.ts';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { readManifest } from '../helpers/fixtures.ts';
 import { haveSharedModel, sharedModel, STORIES260K_GREEDY_IDS, STORIES260K_GREEDY_TEXT } from '../helpers/models.ts';
+import { referenceScores } from '../reference/score.ts';
 import { haveChromium, launch, ROOT, useApp, watchErrors } from './harness.ts';
 import { sendLibFile } from './lib-files.ts';
 
@@ -33,9 +38,11 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="
 </script>`;
 
 /**
- * The worker engine's whole API on stories260K, from the built library: install, generate (ids and text), both
- * chat.completions forms, an AbortSignal, stats, unload. Reports in window.result.
+ * The worker engine's whole API on stories260K, from the built library: install, generate (ids and text), the
+ * tokenizer calls, score, both chat.completions forms, an AbortSignal, stats, unload. Reports in window.result.
  */
+const STORY = 'Tom had a small red boat. He liked to sail it on the pond near his house. One day, the wind was very strong and the boat went far away.';
+
 const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>worker api</title>
 <script type="module">
   import { createIdbStore, installFromUrl, createWorkerEngine, WorkerEngineTerminatedError, InvalidOptionsError, ContextOverflowError, EngineUnloadedError } from '/lib/index.js';
@@ -57,6 +64,20 @@ const WORKER_API_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" h
     clearInterval(timer);
     r.ticks = ticks;
     r.greedyStats = await run.result;
+
+    // The tokenizer calls, and a score through the worker's queue between two greedy runs.
+    const story = ${JSON.stringify(STORY)};
+    r.tok = { ids: await engine.tokenize(story), noBos: await engine.tokenize(story, { addBos: false }) };
+    r.tok.text = await engine.detokenize(r.tok.ids);
+    r.tok.chat = await engine.tokenizeChat([{ role: 'user', content: 'Tell a story.' }]);
+    try { await engine.detokenize([1, 100000]); r.tok.bad = 'no error'; } catch (e) { r.tok.bad = { isClass: e instanceof InvalidOptionsError, option: e.option }; }
+    r.scoreProgress = [];
+    r.score = await engine.score(story, { onProgress: (p) => r.scoreProgress.push(p) });
+    const cancelled = new AbortController();
+    cancelled.abort();
+    try { await engine.score(story, { signal: cancelled.signal }); r.scoreAbort = 'no error'; } catch (e) { r.scoreAbort = e.name; }
+    r.afterScore = [];
+    for await (const d of engine.generate([1], { temperature: 0, maxTokens: 40 })) r.afterScore.push(...d.tokenIds);
 
     const completion = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Tell a story.' }], temperature: 0, max_tokens: 12 });
     r.completion = { object: completion.object, content: completion.choices[0].message.content, finish: completion.choices[0].finish_reason, usage: completion.usage };
@@ -250,7 +271,7 @@ describe.skipIf(!haveChromium())('library build', () => {
   });
 
   test.skipIf(!haveSharedModel('stories260K/stories260Ktok512.gguf'))(
-    'createWorkerEngine: generate, chat completions (whole and streamed), an unconsumed stream, early exit, abort, option errors, stats and unload',
+    'createWorkerEngine: generate, tokenize, score, chat completions (whole and streamed), an unconsumed stream, early exit, abort, option errors, stats and unload',
     async () => {
       const page = await browser.newPage();
       const errors = watchErrors(page);
@@ -265,6 +286,28 @@ describe.skipIf(!haveChromium())('library build', () => {
       expect(r.text.startsWith(STORIES260K_GREEDY_TEXT)).toBe(true);
       expect(r.greedyStats).toMatchObject({ promptTokens: 1, generatedTokens: 40, finishReason: 'length' });
       expect(r.ticks).toBeGreaterThan(0);
+
+      // The worker's tokenizer gives the ids the Engine's does (BOS and the tokenizer's own), and the text back.
+      const dir = path.join(packages, 'stories260K');
+      const manifest = readManifest(dir);
+      const tokenizer = await Tokenizer.fromModelProto(readFileSync(path.join(dir, manifest.tokenizer.file)));
+      const ids = tokenizer.encode(STORY);
+      expect(r.tok.ids).toEqual([manifest.config.bosId, ...ids]);
+      expect(r.tok.noBos).toEqual(ids);
+      expect(r.tok.text).toBe(STORY);
+      expect(r.tok.chat).toEqual(llama2ChatPromptIds([{ role: 'user', content: 'Tell a story.' }], (t) => tokenizer.encode(t), manifest.config.bosId, manifest.config.eosId));
+      tokenizer.dispose();
+      expect(r.tok.bad).toEqual({ isClass: true, option: 'ids[1]' });
+      // Its score: every token's -ln p within the f16 KV cache's tolerance of the float64 reference's.
+      const want = referenceScores(dir, ids, r.greedyStats.contextLength);
+      expect(r.score.tokenIds).toEqual(ids);
+      expect(r.score.tokenNll).toHaveLength(ids.length);
+      r.score.tokenNll.forEach((nll: number, i: number) => expect(Math.abs(nll - want.nll[i]), `token ${i}`).toBeLessThanOrEqual(2e-2));
+      expect(Math.abs(r.score.perplexity / perplexity(want.nll) - 1)).toBeLessThanOrEqual(2e-2);
+      expect(r.score.perplexity).toBeCloseTo(Math.exp(r.score.nll), 9);
+      expect(r.scoreProgress.at(-1)).toEqual({ done: ids.length, total: ids.length });
+      expect(r.scoreAbort).toBe('AbortError');
+      expect(r.afterScore).toEqual(r.ids);
 
       expect(r.completion.object).toBe('chat.completion');
       expect(r.completion.content.length).toBeGreaterThan(0);
